@@ -1,0 +1,37 @@
+"""Training callbacks of the T-RecX method."""
+
+from __future__ import annotations
+
+import keras
+
+
+class EVWeightTransfer(keras.callbacks.Callback):
+    """Copy the EE depthwise kernel into the EV depthwise kernel after every batch, for the first
+    `until_fraction` of the epochs; afterwards the EV layer trains freely.
+
+    The EV depthwise conv is as wide as the EE depthwise conv (half the EE block's width), so the
+    kernel copies whole; a narrower EV layer would take the first channels.
+    """
+
+    def __init__(self, ee_layer: str = "early_exit", ev_layer: str = "ev_assist", until_fraction: float = 0.8):
+        super().__init__()
+        self.ee_layer, self.ev_layer, self.until_fraction = ee_layer, ev_layer, until_fraction
+        self.active = True
+        self.copies = 0
+
+    def cutoff_epoch(self) -> int:
+        """First epoch (0-based) with no more copying."""
+        return round(self.until_fraction * self.params["epochs"])
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.active = epoch < self.cutoff_epoch()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if self.active:
+            self.copy()
+
+    def copy(self) -> None:
+        src = self.model.get_layer(self.ee_layer).depthwise.kernel
+        dst = self.model.get_layer(self.ev_layer).depthwise.kernel
+        dst.assign(src[:, :, : dst.shape[2], :])
+        self.copies += 1

@@ -1,0 +1,105 @@
+"""Evaluation from one inference pass: cached exit outputs, benefit curves, trade-off tables.
+
+Everything is written as CSV/JSON into the variant's results folder; figures are drawn from those.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from common import flops, sweep
+
+SPLITS = ("val", "test")
+
+
+def exit_names(model: keras.Model) -> list[str]:
+    """Output names in exit order, `final` last."""
+    names = list(model.output_names)
+    return [n for n in names if n != "final"] + ["final"]
+
+
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    out = model.predict(x, batch_size=batch_size, verbose=0)
+    return out if isinstance(out, dict) else {"final": out}
+
+
+def cached_outputs(model: keras.Model, data: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
+                   refresh: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """Per split, every exit's per-sample softmax (and the labels), from `path` (.npz) when it is
+    there and matches the data, else from one inference pass, then saved."""
+    if path.exists() and not refresh:
+        with np.load(path) as z:
+            cached = {s: {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(f"{s}/")} for s in data}
+        if all(np.array_equal(cached[s].get("labels", []), y) for s, (_, y) in data.items()):
+            return cached
+    out = {s: predict(model, x) | {"labels": y} for s, (x, y) in data.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{f"{s}/{k}": v for s, d in out.items() for k, v in d.items()})
+    return out
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _num(v: str):
+    try:
+        return float(v)
+    except ValueError:
+        return None if v == "" else v
+
+
+def curve_rows(curve: dict[str, np.ndarray], names: list[str]) -> list[dict]:
+    return [{"rho": float(curve["rho"][i]), "accuracy": float(curve["accuracy"][i]),
+             "mflops": float(curve["mflops"][i]),
+             **{f"exit_rate_{n}": float(curve["exit_rate"][i, j]) for j, n in enumerate(names)}}
+            for i in range(len(curve["rho"]))]
+
+
+def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray]], out_dir: Path,
+                     baseline: dict[str, float] | None = None) -> dict:
+    """Write exits.csv, benefit_curve_{val,test}.csv, tradeoffs.csv and summary.json for one model.
+
+    baseline: {"val_accuracy", "test_accuracy", "mflops"} of the reference model for the trade-offs.
+    """
+    names = exit_names(model)
+    costs = flops.exit_costs(model)
+    cum = [costs[n]["mflops"] for n in names]
+    exits = []
+    for n in names:
+        row = {"exit": n, "mflops": costs[n]["mflops"], "params": costs[n]["params"],
+               "mflops_alone": costs[n]["mflops_alone"], "params_alone": costs[n]["params_alone"]}
+        for s in outputs:
+            row[f"{s}_accuracy"] = float((outputs[s][n].argmax(1) == outputs[s]["labels"]).mean())
+        exits.append(row)
+    write_csv(out_dir / "exits.csv", exits)
+    summary: dict = {"exits": names, "params": int(model.count_params()), "exit_costs": costs,
+                     "standalone": {r["exit"]: {s: r[f"{s}_accuracy"] for s in outputs} for r in exits}}
+    if len(names) > 1:
+        curves = {}
+        for s in outputs:
+            curves[s] = sweep.sweep([outputs[s][n] for n in names], outputs[s]["labels"], cum)
+            write_csv(out_dir / f"benefit_curve_{s}.csv", curve_rows(curves[s], names))
+            summary[f"oracle_{s}"] = sweep.oracle([outputs[s][n] for n in names], outputs[s]["labels"], cum)
+        if baseline is not None and {"val", "test"} <= set(curves):
+            rows = sweep.tradeoffs(curves["val"], curves["test"], baseline["val_accuracy"],
+                                   baseline["test_accuracy"], baseline["mflops"])
+            write_csv(out_dir / "tradeoffs.csv", rows)
+            summary["tradeoffs"] = rows
+            summary["baseline"] = baseline
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,163 @@
+"""The T-RecX layers: the early-exit (EE) block and the early-view (EV) assist layer.
+
+Both are registered Keras-serializable with a complete `get_config`, so a `.keras` file holding
+them loads with `keras.models.load_model` after `import common`.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def _reg(l2: float) -> keras.regularizers.Regularizer | None:
+    return keras.regularizers.L2(l2) if l2 else None
+
+
+class _Sequence(layers.Layer):
+    """A layer made of a fixed chain of sublayers; `trace` gives each one's shapes (for FLOPs)."""
+
+    def _chain(self) -> list[layers.Layer]:
+        raise NotImplementedError
+
+    def build(self, input_shape: tuple) -> None:
+        shape = tuple(input_shape)
+        for sub in self._chain():
+            sub.build(shape)
+            shape = sub.compute_output_shape(shape)
+
+    def trace(self, input_shape: tuple) -> list[tuple[layers.Layer, tuple, tuple]]:
+        """[(sublayer, input shape, output shape), ...] in call order."""
+        out, shape = [], tuple(input_shape)
+        for sub in self._chain():
+            nxt = sub.compute_output_shape(shape)
+            out.append((sub, shape, nxt))
+            shape = nxt
+        return out
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return self.trace(input_shape)[-1][2]
+
+    def _run(self, x, training=None) -> list:
+        """Every sublayer's output, in order."""
+        outs = []
+        for sub in self._chain():
+            x = sub(x, training=training) if isinstance(sub, layers.BatchNormalization) else sub(x)
+            outs.append(x)
+        return outs
+
+    def call(self, x, training=None):
+        return self._run(x, training)[-1]
+
+
+@keras.saving.register_keras_serializable(package="trecx")
+class EarlyExitBlock(_Sequence):
+    """T-RecX EE block: strided depthwise conv, 1x1 conv to `width` channels (twice the input's in
+    T-RecX), global average pooling, dense softmax; each conv is followed by batch norm and ReLU.
+
+    The depthwise conv runs first so that the channel-doubling 1x1 conv works at a quarter of the
+    resolution: with the 1x1 conv first, the DS-CNN exit after block 2 costs 95% of the whole
+    baseline's FLOPs (common/flops.py), which leaves early exit nothing to save."""
+
+    def __init__(self, num_classes: int, width: int, kernel_size: int = 3, strides: int = 2,
+                 l2: float = 0.0, return_features: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.width, self.kernel_size, self.strides, self.l2 = (
+            num_classes, width, kernel_size, strides, l2)
+        self.return_features = return_features  # also return the pooled features (eefmaps concat)
+        self.pointwise = layers.Conv2D(width, 1, use_bias=False, kernel_regularizer=_reg(l2), name="pointwise")
+        self.pointwise_bn = layers.BatchNormalization(name="pointwise_bn")
+        self.pointwise_relu = layers.ReLU(name="pointwise_relu")
+        self.depthwise = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same", use_bias=False,
+                                                depthwise_regularizer=_reg(l2), name="depthwise")
+        self.depthwise_bn = layers.BatchNormalization(name="depthwise_bn")
+        self.depthwise_relu = layers.ReLU(name="depthwise_relu")
+        self.pool = layers.GlobalAveragePooling2D(name="pool")
+        self.classifier = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2),
+                                       name="classifier")
+
+    def _chain(self) -> list[layers.Layer]:
+        return [self.depthwise, self.depthwise_bn, self.depthwise_relu, self.pointwise, self.pointwise_bn,
+                self.pointwise_relu, self.pool, self.classifier]
+
+    def compute_output_shape(self, input_shape: tuple):
+        steps = self.trace(input_shape)
+        return (steps[-1][2], steps[-2][2]) if self.return_features else steps[-1][2]
+
+    def call(self, x, training=None):
+        steps = self._run(x, training)
+        return (steps[-1], steps[-2]) if self.return_features else steps[-1]
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"num_classes": self.num_classes, "width": self.width,
+                                       "kernel_size": self.kernel_size, "strides": self.strides, "l2": self.l2,
+                                       "return_features": self.return_features}
+
+
+@keras.saving.register_keras_serializable(package="trecx")
+class EVAssist(_Sequence):
+    """Early-view assist: a depthwise conv over the final block's features whose kernel is copied
+    from the EE block's depthwise conv during most of training (see `EVWeightTransfer`).
+
+    It is `width` channels wide: half the EE block's, i.e. as wide as the EE depthwise conv, whose
+    kernel it takes whole. When the final features have another channel
+    count, a 1x1 conv first projects them to `width`. The output is pooled to (batch, width), ready
+    to be concatenated before the final classifier.
+    """
+
+    def __init__(self, width: int, kernel_size: int = 3, project: bool = False, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.kernel_size, self.project, self.l2 = width, kernel_size, project, l2
+        self.projection = layers.Conv2D(width, 1, use_bias=False, kernel_regularizer=_reg(l2), name="projection")
+        self.projection_bn = layers.BatchNormalization(name="projection_bn")
+        self.projection_relu = layers.ReLU(name="projection_relu")
+        self.depthwise = layers.DepthwiseConv2D(kernel_size, padding="same", use_bias=False,
+                                                depthwise_regularizer=_reg(l2), name="depthwise")
+        self.depthwise_bn = layers.BatchNormalization(name="depthwise_bn")
+        self.depthwise_relu = layers.ReLU(name="depthwise_relu")
+        self.pool = layers.GlobalAveragePooling2D(name="pool")
+
+    def _chain(self) -> list[layers.Layer]:
+        head = [self.projection, self.projection_bn, self.projection_relu] if self.project else []
+        return [*head, self.depthwise, self.depthwise_bn, self.depthwise_relu, self.pool]
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"width": self.width, "kernel_size": self.kernel_size,
+                                       "project": self.project, "l2": self.l2}
+
+
+def attach_trecx(features, final_features, num_classes: int, ev_assist: bool = True, l2: float = 0.0,
+                 ee_name: str = "early_exit", ev_name: str = "ev_assist"):
+    """Add the EE block on `features` and, optionally, the EV layer on `final_features`.
+
+    Returns (early-exit probabilities, the tensor to feed the final classifier): the pooled final
+    features, concatenated with the EV output when `ev_assist` is on.
+    """
+    ee_width = 2 * features.shape[-1]
+    early = EarlyExitBlock(num_classes, ee_width, l2=l2, name=ee_name)(features)
+    pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
+    if not ev_assist:
+        return early, pooled
+    ev_width = ee_width // 2
+    ev = EVAssist(ev_width, project=final_features.shape[-1] != ev_width, l2=l2, name=ev_name)(final_features)
+    return early, layers.Concatenate(name="ev_concat")([pooled, ev])
+
+
+def exit_model(inputs, final_in, num_classes: int, early=None, l2: float = 0.0, name: str = "model",
+               extra_exits: list | None = None) -> keras.Model:
+    """Close a model to the contract: softmax outputs named `final` and, when given, `early_exit`
+    (or `exit_1`, `exit_2`, ... for multi-exit models via `extra_exits`)."""
+    final = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2), name="final")(final_in)
+    outputs = {}
+    if early is not None:
+        outputs["early_exit"] = early
+    for i, e in enumerate(extra_exits or [], start=1):
+        outputs[f"exit_{i}"] = e
+    outputs["final"] = final
+    return keras.Model(inputs, outputs, name=name)
+
+
+def pool_exit(features, num_classes: int, l2: float = 0.0, name: str = "early_exit"):
+    """The plain exit of the paper's Fig 5 ("baseline EE"): global average pooling + dense softmax."""
+    pooled = layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
+    return layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2), name=name)(pooled)

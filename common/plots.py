@@ -1,0 +1,55 @@
+"""Figures drawn from the results files (CSV, NPZ); axis limits always follow the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from common.evaluate import read_csv
+
+
+def benefit_curves(curves: dict[str, Path], out: Path, baseline: tuple[float, float] | None = None,
+                   baseline_label: str = "baseline", title: str = "", logx: bool = False) -> None:
+    """Accuracy against mean MFLOPs per sample, one line per benefit-curve CSV (rho swept 0..1),
+    with the baseline model as a star."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label, path in curves.items():
+        rows = read_csv(path)
+        ax.plot([r["mflops"] for r in rows], [100 * r["accuracy"] for r in rows], marker=".", ms=3, label=label)
+    if baseline is not None:
+        ax.plot([baseline[0]], [100 * baseline[1]], "k*", ms=12, label=baseline_label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel("mean MFLOPs per sample")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+
+
+def confidence_violin(confidences: dict[str, np.ndarray], out: Path, band: tuple[float, float] = (0.65, 0.9),
+                      title: str = "") -> None:
+    """Violin plot of early-exit confidence (max softmax) of the samples inside `band`."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    data = [c[(c >= band[0]) & (c <= band[1])] for c in confidences.values()]
+    shown = [i for i, d in enumerate(data) if len(d) > 1]
+    if shown:
+        ax.violinplot([data[i] for i in shown], positions=[i + 1 for i in shown], showmedians=True)
+    labels = [f"{k}\n(n={len(d)})" for k, d in zip(confidences, data, strict=True)]
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.set_ylabel(f"early-exit confidence in [{band[0]}, {band[1]}]")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)

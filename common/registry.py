@@ -1,0 +1,51 @@
+"""A registry of model variants per task, so scripts and tests look models up by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import keras
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A registered model variant: its builder and what training it needs."""
+
+    task: str
+    name: str
+    builder: Callable[..., keras.Model]
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"final": 1.0})
+    weight_transfer: bool = False  # run EVWeightTransfer while training
+
+
+_REGISTRY: dict[tuple[str, str], Variant] = {}
+
+
+def register(task: str, name: str, builder: Callable[..., keras.Model], loss_weights: dict[str, float] | None = None,
+             weight_transfer: bool = False) -> None:
+    _REGISTRY[(task, name)] = Variant(task, name, builder, loss_weights or {"final": 1.0}, weight_transfer)
+
+
+def get(task: str, name: str) -> Variant:
+    _load_tasks()
+    if (task, name) not in _REGISTRY:
+        raise KeyError(f"unknown model variant '{name}' for task '{task}'; known: {names(task)}")
+    return _REGISTRY[(task, name)]
+
+
+def names(task: str | None = None) -> list[str]:
+    _load_tasks()
+    return sorted(n for t, n in _REGISTRY if task in (None, t))
+
+
+def all_variants() -> list[Variant]:
+    _load_tasks()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def _load_tasks() -> None:
+    """Import the task packages, whose model modules register their variants."""
+    import image_classification.model  # noqa: F401
+    import keyword_spotting.model  # noqa: F401
+    import visual_wake_words.model  # noqa: F401

@@ -1,0 +1,82 @@
+"""A task's test run: every model's outputs, curves and trade-offs, Table 1, figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from common import plots
+from common.config import save_run_info
+from common.evaluate import cached_outputs, evaluate_variant, write_csv
+
+
+@dataclass
+class TestConfig:
+    """Options of every task's test.py."""
+
+    models_dir: str = ""  # folder of <variant>.keras files; "" = pretrained/<task>
+    out_dir: str = ""  # results folder; "" = results/<task>
+    data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
+    split_seed: int = 0  # the data split the models were trained with
+    refresh: bool = False  # recompute cached outputs.npz
+
+
+def load_models(models_dir: Path) -> dict[str, keras.Model]:
+    """Every `<variant>.keras` of a folder, keyed by variant name."""
+    return {p.stem: keras.models.load_model(p, compile=False) for p in sorted(models_dir.glob("*.keras"))}
+
+
+def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
+        baseline: str, curves: dict[str, list[str]] | None = None, violin: tuple[str, str] | None = None,
+        config=None, info: dict | None = None) -> list[dict]:
+    """Evaluate `models` on data["val"] and data["test"] into `out_dir`; `baseline` names the model
+    that the trade-offs are measured against. `curves` maps a figure file to the variants it shows;
+    `violin` names two variants whose early-exit confidence is compared."""
+    if baseline not in models:
+        raise ValueError(f"baseline model '{baseline}' not among {sorted(models)}")
+    outs, summaries = {}, {}
+    order = [baseline] + [n for n in models if n != baseline]
+    for name in order:
+        outs[name] = cached_outputs(models[name], data, out_dir / name / "outputs.npz", refresh=bool(config and
+                                                                                                   config.refresh))
+        base = None
+        if name != baseline:
+            b = summaries[baseline]
+            base = {"val_accuracy": b["standalone"]["final"]["val"], "test_accuracy": b["standalone"]["final"]["test"],
+                    "mflops": b["exit_costs"]["final"]["mflops"]}
+        summaries[name] = evaluate_variant(models[name], outs[name], out_dir / name, baseline=base)
+        print(f"[test] {name}: " + ", ".join(f"{e} {100 * a['test']:.2f}%" for e, a in
+                                             summaries[name]["standalone"].items()), flush=True)
+    rows = [table_row(n, summaries[n]) for n in order]
+    write_csv(out_dir / "table1.csv", rows)
+    b = summaries[baseline]
+    point = (b["exit_costs"]["final"]["mflops"], b["standalone"]["final"]["test"])
+    for fig, names in (curves or {}).items():
+        shown = {n: out_dir / n / "benefit_curve_test.csv" for n in names if n in summaries and
+                 (out_dir / n / "benefit_curve_test.csv").exists()}
+        if shown:
+            plots.benefit_curves(shown, out_dir / fig, baseline=point, baseline_label=baseline,
+                                 title=f"{out_dir.name}: test split")
+    if violin and all(v in outs for v in violin):
+        conf = {v: outs[v]["test"]["early_exit"].max(axis=1) for v in violin}
+        plots.confidence_violin(conf, out_dir / "fig5_ee_confidence_violin.png", title=f"{out_dir.name}: test split")
+    save_run_info(out_dir, config or {}, {"data": info or {}, "baseline": baseline, "models": order})
+    return rows
+
+
+def table_row(name: str, s: dict) -> dict:
+    """One Table 1 row: parameters, MFLOPs, standalone accuracy of every exit, the 1/2/3-point trade-offs."""
+    row = {"model": name, "params": s["params"], "mflops_full": s["exit_costs"]["final"]["mflops"],
+           "mflops_early_exit": s["exit_costs"].get("early_exit", {}).get("mflops"),
+           "early_exit_test_accuracy": s["standalone"].get("early_exit", {}).get("test"),
+           "final_val_accuracy": s["standalone"]["final"]["val"],
+           "final_test_accuracy": s["standalone"]["final"]["test"]}
+    for t in s.get("tradeoffs", []):
+        d = int(t["drop_points"])
+        row |= {f"rho_{d}pt": t["rho"], f"test_mflops_{d}pt": t["test_mflops"],
+                f"test_flops_reduction_pct_{d}pt": t["test_flops_reduction_pct"],
+                f"test_accuracy_{d}pt": t["test_accuracy"]}
+    return row

@@ -1,0 +1,69 @@
+"""The rho sweep over cached exit outputs: benefit curves, trade-offs, oracle bound (pure NumPy).
+
+A sample leaves at the first exit whose confidence is >= rho (the final exit takes the rest); its
+cost is the cost of everything it ran, given per exit as cumulative MFLOPs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RHOS = np.round(np.linspace(0.0, 1.0, 101), 2)  # 0 to 1, step 0.01
+
+
+def sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], rhos: np.ndarray = RHOS,
+          confidences: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Benefit curve of a K-exit model, vectorised over rho and samples.
+
+    probs: K arrays (N, classes), in exit order, the last one the final exit.
+    costs: K cumulative MFLOPs (the cost of a sample that leaves at exit k).
+    confidences: K-1 arrays (N,) to threshold; max softmax of each early exit by default.
+    Returns rho (R,), accuracy (R,), mflops (R,), exit_rate (R, K).
+    """
+    if len(probs) != len(costs):
+        raise ValueError(f"{len(probs)} exits but {len(costs)} costs")
+    conf = np.stack(confidences if confidences is not None else [p.max(axis=1) for p in probs[:-1]]) \
+        if len(probs) > 1 else np.zeros((0, len(labels)))
+    preds = np.stack([p.argmax(axis=1) for p in probs])  # (K, N)
+    rhos = np.asarray(rhos, dtype=np.float64)
+    passes = conf[None, :, :] >= rhos[:, None, None]  # (R, K-1, N)
+    passes = np.concatenate([passes, np.ones((len(rhos), 1, len(labels)), bool)], axis=1)
+    exit_idx = passes.argmax(axis=1)  # first exit passed, (R, N)
+    pred = preds[exit_idx, np.arange(len(labels))]  # (R, N)
+    k = len(probs)
+    return {
+        "rho": rhos,
+        "accuracy": (pred == labels[None, :]).mean(axis=1),
+        "mflops": np.asarray(costs, dtype=np.float64)[exit_idx].mean(axis=1),
+        "exit_rate": np.stack([(exit_idx == i).mean(axis=1) for i in range(k)], axis=1),
+    }
+
+
+def oracle(probs: list[np.ndarray], labels: np.ndarray, costs: list[float]) -> dict[str, float]:
+    """Upper bound: every sample leaves at the first exit that is right (at the first exit when none
+    is); for two exits, exit early whenever the early exit is right or the final exit is wrong."""
+    correct = np.stack([p.argmax(axis=1) == labels for p in probs])  # (K, N)
+    first_right = np.where(correct.any(axis=0), correct.argmax(axis=0), 0)
+    return {"accuracy": float(correct.any(axis=0).mean()),
+            "mflops": float(np.asarray(costs, dtype=np.float64)[first_right].mean())}
+
+
+def tradeoffs(val: dict[str, np.ndarray], test: dict[str, np.ndarray], base_val_acc: float, base_test_acc: float,
+              base_mflops: float, drops: tuple[float, ...] = (1, 2, 3)) -> list[dict]:
+    """For each allowed accuracy drop (points), choose rho on the validation curve (the cheapest rho
+    whose validation accuracy is within `drop` of the baseline's validation accuracy) and report
+    what that rho gives on the test curve."""
+    rows = []
+    for d in drops:
+        ok = np.flatnonzero(val["accuracy"] >= base_val_acc - d / 100 - 1e-12)
+        row = {"drop_points": d, "rho": None, "val_accuracy": None, "val_mflops": None, "test_accuracy": None,
+               "test_mflops": None, "test_flops_reduction_pct": None, "test_drop_points": None}
+        if len(ok):
+            i = ok[np.lexsort((-val["rho"][ok], val["mflops"][ok]))[0]]  # cheapest, then the highest rho
+            row |= {"rho": float(val["rho"][i]), "val_accuracy": float(val["accuracy"][i]),
+                    "val_mflops": float(val["mflops"][i]), "test_accuracy": float(test["accuracy"][i]),
+                    "test_mflops": float(test["mflops"][i]),
+                    "test_flops_reduction_pct": 100 * (1 - float(test["mflops"][i]) / base_mflops),
+                    "test_drop_points": 100 * (base_test_acc - float(test["accuracy"][i]))}
+        rows.append(row)
+    return rows

@@ -1,0 +1,149 @@
+"""Training shared by every task: seeding, tf.distribute strategies, joint loss, callbacks.
+
+A run folder holds: backup/ (BackupAndRestore, so a killed run resumes from its last epoch),
+best.keras (best validation accuracy of the final exit), log.csv, config.json and versions.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import paths, registry
+from common.callbacks import EVWeightTransfer
+from common.config import save_run_info
+from common.weights import warm_start
+
+
+@dataclass
+class TrainConfig:
+    """Fields shared by every task's config; each task's config.py subclasses it."""
+
+    variant: str = "trecx"  # registered model variant (common.registry.names(task))
+    data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
+    out_dir: str = ""  # run folder; "" = runs/<task>/<variant>
+    publish: bool = False  # copy best.keras, config and log to pretrained/<task>/ when done
+    init_from: str = ""  # warm start: .keras, Keras 2 .h5 or SavedModel whose backbone is copied in
+    epochs: int = 100  # training epochs
+    steps_per_epoch: int = 0  # 0 = the whole training split per epoch (smoke runs use a few steps)
+    batch_size: int = 32  # global batch size
+    lr: float = 1e-3  # peak learning rate (Adam)
+    lr_schedule: str = "exp99"  # "exp99": x0.99 per epoch (MLPerf Tiny); "cosine": cosine decay to 0
+    transfer_until: float = 0.8  # fraction of epochs with EE->EV weight transfer (T-RecX)
+    seed: int = 0  # seeds Python, NumPy and TF (weights, shuffling, augmentation)
+    split_seed: int = 0  # seeds the data split; keep it fixed so test.py sees the same test set
+    deterministic: bool = False  # TF op determinism (slower)
+    strategy: str = "default"  # "default", "mirrored" (this machine's devices) or "multiworker" (TF_CONFIG)
+    extra: dict = field(default_factory=dict)  # free-form notes saved with the config
+
+
+def get_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy multiworker needs TF_CONFIG describing the cluster")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"--strategy must be default, mirrored or multiworker, got '{name}'")
+
+
+def _worker() -> tuple[bool, int]:
+    """(is chief, worker index) from TF_CONFIG; a single process is the chief."""
+    cfg = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    kind, idx = cfg.get("type", "worker"), int(cfg.get("index", 0))
+    return kind == "chief" or (kind == "worker" and idx == 0), idx
+
+
+def finish(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Pipeline options used everywhere: no autotune (slower here), shard by data across workers."""
+    opts = tf.data.Options()
+    opts.autotune.enabled = False
+    opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(opts)
+
+
+def keyed(ds: tf.data.Dataset, names: list[str]) -> tf.data.Dataset:
+    """(x, y) -> (x, {output name: y}): the same label for every exit."""
+    return ds.map(lambda x, y: (x, {n: y for n in names}))
+
+
+def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer) -> None:
+    """Joint loss: sum over exits of weight x cross-entropy, as Keras output-keyed losses (no loop
+    over the batch, so any batch size works)."""
+    names = list(model.output_names)
+    model.compile(optimizer=optimizer,
+                  loss={n: keras.losses.SparseCategoricalCrossentropy() for n in names},
+                  loss_weights={n: loss_weights.get(n, 1.0) for n in names},
+                  metrics={n: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for n in names})
+
+
+def _schedule(cfg: TrainConfig):
+    if cfg.lr_schedule == "exp99":
+        return lambda epoch, lr: cfg.lr * 0.99**epoch
+    if cfg.lr_schedule == "cosine":
+        return lambda epoch, lr: cfg.lr * 0.5 * (1 + np.cos(np.pi * epoch / max(cfg.epochs, 1)))
+    if cfg.lr_schedule == "constant":
+        return lambda epoch, lr: cfg.lr
+    raise ValueError(f"--lr-schedule must be exp99, cosine or constant, got '{cfg.lr_schedule}'")
+
+
+def run_dir(cfg: TrainConfig, task: str) -> Path:
+    return Path(cfg.out_dir) if cfg.out_dir else paths.REPO / "runs" / task / cfg.variant
+
+
+def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
+          info: dict | None = None) -> Path:
+    """Train `cfg.variant` of `task` on batched (x, y) datasets; returns the run folder."""
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    variant = registry.get(task, cfg.variant)
+    strategy = get_strategy(cfg.strategy)
+    chief, index = _worker()
+    out = run_dir(cfg, task) if chief else run_dir(cfg, task) / f"worker{index}"
+    out.mkdir(parents=True, exist_ok=True)
+    save_run_info(out, cfg, {"task": task, "data": info or {}})
+    with strategy.scope():
+        model = variant.builder()
+        if cfg.init_from:
+            n = warm_start(model, cfg.init_from)
+            print(f"[init] copied {n} layers from {cfg.init_from}", flush=True)
+        compile_model(model, variant.loss_weights, keras.optimizers.Adam(cfg.lr))
+    names = list(model.output_names)
+    monitor = "val_final_accuracy" if len(names) > 1 else "val_accuracy"  # Keras prefixes only multi-output
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.LearningRateScheduler(_schedule(cfg)),
+        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor=monitor, mode="max",
+                                        save_best_only=True),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+    ]
+    if variant.weight_transfer:
+        callbacks.append(EVWeightTransfer(until_fraction=cfg.transfer_until))
+    model.fit(finish(keyed(train_ds, names)), validation_data=finish(keyed(val_ds, names)), epochs=cfg.epochs,
+              steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
+              verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
+    if chief and cfg.publish:
+        publish(out, task, cfg.variant)
+    return out
+
+
+def publish(run: Path, task: str, variant: str) -> Path:
+    """Copy a run's best model, config and log to pretrained/<task>/<variant>.*"""
+    dest = paths.REPO / "pretrained" / task
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(run / "best.keras", dest / f"{variant}.keras")
+    for name in ("config.json", "log.csv", "versions.json"):
+        if (run / name).exists():
+            shutil.copy(run / name, dest / f"{variant}.{name}")
+    return dest / f"{variant}.keras"

@@ -1,0 +1,1 @@
+"""ResNet-8 on CIFAR-10 (MLPerf Tiny image classification)."""

@@ -1,0 +1,53 @@
+"""MLPerf Tiny ResNet-8 (16/32/64 filters, three residual stacks, 78,666 parameters) and its
+early-exit variants. Layer shapes follow the MLPerf Tiny reference (mlcommons/tiny,
+benchmark/training/image_classification/keras_model.py). Input: float32 pixels 0..255, unscaled,
+as the reference model takes them (its first conv is followed by batch norm)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import keras
+from keras import layers
+
+from common.layers import attach_trecx, exit_model, pool_exit
+from common.registry import register
+
+TASK = "image_classification"
+W_EE = 0.5  # the paper's early-exit loss weight for ResNet-8
+
+
+def _conv(x, filters: int, kernel: int, strides: int, l2: float):
+    return layers.Conv2D(filters, kernel, strides=strides, padding="same", kernel_initializer="he_normal",
+                         kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)(x)
+
+
+def _stack(x, filters: int, strides: int, l2: float):
+    y = layers.ReLU()(layers.BatchNormalization()(_conv(x, filters, 3, strides, l2)))
+    y = layers.BatchNormalization()(_conv(y, filters, 3, 1, l2))
+    shortcut = x if strides == 1 else _conv(x, filters, 1, strides, l2)
+    return layers.ReLU()(layers.Add()([shortcut, y]))
+
+
+def resnet8(exit_kind: str | None = None, ev_assist: bool = False, num_classes: int = 10,
+            l2: float = 1e-4) -> keras.Model:
+    """`exit_kind`: None (baseline), "trecx" (T-RecX EE block) or "pool" (pooling + dense), after stack 1."""
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = layers.ReLU()(layers.BatchNormalization()(_conv(inputs, 16, 3, 1, l2)))
+    x = stack1 = _stack(x, 16, 1, l2)
+    x = _stack(x, 32, 2, l2)
+    x = _stack(x, 64, 2, l2)
+    early = None
+    if exit_kind == "trecx":
+        early, head = attach_trecx(stack1, x, num_classes, ev_assist=ev_assist, l2=l2)
+    else:
+        early = pool_exit(stack1, num_classes, l2) if exit_kind == "pool" else None
+        head = layers.GlobalAveragePooling2D(name="final_pool")(x)
+    return exit_model(inputs, head, num_classes, early, l2=l2, name=f"resnet8_{exit_kind or 'baseline'}")
+
+
+_EE = {"early_exit": W_EE, "final": 1.0}
+register(TASK, "baseline", resnet8)
+register(TASK, "trecx", partial(resnet8, "trecx", True), _EE, weight_transfer=True)
+register(TASK, "trecx_noev", partial(resnet8, "trecx", False), _EE)
+register(TASK, "pool_ee", partial(resnet8, "pool", False), _EE)

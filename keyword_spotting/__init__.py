@@ -1,0 +1,1 @@
+"""DS-CNN on Speech Commands (MLPerf Tiny keyword spotting)."""

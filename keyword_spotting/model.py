@@ -1,0 +1,56 @@
+"""MLPerf Tiny DS-CNN (conv 64 10x4 stride 2, four depthwise-separable blocks of 64, about 24.9K
+parameters) and its early-exit variants. Layer shapes follow the MLPerf Tiny reference
+(mlcommons/tiny, benchmark/training/keyword_spotting/keras_model.py). Input: 49x10x1 MFCC."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import keras
+from keras import layers
+
+from common.layers import EarlyExitBlock, attach_trecx, exit_model
+from common.registry import register
+
+TASK = "keyword_spotting"
+W_EE = 0.3  # the paper's early-exit loss weight for DS-CNN
+
+
+def dscnn(ee_after: int | None = None, ev_assist: bool = False, eefmaps_concat: bool = False,
+          num_classes: int = 12, l2: float = 1e-4) -> keras.Model:
+    """`ee_after`: the DS block (1-4) after which the T-RecX EE block sits, None for the baseline.
+    `eefmaps_concat`: concatenate the EE block's pooled features before the final classifier."""
+    reg = keras.regularizers.L2(l2) if l2 else None
+    inputs = keras.Input((49, 10, 1), name="mfcc")
+    x = layers.Conv2D(64, (10, 4), strides=2, padding="same", kernel_regularizer=reg)(inputs)
+    x = layers.Dropout(0.2)(layers.ReLU()(layers.BatchNormalization()(x)))
+    taps = []
+    for _ in range(4):
+        x = layers.ReLU()(layers.BatchNormalization()(layers.DepthwiseConv2D(3, padding="same",
+                                                                           depthwise_regularizer=reg)(x)))
+        x = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(64, 1, padding="same",
+                                                                  kernel_regularizer=reg)(x)))
+        taps.append(x)
+    x = layers.Dropout(0.4)(x)
+    early = None
+    if ee_after is None:
+        head = layers.GlobalAveragePooling2D(name="final_pool")(x)
+    elif eefmaps_concat:
+        tap = taps[ee_after - 1]
+        early, ee_feat = EarlyExitBlock(num_classes, 2 * tap.shape[-1], l2=l2, return_features=True,
+                                        name="early_exit")(tap)
+        head = layers.Concatenate(name="eefmaps_concat")([layers.GlobalAveragePooling2D(name="final_pool")(x),
+                                                         ee_feat])
+    else:
+        early, head = attach_trecx(taps[ee_after - 1], x, num_classes, ev_assist=ev_assist, l2=l2)
+    return exit_model(inputs, head, num_classes, early, l2=l2, name=f"dscnn_ee{ee_after or 0}")
+
+
+_EE = {"early_exit": W_EE, "final": 1.0}
+register(TASK, "baseline", dscnn)
+register(TASK, "trecx", partial(dscnn, 2, True), _EE, weight_transfer=True)
+register(TASK, "trecx_noev", partial(dscnn, 2, False), _EE)
+register(TASK, "trecx_notransfer", partial(dscnn, 2, True), _EE, weight_transfer=False)
+register(TASK, "eefmaps_concat", partial(dscnn, 2, False, True), _EE)
+for _block in (1, 2, 3):  # the Fig 2 placement study
+    register(TASK, f"trecx_ee{_block}", partial(dscnn, _block, True), _EE, weight_transfer=True)

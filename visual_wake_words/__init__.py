@@ -1,0 +1,1 @@
+"""MobileNetV1-0.25 at 96x96 on Visual Wake Words (MLPerf Tiny)."""

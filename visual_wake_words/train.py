@@ -1,0 +1,26 @@
+"""Train a MobileNetV1 variant on Visual Wake Words: python -m visual_wake_words.train --variant trecx"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.config import parse
+from common.images import load_vww
+from common.pipelines import eval_dataset, image_train_dataset
+from common.training import train
+from visual_wake_words.config import PRESETS, Config
+
+TASK = "visual_wake_words"
+
+
+def main(argv: list[str] | None = None) -> Path:
+    cfg: Config = parse(Config, PRESETS, argv, description=__doc__)
+    data = load_vww(cfg.data_dir or None, seed=cfg.split_seed, val_fraction=cfg.val_fraction,
+                    test_fraction=cfg.test_fraction)
+    train_ds = image_train_dataset(data.x["train"], data.y["train"], cfg.batch_size, cfg.seed,
+                                   rotation=cfg.rotation, shift=cfg.shift, zoom=cfg.zoom, flip=cfg.flip)
+    return train(cfg, TASK, train_ds, eval_dataset(data.x["val"], data.y["val"]), info=data.info)
+
+
+if __name__ == "__main__":
+    main()
