@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from common import paths
 from common.errors import DataError
@@ -95,7 +96,8 @@ def _decode_all(root: Path) -> dict[str, np.ndarray]:
     labels += [SILENCE] * len(silence)
     files = [root / n for n in names[: len(names) - len(silence)]] + silence
     print(f"[data] decoding {len(files)} Speech Commands clips from {root} (once; cached afterwards)", flush=True)
-    wav = np.stack([_fit(read_wav(p, counts)) for p in files])
+    wav = np.stack([_fit(read_wav(p, counts)) for p in tqdm(files, desc="decoding clips", unit="clip",
+                                                             mininterval=2, disable=len(files) < 2000)])
     noise_dir = root / "_background_noise_"
     noise = [read_wav(p, counts) for p in sorted(noise_dir.glob("*.wav"))] if noise_dir.is_dir() else []
     if not noise:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from common import paths
 from common.errors import DataError
@@ -68,7 +69,9 @@ def read_image_folder(root: Path, classes: tuple[str, ...], size: tuple[int, int
     if skipped:
         print(f"[data] skipped {len(skipped)} non-image file(s) under {root}, e.g. {skipped[:3]}", flush=True)
     with ThreadPoolExecutor(4) as pool:
-        x = np.stack(list(pool.map(lambda p: _decode(p, size), files)))
+        images = pool.map(lambda p: _decode(p, size), files)
+        x = np.stack(list(tqdm(images, total=len(files), desc=f"decoding {root.name}", unit="img",
+                               mininterval=2, disable=len(files) < 2000)))
     names = np.array([f"{p.parent.name}/{p.name}" for p in files])
     return {"x": x, "y": np.array(labels, np.int64), "names": names, "skipped": np.array(len(skipped))}
 

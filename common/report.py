@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from common import plots
-from common.config import save_run_info
+from common import paths, plots
+from common.config import parse, save_run_info
 from common.evaluate import cached_outputs, evaluate_variant, write_csv
 
 
@@ -22,6 +23,22 @@ class TestConfig:
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
     split_seed: int = 0  # the data split the models were trained with
     refresh: bool = False  # recompute cached outputs.npz
+
+
+def main(task: str, argv: list[str] | None, load_data: Callable[[TestConfig, Path], tuple[dict, dict]],
+         baseline: str, curves: dict[str, list[str]], reference: Callable[[], keras.Model] | None = None,
+         violin: tuple[str, str] | None = None, doc: str = "") -> list[dict]:
+    """What every task's test.py does: parse options, load the models of a folder (plus the MLPerf
+    reference when given, as `mlperf_reference`), load val/test data, evaluate, write results."""
+    cfg = parse(TestConfig, {"default": TestConfig()}, argv, description=doc)
+    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / task)
+    out = Path(cfg.out_dir or paths.results_dir() / task)
+    models = ({"mlperf_reference": reference()} if reference else {}) | load_models(models_dir)
+    if baseline not in models:
+        raise FileNotFoundError(f"no {baseline}.keras in {models_dir}: train one with "
+                                f"python -m {task}.train --variant {baseline} --publish true")
+    data, info = load_data(cfg, out)
+    return run(models, data, out, baseline, curves, violin=violin, config=cfg, info=info)
 
 
 def load_models(models_dir: Path) -> dict[str, keras.Model]:

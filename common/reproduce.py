@@ -20,16 +20,18 @@ TASKS = {"image_classification": ["baseline", "trecx"], "keyword_spotting": ["tr
          "visual_wake_words": ["trecx"]}  # the variants a smoke run trains
 
 
-def smoke(task: str, variants: list[str]) -> Path:
-    """Train each variant for a few steps and test them; returns the smoke results folder."""
+def smoke(task: str, variants: list[str], root: Path = paths.REPO / "runs" / "smoke",
+          data_dir: str = "") -> Path:
+    """Train each variant for a few steps and test them, all under `root`; returns the results folder."""
     train = importlib.import_module(f"{task}.train")
-    models = paths.REPO / "runs" / "smoke" / task / "models"
+    models = root / task / "models"
     models.mkdir(parents=True, exist_ok=True)
+    data = ["--data-dir", data_dir] if data_dir else []
     for v in variants:
-        run = train.main(["--config", "smoke", "--variant", v, "--out-dir", str(models.parent / v)])
+        run = train.main(["--config", "smoke", "--variant", v, "--out-dir", str(root / task / v), *data])
         shutil.copy(run / "best.keras", models / f"{v}.keras")
-    out = paths.REPO / "runs" / "smoke" / "results" / task
-    importlib.import_module(f"{task}.test").main(["--models-dir", str(models), "--out-dir", str(out)])
+    out = root / "results" / task
+    importlib.import_module(f"{task}.test").main(["--models-dir", str(models), "--out-dir", str(out), *data])
     return out
 
 

@@ -6,6 +6,7 @@ best.keras (best validation accuracy of the final exit), log.csv, config.json an
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -45,7 +46,10 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # free-form notes saved with the config
 
 
+@functools.cache
 def get_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy, made once. Train scripts call this first thing: a multi-worker
+    strategy must exist before TensorFlow runs any op."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -62,6 +66,32 @@ def _worker() -> tuple[bool, int]:
     cfg = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
     kind, idx = cfg.get("type", "worker"), int(cfg.get("index", 0))
     return kind == "chief" or (kind == "worker" and idx == 0), idx
+
+
+def _multiworker_workarounds(model: keras.Model, strategy: tf.distribute.Strategy, batch) -> None:
+    """Two Keras 3.15 bugs under MultiWorkerMirroredStrategy, worked around here only:
+    1. fit() builds the metrics from a first batch reduced by strategy.reduce over the whole (x, y)
+       structure, which this strategy cannot do: build them from one local batch instead.
+    2. Scalar logs are reduced with strategy.reduce("MEAN", v, axis=0), which fails on 0-d values:
+       reduce those with axis=None (the mean over replicas, which is what is meant)."""
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    original = getattr(tf_trainer.reduce_per_replica, "__wrapped__", tf_trainer.reduce_per_replica)
+
+    @functools.wraps(original)
+    def reduce_per_replica(values, strat, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strat):
+            def one(v):
+                rank = (strat.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues)
+                        else v).shape.rank
+                return strat.reduce("MEAN", v, axis=None if rank == 0 else 0)
+            return tf.nest.map_structure(one, values)
+        return original(values, strat, reduction)
+
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def finish(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -104,11 +134,11 @@ def run_dir(cfg: TrainConfig, task: str) -> Path:
 def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
           info: dict | None = None) -> Path:
     """Train `cfg.variant` of `task` on batched (x, y) datasets; returns the run folder."""
+    strategy = get_strategy(cfg.strategy)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     variant = registry.get(task, cfg.variant)
-    strategy = get_strategy(cfg.strategy)
     chief, index = _worker()
     out = run_dir(cfg, task) if chief else run_dir(cfg, task) / f"worker{index}"
     out.mkdir(parents=True, exist_ok=True)
@@ -130,6 +160,8 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
     ]
     if variant.weight_transfer:
         callbacks.append(EVWeightTransfer(until_fraction=cfg.transfer_until))
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _multiworker_workarounds(model, strategy, next(iter(keyed(train_ds, names))))
     model.fit(finish(keyed(train_ds, names)), validation_data=finish(keyed(val_ds, names)), epochs=cfg.epochs,
               steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
               verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from common.images import load_cifar10
 from common.pipelines import eval_dataset, image_train_dataset
-from common.training import train
+from common.training import get_strategy, train
 from image_classification.config import PRESETS, Config
 
 TASK = "image_classification"
@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> Path:
     from common.config import parse
 
     cfg: Config = parse(Config, PRESETS, argv, description=__doc__)
+    get_strategy(cfg.strategy)  # before any TF op (multi-worker needs it so)
     data = load_cifar10(cfg.data_dir or None, seed=cfg.split_seed, val_fraction=cfg.val_fraction,
                         test_fraction=cfg.test_fraction)
     train_ds = image_train_dataset(data.x["train"], data.y["train"], cfg.batch_size, cfg.seed,

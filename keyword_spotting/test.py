@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common import audio, paths, registry, report, weights
-from common.config import parse
+from common import audio, registry, report, weights
 from keyword_spotting.config import REFERENCE
 
 TASK = "keyword_spotting"
@@ -24,16 +23,15 @@ def reference_model():
     return model
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    cfg = parse(report.TestConfig, {"default": report.TestConfig()}, argv, description=__doc__)
-    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / TASK)
-    out = Path(cfg.out_dir or paths.results_dir() / TASK)
-    models = {"mlperf_reference": reference_model()} | report.load_models(models_dir)
+def load_data(cfg: report.TestConfig, out: Path) -> tuple[dict, dict]:
     data = audio.load_speech_commands(cfg.data_dir or None, seed=cfg.split_seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "split.json").write_text(json.dumps(data.info | {"files": data.names}, indent=1))
-    xy = {s: (audio.features(data.wav[s]), data.y[s]) for s in ("val", "test")}
-    return report.run(models, xy, out, "mlperf_reference", CURVES, config=cfg, info=data.info)
+    return {s: (audio.features(data.wav[s]), data.y[s]) for s in ("val", "test")}, data.info
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    return report.main(TASK, argv, load_data, "mlperf_reference", CURVES, reference=reference_model, doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import paths, registry, report, weights
-from common.config import parse
+from common import registry, report, weights
 from common.images import load_vww, write_split
 from visual_wake_words.config import REFERENCE
 
@@ -22,15 +21,14 @@ def reference_model():
     return model
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    cfg = parse(report.TestConfig, {"default": report.TestConfig()}, argv, description=__doc__)
-    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / TASK)
-    out = Path(cfg.out_dir or paths.results_dir() / TASK)
-    models = {"mlperf_reference": reference_model()} | report.load_models(models_dir)
+def load_data(cfg: report.TestConfig, out: Path) -> tuple[dict, dict]:
     data = load_vww(cfg.data_dir or None, seed=cfg.split_seed)
     write_split(data, out / "split.json")
-    xy = {s: (data.x[s].astype("float32"), data.y[s]) for s in ("val", "test")}
-    return report.run(models, xy, out, "mlperf_reference", CURVES, config=cfg, info=data.info)
+    return {s: (data.x[s].astype("float32"), data.y[s]) for s in ("val", "test")}, data.info
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    return report.main(TASK, argv, load_data, "mlperf_reference", CURVES, reference=reference_model, doc=__doc__)
 
 
 if __name__ == "__main__":

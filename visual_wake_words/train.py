@@ -7,7 +7,7 @@ from pathlib import Path
 from common.config import parse
 from common.images import load_vww
 from common.pipelines import eval_dataset, image_train_dataset
-from common.training import train
+from common.training import get_strategy, train
 from visual_wake_words.config import PRESETS, Config
 
 TASK = "visual_wake_words"
@@ -15,6 +15,7 @@ TASK = "visual_wake_words"
 
 def main(argv: list[str] | None = None) -> Path:
     cfg: Config = parse(Config, PRESETS, argv, description=__doc__)
+    get_strategy(cfg.strategy)  # before any TF op (multi-worker needs it so)
     data = load_vww(cfg.data_dir or None, seed=cfg.split_seed, val_fraction=cfg.val_fraction,
                     test_fraction=cfg.test_fraction)
     train_ds = image_train_dataset(data.x["train"], data.y["train"], cfg.batch_size, cfg.seed,

@@ -1,0 +1,107 @@
+"""The early-exit engine: sweep maths, weight transfer, joint loss."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from common import sweep
+from common.callbacks import EVWeightTransfer
+from common.training import compile_model, keyed
+from image_classification.model import resnet8
+
+
+def onehot(labels, n=3, conf=0.9):
+    p = np.full((len(labels), n), (1 - conf) / (n - 1))
+    p[np.arange(len(labels)), labels] = conf
+    return p
+
+
+def test_sweep_extremes_and_ties():
+    y = np.array([0, 1, 2, 0])
+    early = onehot(np.array([0, 0, 2, 1]), conf=0.5)  # right, wrong, right, wrong
+    early[2] = [0, 0, 1.0]  # a confidence of exactly 1
+    final = onehot(y, conf=0.8)  # always right
+    c = sweep.sweep([early, final], y, [1.0, 3.0], rhos=np.array([0.0, 0.5, 0.51, 1.0]))
+    assert c["exit_rate"][:, 0].tolist() == [1.0, 1.0, 0.25, 0.25]  # rho 0: all; rho 0.5 ties exit; rho 1: conf 1
+    assert c["accuracy"].tolist() == [0.5, 0.5, 1.0, 1.0]
+    assert c["mflops"].tolist() == [1.0, 1.0, 2.5, 2.5]
+    none = sweep.sweep([onehot(y, conf=0.4), final], y, [1.0, 3.0], rhos=np.array([0.99]))
+    assert none["exit_rate"][0].tolist() == [0.0, 1.0] and none["mflops"][0] == 3.0
+
+
+def test_multi_exit_sweep_charges_the_heads_passed():
+    y = np.zeros(4, int)
+    e1 = onehot(np.array([0, 1, 1, 1]), conf=0.9)
+    e1[1:, :] = [0.2, 0.5, 0.3]  # only sample 0 confident at exit 1
+    e2 = onehot(np.array([0, 0, 0, 1]), conf=0.9)
+    e2[3] = [0.3, 0.4, 0.3]  # sample 3 not confident at exit 2
+    final = onehot(np.array([0, 0, 0, 0]))
+    c = sweep.sweep([e1, e2, final], y, [1.0, 2.5, 4.0], rhos=np.array([0.8]))
+    assert c["exit_rate"][0].tolist() == [0.25, 0.5, 0.25]
+    assert c["mflops"][0] == pytest.approx((1.0 + 2.5 + 2.5 + 4.0) / 4)  # the last one paid both heads
+    assert c["accuracy"][0] == 1.0
+
+
+def test_custom_confidences_replace_max_softmax():
+    y = np.array([0, 1])
+    probs = [onehot(y, conf=0.99), onehot(y)]
+    c = sweep.sweep(probs, y, [1, 2], rhos=np.array([0.5]), confidences=[np.array([0.1, 0.9])])
+    assert c["exit_rate"][0].tolist() == [0.5, 0.5]
+
+
+def test_oracle_and_tradeoffs():
+    y = np.array([0, 1, 2, 0])
+    early = onehot(np.array([0, 0, 2, 1]))
+    final = onehot(np.array([0, 1, 0, 2]))
+    o = sweep.oracle([early, final], y, [1.0, 3.0])
+    assert o == {"accuracy": 0.75, "mflops": pytest.approx((1 + 3 + 1 + 1) / 4)}
+    val = {"rho": np.array([0.0, 0.5, 1.0]), "accuracy": np.array([0.80, 0.89, 0.90]), "mflops": np.array([1, 2, 3.0])}
+    test = {"rho": val["rho"], "accuracy": np.array([0.70, 0.88, 0.91]), "mflops": np.array([1.1, 2.1, 3.0])}
+    rows = sweep.tradeoffs(val, test, base_val_acc=0.90, base_test_acc=0.90, base_mflops=3.0, drops=(1, 0.5, 20))
+    assert [r["rho"] for r in rows] == [0.5, 1.0, 0.0]  # chosen on validation
+    assert rows[0]["test_accuracy"] == 0.88 and rows[0]["test_flops_reduction_pct"] == pytest.approx(30.0)
+    none = sweep.tradeoffs(val, test, base_val_acc=0.95, base_test_acc=0.9, base_mflops=3.0, drops=(1,))
+    assert none[0]["rho"] is None
+
+
+def _tiny_data(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    import tensorflow as tf
+
+    x = rng.uniform(0, 255, (n, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, n)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(8), x, y
+
+
+def test_weight_transfer_copies_then_stops_at_its_cutoff():
+    model = resnet8("trecx", ev_assist=True)
+    compile_model(model, {"early_exit": 0.5, "final": 1.0}, keras.optimizers.Adam(1e-2))
+    ds, _, _ = _tiny_data()
+    ee, ev = model.get_layer("early_exit").depthwise.kernel, model.get_layer("ev_assist").depthwise.kernel
+    assert not np.allclose(ee.numpy(), ev.numpy())
+    cb = EVWeightTransfer(until_fraction=0.4)  # 5 epochs: copy in epochs 0 and 1
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((cb.copies, np.allclose(ee.numpy(), ev.numpy())))
+
+    model.fit(keyed(ds, ["early_exit", "final"]), epochs=5, callbacks=[cb, Probe()], verbose=0)
+    assert [s[0] for s in seen] == [3, 6, 6, 6, 6]  # 3 batches per epoch, copying stops after epoch 1
+    assert seen[1][1] and not seen[-1][1]  # equal while copying, trained apart afterwards
+
+
+@pytest.mark.parametrize("batch", [1, 7, 32])
+def test_joint_loss_is_weighted_sum_for_any_batch_size(batch: int):
+    model = resnet8("trecx", ev_assist=True, l2=0.0)
+    compile_model(model, {"early_exit": 0.5, "final": 1.0}, keras.optimizers.SGD(0.0))
+    rng = np.random.default_rng(batch)
+    x = rng.uniform(0, 255, (batch, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, batch)
+    logs = model.evaluate(x, {"early_exit": y, "final": y}, batch_size=batch, verbose=0, return_dict=True)
+    out = model(x, training=False)
+    ce = keras.losses.SparseCategoricalCrossentropy()
+    expected = 0.5 * float(ce(y, out["early_exit"])) + float(ce(y, out["final"]))
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
