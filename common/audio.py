@@ -109,17 +109,24 @@ def _decode_all(root: Path) -> dict[str, np.ndarray]:
 
 
 def load_speech_commands(data_dir: Path | str | None = None, cache_dir: Path | None = None,
-                         seed: int = 0, silence_fractions: tuple[float, float] = (0.1, 0.1)) -> AudioSplits:
+                         seed: int = 0, silence_fractions: tuple[float, float] = (0.1, 0.1),
+                         download: bool = True) -> AudioSplits:
     """Speech Commands v0.02 in its own layout (folder or .tar.gz): word folders, `_background_noise_`,
     `validation_list.txt` / `testing_list.txt`, and an optional `silence_clips/` folder.
 
     Validation and test come from the two lists; every other word clip is training. Silence clips
     (when present) are split seeded by `silence_fractions` (validation, test); training silence is
-    also drawn from background-noise slices by the augmentation.
+    also drawn from background-noise slices by the augmentation. With no local copy, the
+    tensorflow-datasets `speech_commands` splits are used (when `download` and online).
     """
     data_dir = Path(data_dir or paths.data_dir())
     cache = Path(cache_dir or paths.cache_dir())
-    root, key, origin = locate(data_dir, "speech_commands", _is_root, cache)
+    try:
+        root, key, origin = locate(data_dir, "speech_commands", _is_root, cache)
+    except DataError:
+        if not download:
+            raise
+        return _speech_from_tfds(data_dir, cache)
     arr = cached_arrays(cache / f"speech_commands-{key[:16]}.npz", lambda: _decode_all(root))
     val, test = (set(_read_list(root / f, root)) for f in ("validation_list.txt", "testing_list.txt"))
     if overlap := sorted(val & test):
@@ -146,6 +153,29 @@ def load_speech_commands(data_dir: Path | str | None = None, cache_dir: Path | N
     for k in ("resampled", "downmixed", "skipped"):
         if out.info[k]:
             print(f"[data] speech_commands: {out.info[k]} file(s) {k}", flush=True)
+    return out
+
+
+def _speech_from_tfds(data_dir: Path, cache: Path) -> AudioSplits:
+    """tensorflow-datasets `speech_commands` (same 12 classes, same order); its training `_silence_`
+    clips, one-second background-noise slices, serve as the background recordings."""
+    try:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder("speech_commands", data_dir=str(cache / "tfds"))
+        builder.download_and_prepare()
+    except Exception as e:  # tfds raises many kinds when offline
+        raise DataError(f"speech_commands: no local copy under {data_dir} and the tensorflow-datasets download "
+                        f"failed: {e}") from e
+    out = AudioSplits({}, {}, {}, [])
+    for k, split in (("train", "train"), ("val", "validation"), ("test", "test")):
+        examples = list(tfds.as_numpy(builder.as_dataset(split=split)))
+        out.wav[k] = np.stack([_fit(e["audio"].astype(np.float32) / 32768) for e in examples])
+        out.y[k] = np.array([int(e["label"]) for e in examples], np.int64)
+        out.names[k] = [f"tfds-{split}/{i}" for i in range(len(examples))]
+    out.background = list(out.wav["train"][out.y["train"] == SILENCE])
+    out.info = {"dataset": "speech_commands_v0.02", "source": "tensorflow-datasets:speech_commands",
+                "counts": {k: len(v) for k, v in out.y.items()}, "classes": list(KWS_CLASSES)}
     return out
 
 

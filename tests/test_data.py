@@ -71,6 +71,20 @@ def test_no_local_copy_and_failed_download(tmp_path: Path, monkeypatch):
         load_cifar10(tmp_path / "empty", tmp_path / "cache", download=True)
 
 
+def test_speech_commands_without_local_copy_or_network(tmp_path: Path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(tfds, "builder", offline)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="tensorflow-datasets download failed"):
+        audio.load_speech_commands(tmp_path / "empty", tmp_path / "cache")
+    with pytest.raises(DataError, match="no dataset in its native layout"):
+        audio.load_speech_commands(tmp_path / "empty", tmp_path / "cache", download=False)
+
+
 @pytest.mark.parametrize("damage", ["corrupt", "truncated"])
 def test_bad_jpeg_names_the_file(cifar_root: Path, tmp_path: Path, damage: str):
     bad = cifar_root / "cifar10" / "train" / "cat" / "0003.jpg"
