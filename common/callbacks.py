@@ -13,15 +13,17 @@ class EVWeightTransfer(keras.callbacks.Callback):
     kernel copies whole; a narrower EV layer would take the first channels.
     """
 
-    def __init__(self, ee_layer: str = "early_exit", ev_layer: str = "ev_assist", until_fraction: float = 0.8):
+    def __init__(self, ee_layer: str = "early_exit", ev_layer: str = "ev_assist", until_fraction: float = 0.8,
+                 total_epochs: int | None = None):
         super().__init__()
         self.ee_layer, self.ev_layer, self.until_fraction = ee_layer, ev_layer, until_fraction
+        self.total_epochs = total_epochs  # the whole run's epochs when it is trained in several fit() calls
         self.active = True
         self.copies = 0
 
     def cutoff_epoch(self) -> int:
         """First epoch (0-based) with no more copying."""
-        return round(self.until_fraction * self.params["epochs"])
+        return round(self.until_fraction * (self.total_epochs or self.params["epochs"]))
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.active = epoch < self.cutoff_epoch()

@@ -38,6 +38,8 @@ class TrainConfig:
     batch_size: int = 32  # global batch size
     lr: float = 1e-3  # peak learning rate (Adam)
     lr_schedule: str = "exp99"  # "exp99": x0.99 per epoch (MLPerf Tiny); "cosine": cosine decay to 0
+    head_epochs: int = 0  # first epochs train only the exit heads and final classifier (backbone frozen)
+    head_lr: float = 1e-3  # constant learning rate of those head-only epochs
     transfer_until: float = 0.8  # fraction of epochs with EE->EV weight transfer (T-RecX)
     seed: int = 0  # seeds Python, NumPy and TF (weights, shuffling, augmentation)
     split_seed: int = 0  # seeds the data split; keep it fixed so test.py sees the same test set
@@ -118,13 +120,34 @@ def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer)
 
 
 def _schedule(cfg: TrainConfig):
+    """Learning rate per epoch, counted from the end of the head-only phase."""
+    start, span = cfg.head_epochs, max(cfg.epochs - cfg.head_epochs, 1)
     if cfg.lr_schedule == "exp99":
-        return lambda epoch, lr: cfg.lr * 0.99**epoch
+        return lambda epoch, lr: cfg.lr * 0.99 ** (epoch - start)
     if cfg.lr_schedule == "cosine":
-        return lambda epoch, lr: cfg.lr * 0.5 * (1 + np.cos(np.pi * epoch / max(cfg.epochs, 1)))
+        return lambda epoch, lr: cfg.lr * 0.5 * (1 + np.cos(np.pi * (epoch - start) / span))
     if cfg.lr_schedule == "constant":
         return lambda epoch, lr: cfg.lr
     raise ValueError(f"--lr-schedule must be exp99, cosine or constant, got '{cfg.lr_schedule}'")
+
+
+def _best_so_far(log: Path, monitor: str) -> float:
+    """Best value of `monitor` in an earlier part of this run's log, or -inf."""
+    if not log.exists():
+        return -np.inf
+    import csv
+
+    with open(log) as f:
+        values = [float(r[monitor]) for r in csv.DictReader(f) if r.get(monitor)]
+    return max(values, default=-np.inf)
+
+
+def _freeze_backbone(model: keras.Model, frozen: bool) -> None:
+    """Freeze every layer but the exit heads and the final classifier (frozen batch norm runs in
+    inference mode, so the warm-started statistics stay as they are)."""
+    for layer in model.layers:
+        if not layer.name.startswith(("early_exit", "ev_assist", "exit_", "final", "eefmaps")):
+            layer.trainable = not frozen
 
 
 def run_dir(cfg: TrainConfig, task: str) -> Path:
@@ -148,23 +171,37 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
         if cfg.init_from:
             n = warm_start(model, cfg.init_from)
             print(f"[init] copied {n} layers from {cfg.init_from}", flush=True)
-        compile_model(model, variant.loss_weights, keras.optimizers.Adam(cfg.lr))
     names = list(model.output_names)
     monitor = "val_final_accuracy" if len(names) > 1 else "val_accuracy"  # Keras prefixes only multi-output
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
-        keras.callbacks.LearningRateScheduler(_schedule(cfg)),
-        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor=monitor, mode="max",
-                                        save_best_only=True),
-        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
-    ]
+    checkpoint = keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor=monitor, mode="max",
+                                                 save_best_only=True)
+    checkpoint.best = _best_so_far(out / "log.csv", monitor)  # a resumed run keeps its best model
+    shared = [checkpoint, keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
     if variant.weight_transfer:
-        callbacks.append(EVWeightTransfer(until_fraction=cfg.transfer_until))
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _multiworker_workarounds(model, strategy, next(iter(keyed(train_ds, names))))
-    model.fit(finish(keyed(train_ds, names)), validation_data=finish(keyed(val_ds, names)), epochs=cfg.epochs,
-              steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
-              verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
+        shared.append(EVWeightTransfer(until_fraction=cfg.transfer_until, total_epochs=cfg.epochs))
+    train_ds, val_ds = finish(keyed(train_ds, names)), finish(keyed(val_ds, names))
+
+    def fit(first: int, last: int, lr: float, backup: str, schedule) -> None:
+        with strategy.scope():
+            compile_model(model, variant.loss_weights, keras.optimizers.Adam(lr))
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            _multiworker_workarounds(model, strategy, next(iter(train_ds)))
+        callbacks = [keras.callbacks.BackupAndRestore(str(out / backup)),
+                     keras.callbacks.LearningRateScheduler(schedule), *shared]
+        model.fit(train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
+                  steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
+                  verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
+
+    if cfg.head_epochs:  # phase 1: new exit heads only, on a frozen warm-started backbone
+        heads_done = out / "heads.weights.h5"
+        if heads_done.exists():
+            model.load_weights(heads_done)
+        else:
+            _freeze_backbone(model, True)
+            fit(0, cfg.head_epochs, cfg.head_lr, "backup_heads", lambda epoch, lr: cfg.head_lr)
+            _freeze_backbone(model, False)
+            model.save_weights(heads_done)
+    fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg))
     if chief and cfg.publish:
         publish(out, task, cfg.variant)
     return out

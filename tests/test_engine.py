@@ -105,3 +105,33 @@ def test_joint_loss_is_weighted_sum_for_any_batch_size(batch: int):
     ce = keras.losses.SparseCategoricalCrossentropy()
     expected = 0.5 * float(ce(y, out["early_exit"])) + float(ce(y, out["final"]))
     assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_head_phase_keeps_the_backbone_and_a_resumed_run_keeps_its_best(tmp_path):
+    """head_epochs trains only the heads on a frozen backbone, and the best value so far is read back
+    from the run's log (so a resumed run does not let a worse epoch replace best.keras)."""
+    import tensorflow as tf
+
+    from common.training import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 49, 10, 1)).astype("float32")
+    y = rng.integers(0, 12, 32)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    base = tmp_path / "base.keras"
+    from keyword_spotting.model import dscnn
+
+    dscnn().save(base)
+    before = keras.models.load_model(base).get_layer(index=1).get_weights()[0]
+    cfg = TrainConfig(variant="trecx", out_dir=str(tmp_path / "run"), init_from=str(base), epochs=3, head_epochs=2,
+                      batch_size=16, lr=0.0, head_lr=1e-2)
+    run = train(cfg, "keyword_spotting", ds, ds)
+    model = keras.models.load_model(run / "best.keras")
+    np.testing.assert_array_equal(model.get_layer(index=1).get_weights()[0], before)  # lr 0 after the heads
+    assert (run / "heads.weights.h5").exists()
+    log = (run / "log.csv").read_text().splitlines()
+    assert len(log) == 4  # header + 3 epochs
+    best = max(float(r.split(",")[log[0].split(",").index("val_final_accuracy")]) for r in log[1:])
+    from common.training import _best_so_far
+
+    assert _best_so_far(run / "log.csv", "val_final_accuracy") == best
