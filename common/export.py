@@ -1,0 +1,81 @@
+"""TFLite export: float or full-integer int8 graphs, and T-RecX models split at the exit.
+
+The head graph maps the input to the early-exit probabilities plus the feature map the rest of
+the network needs; the tail maps that feature map to the final probabilities (EV assist
+included). Outputs are read by name through the signature runner, as TFLite may reorder them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def split_at_exit(model: keras.Model, exit_layer: str = "early_exit") -> tuple[keras.Model, keras.Model]:
+    """(head, tail): head(x) -> {"early_exit", "features"}, tail(features) -> {"final"}."""
+    tap = model.get_layer(exit_layer).input
+    outputs = model.output
+    head = keras.Model(model.inputs, {"early_exit": outputs["early_exit"], "features": tap}, name="head")
+    tail = keras.Model(tap, {"final": outputs["final"]}, name="tail")
+    return head, tail
+
+
+def to_tflite(model: keras.Model, representative: np.ndarray | None = None, samples: int = 200) -> bytes:
+    """Convert `model` (dict outputs) to TFLite: float32, or full-integer int8 (int8 input and
+    outputs) calibrated on up to `samples` rows of `representative` (take them from training data)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # via a SavedModel, so variables are frozen for calibration
+        export = keras.export.ExportArchive()
+        export.track(model)
+        export.add_endpoint("serve", lambda x: model(x, training=False),
+                            [tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name="input")])
+        export.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
+        if representative is not None:
+            _int8(converter, representative[:samples].astype(np.float32))
+        return converter.convert()
+
+
+def _int8(converter: tf.lite.TFLiteConverter, rows: np.ndarray) -> None:
+    """Full-integer quantization: int8 weights, activations, input and outputs."""
+
+    def calibration() -> Iterable[list[np.ndarray]]:
+        for row in rows:
+            yield [row[None]]
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+
+
+class TFLiteRunner:
+    """Batch-1 runner of a TFLite graph on ai-edge-litert: float in, dict of float outputs out
+    (int8 tensors are quantized and dequantized with their own scales)."""
+
+    def __init__(self, content: bytes):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_content=content)
+        self.runner = self.interpreter.get_signature_runner()
+        details = self.runner.get_input_details()
+        self.input_name = next(iter(details))
+        self.input = details[self.input_name]
+        self.outputs = self.runner.get_output_details()
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        d = self.input
+        if d["dtype"] == np.int8:
+            scale, zero = d["quantization"]
+            x = np.clip(np.round(x / scale + zero), -128, 127)
+        raw = self.runner(**{self.input_name: x[None].astype(d["dtype"])})
+        out = {}
+        for name, v in raw.items():
+            scale, zero = self.outputs[name]["quantization"]
+            out[name] = ((v.astype(np.float32) - zero) * scale if scale else v.astype(np.float32))[0]
+        return out
