@@ -11,7 +11,7 @@ import numpy as np
 
 from common import paths, plots
 from common.config import parse, save_run_info
-from common.evaluate import cached_outputs, evaluate_variant, write_csv
+from common.evaluate import cached_outputs, evaluate_variant, read_csv, write_csv
 
 
 @dataclass
@@ -27,9 +27,11 @@ class TestConfig:
 
 def main(task: str, argv: list[str] | None, load_data: Callable[[TestConfig, Path], tuple[dict, dict]],
          baseline: str, curves: dict[str, list[str]], reference: Callable[[], keras.Model] | None = None,
-         violin: tuple[str, str] | None = None, doc: str = "") -> list[dict]:
+         violin: tuple[str, str] | None = None, doc: str = "",
+         extra: Callable[[TestConfig, dict[str, keras.Model], Path], None] | None = None) -> list[dict]:
     """What every task's test.py does: parse options, load the models of a folder (plus the MLPerf
-    reference when given, as `mlperf_reference`), load val/test data, evaluate, write results."""
+    reference when given, as `mlperf_reference`), load val/test data, evaluate, write results;
+    then `extra(cfg, models, out_dir)` for a task's own additions."""
     cfg = parse(TestConfig, {"default": TestConfig()}, argv, description=doc)
     models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / task)
     out = Path(cfg.out_dir or paths.results_dir() / task)
@@ -38,7 +40,10 @@ def main(task: str, argv: list[str] | None, load_data: Callable[[TestConfig, Pat
         raise FileNotFoundError(f"no {baseline}.keras in {models_dir}: train one with "
                                 f"python -m {task}.train --variant {baseline} --publish true")
     data, info = load_data(cfg, out)
-    return run(models, data, out, baseline, curves, violin=violin, config=cfg, info=info)
+    rows = run(models, data, out, baseline, curves, violin=violin, config=cfg, info=info)
+    if extra is not None:
+        extra(cfg, models, out)
+    return rows
 
 
 def load_models(models_dir: Path) -> dict[str, keras.Model]:
@@ -81,6 +86,29 @@ def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.nda
         conf = {v: outs[v]["test"]["early_exit"].max(axis=1) for v in violin}
         plots.confidence_violin(conf, out_dir / "fig5_ee_confidence_violin.png", title=f"{out_dir.name}: test split")
     save_run_info(out_dir, config or {}, {"data": info or {}, "baseline": baseline, "models": order})
+    return rows
+
+
+def aggregate(tables: dict[str, Path], out: Path) -> list[dict]:
+    """Mean and 95% t-interval over several runs' table1.csv (e.g. one per data split), per model
+    and numeric column; written to `out` (CSV) with every run's value."""
+    from scipy import stats
+
+    runs = {k: {r["model"]: r for r in read_csv(p)} for k, p in tables.items()}
+    rows = []
+    models = dict.fromkeys(m for t in runs.values() for m in t)
+    for model in models:
+        cols = dict.fromkeys(c for t in runs.values() if model in t for c in t[model])
+        for col in cols:
+            vals = [t[model][col] for t in runs.values() if model in t and isinstance(t[model].get(col), float)]
+            if col == "model" or not vals:
+                continue
+            v = np.array(vals)
+            half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+            rows.append({"model": model, "metric": col, "n": len(v), "mean": float(v.mean()),
+                         "ci95_low": float(v.mean()) - half, "ci95_high": float(v.mean()) + half,
+                         "values": " ".join(f"{x:.6g}" for x in v)})
+    write_csv(out, rows)
     return rows
 
 

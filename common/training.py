@@ -164,6 +164,11 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
     variant = registry.get(task, cfg.variant)
     chief, index = _worker()
     out = run_dir(cfg, task) if chief else run_dir(cfg, task) / f"worker{index}"
+    if (out / "done.json").exists():
+        print(f"[train] {out} is a finished run (delete its done.json to train again)", flush=True)
+        if chief and cfg.publish:
+            publish(out, task, cfg.variant)
+        return out
     out.mkdir(parents=True, exist_ok=True)
     save_run_info(out, cfg, {"task": task, "data": info or {}})
     with strategy.scope():
@@ -202,6 +207,7 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
             _freeze_backbone(model, False)
             model.save_weights(heads_done)
     fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg))
+    (out / "done.json").write_text(json.dumps({"epochs": cfg.epochs, "best": float(checkpoint.best)}))
     if chief and cfg.publish:
         publish(out, task, cfg.variant)
     return out

@@ -1,12 +1,18 @@
 """Evaluate the MobileNetV1 models of a folder on Visual Wake Words: python -m visual_wake_words.test
 
-The trade-offs are measured against the MLPerf Tiny reference model on the same test images."""
+The trade-offs are measured against the MLPerf Tiny reference model on the same test images; the
+T-RecX model is also quantized to full-integer int8 (calibrated on training images only)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import keras
+import numpy as np
+
 from common import registry, report, weights
+from common.export import int8_report
 from common.images import load_vww, write_split
 from visual_wake_words.config import REFERENCE
 
@@ -27,8 +33,23 @@ def load_data(cfg: report.TestConfig, out: Path) -> tuple[dict, dict]:
     return {s: (data.x[s].astype("float32"), data.y[s]) for s in ("val", "test")}, data.info
 
 
+def int8(cfg: report.TestConfig, models: dict[str, keras.Model], out: Path) -> None:
+    """int8.json: size and accuracy of the int8 T-RecX model against its float version."""
+    if "trecx" not in models:
+        return
+    data = load_vww(cfg.data_dir or None, seed=cfg.split_seed)
+    pick = np.random.default_rng(cfg.split_seed).permutation(len(data.y["train"]))[:200]  # both classes
+    rec = int8_report(models["trecx"], data.x["train"][pick].astype("float32"),
+                      data.x["test"].astype("float32"), data.y["test"])
+    rec["calibration"] = f"{len(pick)} random images of the training split"
+    (out / "int8.json").write_text(json.dumps(rec, indent=1))
+    print(f"[int8] trecx: {rec['size_reduction_pct']:.1f}% smaller; accuracy float {rec['float32_accuracy']} "
+          f"int8 {rec['int8_accuracy']}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
-    return report.main(TASK, argv, load_data, "mlperf_reference", CURVES, reference=reference_model, doc=__doc__)
+    return report.main(TASK, argv, load_data, "mlperf_reference", CURVES, reference=reference_model, doc=__doc__,
+                       extra=int8)
 
 
 if __name__ == "__main__":
