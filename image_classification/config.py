@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from common import paths
 from common.training import TrainConfig
+
+BASELINE = paths.REPO / "pretrained" / "image_classification" / "baseline.keras"  # our trained baseline
 
 
 @dataclass
@@ -24,5 +27,7 @@ PRESETS = {
     "default": Config(),
     "cosine": Config(lr_schedule="cosine", batch_size=64, lr=2e-3),
     "smoke": Config(epochs=2, steps_per_epoch=3, batch_size=16),
+    # T-RecX variants warm-started from our trained baseline: heads first, then jointly
+    "finetune": Config(init_from=str(BASELINE), head_epochs=5, head_lr=3e-3, epochs=40, lr=1e-3,
+                       lr_schedule="cosine", batch_size=64),
 }
-PRESETS["smoke"] = replace(PRESETS["smoke"], extra={"note": "smoke run: a few steps, not a real model"})

@@ -39,3 +39,18 @@ def test_figures_follow_the_data(tmp_path: Path):
     plots.benefit_curves({"a": tmp_path / "c.csv"}, tmp_path / "f.png", baseline=(2.0, 1.0), logx=True)
     plots.confidence_violin({"a": probs[0].max(1), "empty": np.zeros(5)}, tmp_path / "v.png")
     assert (tmp_path / "f.png").stat().st_size > 1000 and (tmp_path / "v.png").stat().st_size > 1000
+
+
+def test_aggregate_gives_mean_and_t_interval(tmp_path: Path):
+    from common.evaluate import read_csv
+    from common.report import aggregate
+
+    tables = {}
+    for i, acc in enumerate([0.80, 0.84, 0.88]):
+        write_csv(tmp_path / f"t{i}.csv", [{"model": "trecx", "final_test_accuracy": acc, "note": "x"}])
+        tables[f"s{i}"] = tmp_path / f"t{i}.csv"
+    rows = aggregate(tables, tmp_path / "summary.csv")
+    (row,) = [r for r in rows if r["metric"] == "final_test_accuracy"]
+    assert row["mean"] == pytest.approx(0.84) and row["n"] == 3
+    assert row["ci95_high"] - row["mean"] == pytest.approx(4.303 * 0.04 / np.sqrt(3), rel=1e-3)  # t(0.975, 2)
+    assert len(read_csv(tmp_path / "summary.csv")) == 1  # the text column is left out
