@@ -1,7 +1,8 @@
 """Training shared by every task: seeding, tf.distribute strategies, joint loss, callbacks.
 
 A run folder holds: backup/ (BackupAndRestore, so a killed run resumes from its last epoch),
-best.keras (best validation accuracy of the final exit), log.csv, config.json and versions.json.
+best.keras (best validation accuracy of the final exit), log.csv, config.json, versions.json and,
+once finished, done.json.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -45,7 +46,6 @@ class TrainConfig:
     split_seed: int = 0  # seeds the data split; keep it fixed so test.py sees the same test set
     deterministic: bool = False  # TF op determinism (slower)
     strategy: str = "default"  # "default", "mirrored" (this machine's devices) or "multiworker" (TF_CONFIG)
-    extra: dict = field(default_factory=dict)  # free-form notes saved with the config
 
 
 @functools.cache
