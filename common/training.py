@@ -1,8 +1,8 @@
 """Training shared by every task: seeding, tf.distribute strategies, joint loss, callbacks.
 
 A run folder holds: backup/ (BackupAndRestore, so a killed run resumes from its last epoch),
-best.keras (best validation accuracy of the final exit), log.csv, config.json, versions.json and,
-once finished, done.json.
+best.keras (best joint validation loss; for one-exit models, best validation accuracy), log.csv,
+config.json, versions.json and, once finished, done.json.
 """
 
 from __future__ import annotations
@@ -131,15 +131,16 @@ def _schedule(cfg: TrainConfig):
     raise ValueError(f"--lr-schedule must be exp99, cosine or constant, got '{cfg.lr_schedule}'")
 
 
-def _best_so_far(log: Path, monitor: str) -> float:
-    """Best value of `monitor` in an earlier part of this run's log, or -inf."""
+def _best_so_far(log: Path, monitor: str, mode: str) -> float:
+    """Best value of `monitor` in an earlier part of this run's log, or the worst possible value."""
+    worst = -np.inf if mode == "max" else np.inf
     if not log.exists():
-        return -np.inf
+        return worst
     import csv
 
     with open(log) as f:
         values = [float(r[monitor]) for r in csv.DictReader(f) if r.get(monitor)]
-    return max(values, default=-np.inf)
+    return (max if mode == "max" else min)(values, default=worst)
 
 
 def _freeze_backbone(model: keras.Model, frozen: bool) -> None:
@@ -177,10 +178,12 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
             n = warm_start(model, cfg.init_from)
             print(f"[init] copied {n} layers from {cfg.init_from}", flush=True)
     names = list(model.output_names)
-    monitor = "val_final_accuracy" if len(names) > 1 else "val_accuracy"  # Keras prefixes only multi-output
-    checkpoint = keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor=monitor, mode="max",
+    # A multi-exit model is kept by its joint validation loss: by the final exit's accuracy alone, the
+    # best epoch can come before the early exit has learnt anything.
+    monitor, mode = ("val_loss", "min") if len(names) > 1 else ("val_accuracy", "max")
+    checkpoint = keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor=monitor, mode=mode,
                                                  save_best_only=True)
-    checkpoint.best = _best_so_far(out / "log.csv", monitor)  # a resumed run keeps its best model
+    checkpoint.best = _best_so_far(out / "log.csv", monitor, mode)  # a resumed run keeps its best model
     shared = [checkpoint, keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
     if variant.weight_transfer:
         shared.append(EVWeightTransfer(until_fraction=cfg.transfer_until, total_epochs=cfg.epochs))

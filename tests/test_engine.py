@@ -131,7 +131,7 @@ def test_head_phase_keeps_the_backbone_and_a_resumed_run_keeps_its_best(tmp_path
     assert (run / "heads.weights.h5").exists()
     log = (run / "log.csv").read_text().splitlines()
     assert len(log) == 4  # header + 3 epochs
-    best = max(float(r.split(",")[log[0].split(",").index("val_final_accuracy")]) for r in log[1:])
+    best = min(float(r.split(",")[log[0].split(",").index("val_loss")]) for r in log[1:])
     from common.training import _best_so_far
 
-    assert _best_so_far(run / "log.csv", "val_final_accuracy") == best
+    assert _best_so_far(run / "log.csv", "val_loss", "min") == best
