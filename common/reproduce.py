@@ -45,8 +45,11 @@ def summary(results: dict[str, Path], title: str, missing: list[str] = ()) -> st
         if split.exists():
             info = json.loads(split.read_text())
             counts = ", ".join(f"{k} {v}" for k, v in info.get("counts", {}).items())
+            local = "shared" in Path(str(info.get("source"))).parts  # this workplace's ../shared copies
             lines += [f"Data: {info.get('dataset')} from `{Path(str(info.get('source'))).name}` ({counts}"
-                      + (f"; test split {info['test_split']}" if "test_split" in info else "") + ").", ""]
+                      + (f"; test split {info['test_split']}" if "test_split" in info else "") + ")"
+                      + (": the copy in ../shared, a subset or re-encoding of the full dataset (see its "
+                         "SOURCE.txt), so numbers on the full test set will differ." if local else "."), ""]
         rows = read_csv(out / "table1.csv")
         cols = ["model", "params", "mflops_full", "final_test_accuracy", "early_exit_test_accuracy",
                 "rho_1pt", "test_flops_reduction_pct_1pt", "test_accuracy_1pt"]
