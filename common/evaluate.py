@@ -6,6 +6,7 @@ Everything is written as CSV/JSON into the variant's results folder; figures are
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -31,16 +32,27 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> dict[st
 def cached_outputs(model: keras.Model, data: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
                    refresh: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Per split, every exit's per-sample softmax (and the labels), from `path` (.npz) when it is
-    there and matches the data, else from one inference pass, then saved."""
+    there and was made by the same weights on the same labels, else from one inference pass, then saved."""
+    key = weights_digest(model)
     if path.exists() and not refresh:
         with np.load(path) as z:
             cached = {s: {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(f"{s}/")} for s in data}
-        if all(np.array_equal(cached[s].get("labels", []), y) for s, (_, y) in data.items()):
+            same_model = "model_digest" in z.files and str(z["model_digest"]) == key
+        if same_model and all(np.array_equal(cached[s].get("labels", []), y) for s, (_, y) in data.items()):
             return cached
     out = {s: predict(model, x) | {"labels": y} for s, (x, y) in data.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **{f"{s}/{k}": v for s, d in out.items() for k, v in d.items()})
+    np.savez_compressed(path, model_digest=np.array(key),
+                        **{f"{s}/{k}": v for s, d in out.items() for k, v in d.items()})
     return out
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A hash of every weight of `model`, to tell whether cached outputs are its own."""
+    h = hashlib.blake2b(digest_size=16)
+    for w in model.weights:
+        h.update(np.asarray(w).tobytes())
+    return h.hexdigest()
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

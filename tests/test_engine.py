@@ -135,3 +135,15 @@ def test_head_phase_keeps_the_backbone_and_a_resumed_run_keeps_its_best(tmp_path
     from common.training import _best_so_far
 
     assert _best_so_far(run / "log.csv", "val_loss", "min") == best
+
+
+def test_cached_outputs_belong_to_their_model(tmp_path):
+    from common.evaluate import cached_outputs
+
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    data = {"test": (x, np.arange(4))}
+    a, b = resnet8(), resnet8()
+    first = cached_outputs(a, data, tmp_path / "o.npz")
+    np.testing.assert_array_equal(cached_outputs(a, data, tmp_path / "o.npz")["test"]["final"], first["test"]["final"])
+    other = cached_outputs(b, data, tmp_path / "o.npz")  # other weights: not served from the cache
+    np.testing.assert_allclose(other["test"]["final"], b.predict(x, verbose=0)["final"], atol=1e-6)
