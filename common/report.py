@@ -62,8 +62,8 @@ def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.nda
     outs, summaries = {}, {}
     order = [baseline] + [n for n in models if n != baseline]
     for name in order:
-        outs[name] = cached_outputs(models[name], data, out_dir / name / "outputs.npz", refresh=bool(config and
-                                                                                                   config.refresh))
+        refresh = bool(getattr(config, "refresh", False))
+        outs[name] = cached_outputs(models[name], data, out_dir / name / "outputs.npz", refresh=refresh)
         base = None
         if name != baseline:
             b = summaries[baseline]

@@ -59,30 +59,30 @@ def test_missing_root_names_the_path(tmp_path: Path):
         load_cifar10(tmp_path / "nowhere", tmp_path / "cache", download=False)
 
 
-def test_no_local_copy_and_failed_download(tmp_path: Path, monkeypatch):
+@pytest.fixture
+def offline_empty(tmp_path: Path, monkeypatch) -> Path:
+    """An empty data root, with every tensorflow-datasets download failing as it does offline."""
     import tensorflow_datasets as tfds
 
     def offline(*a, **k):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds, "load", offline)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="tensorflow-datasets download failed"):
-        load_cifar10(tmp_path / "empty", tmp_path / "cache", download=True)
-
-
-def test_speech_commands_without_local_copy_or_network(tmp_path: Path, monkeypatch):
-    import tensorflow_datasets as tfds
-
-    def offline(*a, **k):
-        raise ConnectionError("no network")
-
     monkeypatch.setattr(tfds, "builder", offline)
     (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def test_no_local_copy_and_failed_download(tmp_path: Path, offline_empty: Path):
     with pytest.raises(DataError, match="tensorflow-datasets download failed"):
-        audio.load_speech_commands(tmp_path / "empty", tmp_path / "cache")
+        load_cifar10(offline_empty, tmp_path / "cache", download=True)
+
+
+def test_speech_commands_without_local_copy_or_network(tmp_path: Path, offline_empty: Path):
+    with pytest.raises(DataError, match="tensorflow-datasets download failed"):
+        audio.load_speech_commands(offline_empty, tmp_path / "cache")
     with pytest.raises(DataError, match="no dataset in its native layout"):
-        audio.load_speech_commands(tmp_path / "empty", tmp_path / "cache", download=False)
+        audio.load_speech_commands(offline_empty, tmp_path / "cache", download=False)
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "truncated"])
