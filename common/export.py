@@ -70,26 +70,47 @@ def int8_report(model: keras.Model, calibration: np.ndarray, x: np.ndarray, y: n
 
 class TFLiteRunner:
     """Batch-1 runner of a TFLite graph on ai-edge-litert: float in, dict of float outputs out
-    (int8 tensors are quantized and dequantized with their own scales)."""
+    (int8 tensors are quantized and dequantized with their own scales). Outputs are keyed by their
+    signature names; `raw` calls skip the (de)quantization, as a device would."""
 
-    def __init__(self, content: bytes):
+    def __init__(self, content: bytes, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_content=content)
-        self.runner = self.interpreter.get_signature_runner()
-        details = self.runner.get_input_details()
+        self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        runner = self.interpreter.get_signature_runner()
+        details = runner.get_input_details()
         self.input_name = next(iter(details))
         self.input = details[self.input_name]
-        self.outputs = self.runner.get_output_details()
+        self.outputs = runner.get_output_details()
+        # tensor indices, so a call is set_tensor/invoke/get_tensor with no signature bookkeeping
+        self._in, self._out = self.input["index"], {k: v["index"] for k, v in self.outputs.items()}
+        by_index = {i: k for k, i in self._out.items()}
+        self.output_order = [by_index[d["index"]] for d in self.interpreter.get_output_details()]  # graph order
 
-    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+    def invoke(self, x: np.ndarray) -> None:
+        """One inference on an input already in the graph's dtype (shape without the batch axis)."""
+        self.interpreter.set_tensor(self._in, x[None])
+        self.interpreter.invoke()
+
+    def get(self, name: str) -> np.ndarray:
+        """A raw output of the last invoke, by signature name."""
+        return self.interpreter.get_tensor(self._out[name])[0]
+
+    def raw(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        self.invoke(x)
+        return {k: self.get(k) for k in self._out}
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
         d = self.input
         if d["dtype"] == np.int8:
             scale, zero = d["quantization"]
-            x = np.clip(np.round(x / scale + zero), -128, 127)
-        raw = self.runner(**{self.input_name: x[None].astype(d["dtype"])})
-        out = {}
-        for name, v in raw.items():
-            scale, zero = self.outputs[name]["quantization"]
-            out[name] = ((v.astype(np.float32) - zero) * scale if scale else v.astype(np.float32))[0]
-        return out
+            return np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+        return x.astype(d["dtype"])
+
+    def dequantize(self, name: str, v: np.ndarray) -> np.ndarray:
+        scale, zero = self.outputs[name]["quantization"]
+        return (v.astype(np.float32) - zero) * scale if scale else v.astype(np.float32)
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: self.dequantize(k, v) for k, v in self.raw(self.quantize(x)).items()}

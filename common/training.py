@@ -33,6 +33,7 @@ class TrainConfig:
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
     out_dir: str = ""  # run folder; "" = runs/<task>/<variant>
     publish: bool = False  # copy best.keras, config and log to pretrained/<task>/ when done
+    publish_as: str = ""  # name under pretrained/<task>/; "" = the variant's name
     init_from: str = ""  # warm start: .keras, Keras 2 .h5 or SavedModel whose backbone is copied in
     epochs: int = 100  # training epochs
     steps_per_epoch: int = 0  # 0 = the whole training split per epoch (smoke runs use a few steps)
@@ -168,7 +169,7 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
     if (out / "done.json").exists():
         print(f"[train] {out} is a finished run (delete its done.json to train again)", flush=True)
         if chief and cfg.publish:
-            publish(out, task, cfg.variant)
+            publish(out, task, cfg.publish_as or cfg.variant)
         return out
     out.mkdir(parents=True, exist_ok=True)
     save_run_info(out, cfg, {"task": task, "data": info or {}})
@@ -212,7 +213,7 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
     fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg))
     (out / "done.json").write_text(json.dumps({"epochs": cfg.epochs, "best": float(checkpoint.best)}))
     if chief and cfg.publish:
-        publish(out, task, cfg.variant)
+        publish(out, task, cfg.publish_as or cfg.variant)
     return out
 
 

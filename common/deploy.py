@@ -1,0 +1,207 @@
+"""Deploy a task's early-exit model as int8 graphs split at the exit: python -m common.deploy --task TASK
+
+Writes results/<task>/deploy/: the head and tail of the early-exit model and the baseline, each as
+float32 and full-integer int8 .tflite (calibrated on training samples only), and deploy.json:
+- the float split graphs against the Keras model (max abs difference of every exit);
+- the accuracy of every exit, Keras float vs int8 graphs, on the validation and test splits;
+- sizes (flash) and tflite-micro tensor-arena sizes (RAM), and TFLM vs LiteRT agreement;
+- the rho to deploy: chosen on the int8 *validation* outputs for each 1/2/3-point trade-off
+  against the int8 baseline, with what it gives on the test split.
+`python -m common.benchmark --task TASK` then measures latency with these files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import keras
+import numpy as np
+
+from common import flops, micro, paths, sweep
+from common.config import parse, save_run_info
+from common.evaluate import predict, write_csv
+from common.export import TFLiteRunner, split_at_exit, to_tflite
+from common.report import TestConfig
+from common.runtime import EarlyExitRuntime
+
+TASKS = ("image_classification", "keyword_spotting", "visual_wake_words")
+
+
+@dataclass
+class DeployConfig:
+    """Options of common.deploy and common.benchmark."""
+
+    task: str = "keyword_spotting"  # image_classification, keyword_spotting or visual_wake_words
+    variant: str = "trecx"  # the early-exit model: <models_dir>/<variant>.keras
+    models_dir: str = ""  # "" = pretrained/<task>
+    out_dir: str = ""  # "" = results/<task>/deploy
+    data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
+    split_seed: int = 0  # the data split the models were trained with
+    calibration: int = 300  # training samples that calibrate int8
+    drop_points: int = 1  # deploy the rho of this trade-off (1, 2 or 3 points below the baseline)
+    check_samples: int = 100  # test samples on which the float graphs are compared with Keras
+    repeats: int = 3  # benchmark: passes over the test samples (each sample's fastest run counts)
+    samples: int = 1000  # benchmark: test samples timed (0 = all)
+    num_threads: int = 1  # benchmark: interpreter threads (1, as on a microcontroller)
+
+
+def task_module(task: str) -> ModuleType:
+    """The task's test module: load_data, calibration, BASELINE and reference_model."""
+    if task not in TASKS:
+        raise ValueError(f"--task must be one of {', '.join(TASKS)}, got '{task}'")
+    return importlib.import_module(f"{task}.test")
+
+
+def out_dir(cfg: DeployConfig) -> Path:
+    return Path(cfg.out_dir or paths.results_dir() / cfg.task / "deploy")
+
+
+def load_models(cfg: DeployConfig, mod: ModuleType) -> tuple[keras.Model, keras.Model]:
+    """(early-exit model, baseline): the baseline is the one the task's trade-offs are measured against."""
+    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / cfg.task)
+    path = models_dir / f"{cfg.variant}.keras"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: train it with python -m {cfg.task}.train --variant "
+                                f"{cfg.variant} --publish true, or pass --models-dir")
+    model = keras.models.load_model(path, compile=False)
+    if mod.BASELINE == "mlperf_reference":
+        return model, mod.reference_model()
+    base = models_dir / f"{mod.BASELINE}.keras"
+    if not base.exists():
+        raise FileNotFoundError(f"{base} not found: the baseline of {cfg.task} (train --variant {mod.BASELINE})")
+    return model, keras.models.load_model(base, compile=False)
+
+
+def graph_file(variant: str, name: str) -> str:
+    """File of a graph: head_int8 -> trecx_head.int8.tflite, baseline_float -> baseline.float.tflite."""
+    part, kind = name.split("_")
+    return f"{part}.{kind}.tflite" if part == "baseline" else f"{variant}_{part}.{kind}.tflite"
+
+
+def read_graphs(out: Path, variant: str) -> dict[str, bytes]:
+    """The graphs that main() wrote."""
+    names = [f"{p}_{k}" for p in ("head", "tail", "baseline") for k in ("float", "int8")]
+    missing = [graph_file(variant, n) for n in names if not (out / graph_file(variant, n)).exists()]
+    if missing:
+        raise FileNotFoundError(f"{out} lacks {', '.join(missing)}: run python -m common.deploy first")
+    return {n: (out / graph_file(variant, n)).read_bytes() for n in names}
+
+
+def export_graphs(model: keras.Model, base: keras.Model, calib: np.ndarray) -> dict[str, bytes]:
+    """Float and int8 graphs of the head, the tail and the baseline; the tail is calibrated on the
+    head's feature maps of the same training samples."""
+    head, tail = split_at_exit(model)
+    feats = predict(head, calib)["features"]
+    n = len(calib)
+    return {"head_float": to_tflite(head), "tail_float": to_tflite(tail), "baseline_float": to_tflite(base),
+            "head_int8": to_tflite(head, calib, n), "tail_int8": to_tflite(tail, feats, n),
+            "baseline_int8": to_tflite(base, calib, n)}
+
+
+def graph_outputs(graphs: dict[str, bytes], kind: str, x: np.ndarray, desc: str) -> dict[str, np.ndarray]:
+    """Both exits of the split graphs and the baseline's output for every row of x (batch 1)."""
+    rt = EarlyExitRuntime(graphs[f"head_{kind}"], graphs[f"tail_{kind}"], rho=0.0)
+    base = TFLiteRunner(graphs[f"baseline_{kind}"])
+    bar = keras.utils.Progbar(len(x), verbose=1, unit_name=desc)
+    out: dict[str, list] = {"early_exit": [], "final": [], "baseline": []}
+    for i, row in enumerate(x):
+        early, final = rt.both(row)
+        out["early_exit"].append(early), out["final"].append(final)
+        out["baseline"].append(base(row)["final"])
+        if i % 100 == 99 or i == len(x) - 1:
+            bar.update(i + 1)
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def float_check(model: keras.Model, graphs: dict[str, bytes], x: np.ndarray) -> dict[str, float]:
+    """Max abs difference between the Keras model and its float split graphs, per exit."""
+    want = predict(model, x)
+    got = graph_outputs(graphs, "float", x, "float check")
+    return {k: float(np.abs(got[k] - want[k]).max()) for k in ("early_exit", "final")}
+
+
+def tflm_check(graphs: dict[str, bytes], x: np.ndarray) -> dict:
+    """Tensor-arena size of every int8 graph under tflite-micro, and how far TFLM's raw int8
+    outputs are from LiteRT's on the rows of x (in quantization steps)."""
+    out: dict = {"arena_bytes": {}, "max_lsb_diff_vs_litert": {}}
+    for name in ("head_int8", "tail_int8", "baseline_int8"):
+        runner = TFLiteRunner(graphs[name])
+        if name == "tail_int8":  # the tail's inputs are the head's feature maps
+            head = TFLiteRunner(graphs["head_int8"])
+            rows = [runner.quantize(head(r)["features"]) for r in x]
+        else:
+            rows = [runner.quantize(r) for r in x]
+        out["arena_bytes"][name] = micro.arena_size(graphs[name], rows[0])
+        diff = 0
+        for r in rows:
+            ref = runner.raw(r)
+            got = micro.run(graphs[name], r, len(runner.output_order))
+            diff = max(diff, *(int(np.abs(g.astype(np.int32) - ref[k].astype(np.int32)).max())
+                               for g, k in zip(got, runner.output_order, strict=True)))
+        out["max_lsb_diff_vs_litert"][name] = diff
+    return out
+
+
+def accuracy(outputs: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
+    return {k: float((v.argmax(1) == y).mean()) for k, v in outputs.items()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse(DeployConfig, {"default": DeployConfig()}, argv, description=__doc__)
+    mod = task_module(cfg.task)
+    out = out_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    model, base = load_models(cfg, mod)
+    tcfg = TestConfig(data_dir=cfg.data_dir, split_seed=cfg.split_seed)
+    data, info = mod.load_data(tcfg, out)  # writes the split it used beside the graphs
+    calib = mod.calibration(tcfg, cfg.calibration)
+    print(f"[deploy] {cfg.task}/{cfg.variant}: converting, int8 calibrated on {len(calib)} training samples",
+          flush=True)
+    graphs = export_graphs(model, base, calib)
+    for name, content in graphs.items():
+        (out / graph_file(cfg.variant, name)).write_bytes(content)
+    x_test = data["test"][0]
+    rec: dict = {"task": cfg.task, "variant": cfg.variant, "baseline": mod.BASELINE,
+                 "calibration": f"{len(calib)} random samples of the training split", "data": info,
+                 "size_bytes": {k: len(v) for k, v in graphs.items()},
+                 "flash_bytes_int8": {cfg.variant: len(graphs["head_int8"]) + len(graphs["tail_int8"]),
+                                      "baseline": len(graphs["baseline_int8"])},
+                 "float_split_max_abs_diff": float_check(model, graphs, x_test[:cfg.check_samples])}
+    rec |= tflm_check(graphs, x_test[:5])
+    costs = flops.exit_costs(model)
+    rec["mflops"] = {"early_exit": costs["early_exit"]["mflops"], "final": costs["final"]["mflops"],
+                     "baseline": flops.exit_costs(base)["final"]["mflops"]}
+    rec["accuracy"], curves = {}, {}
+    for split, (x, y) in data.items():
+        keras_out = predict(model, x) | {"baseline": predict(base, x)["final"]}
+        int8_out = graph_outputs(graphs, "int8", x, f"int8 {split}")
+        rec["accuracy"][split] = {"keras_float": accuracy(keras_out, y), "int8": accuracy(int8_out, y)}
+        curves[split] = sweep.sweep([int8_out["early_exit"], int8_out["final"]], y,
+                                    [rec["mflops"]["early_exit"], rec["mflops"]["final"]])
+        write_csv(out / f"benefit_curve_int8_{split}.csv",
+                  [{"rho": float(r), "accuracy": float(a), "mflops": float(m), "exit_rate_early": float(e[0])}
+                   for r, a, m, e in zip(*(curves[split][k] for k in ("rho", "accuracy", "mflops", "exit_rate")),
+                                         strict=True)])
+    acc = rec["accuracy"]
+    rec["int8_minus_float_points_test"] = {k: 100 * (acc["test"]["int8"][k] - acc["test"]["keras_float"][k])
+                                           for k in acc["test"]["int8"]}
+    rec["tradeoffs_int8"] = sweep.tradeoffs(curves["val"], curves["test"], acc["val"]["int8"]["baseline"],
+                                            acc["test"]["int8"]["baseline"], rec["mflops"]["baseline"])
+    chosen = next(t for t in rec["tradeoffs_int8"] if t["drop_points"] == cfg.drop_points)
+    if chosen["rho"] is None:
+        raise RuntimeError(f"no rho keeps the int8 validation accuracy within {cfg.drop_points} points of the baseline")
+    rec["rho"], rec["drop_points"] = chosen["rho"], cfg.drop_points
+    (out / "deploy.json").write_text(json.dumps(rec, indent=1))
+    save_run_info(out, cfg)
+    print(f"[deploy] {out}: float split max diff {rec['float_split_max_abs_diff']}; int8 test accuracy "
+          f"{acc['test']['int8']}; rho {rec['rho']} ({cfg.drop_points}-point trade-off on int8 validation); "
+          f"arena {rec['arena_bytes']}", flush=True)
+    return rec
+
+
+if __name__ == "__main__":
+    main()

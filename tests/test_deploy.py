@@ -1,0 +1,76 @@
+"""Deployment: the tflite-micro runtime and arena search, the int8 exit threshold, and the
+deploy -> benchmark -> model card pipeline on the shipped keyword-spotting model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from conftest import needs_shared
+
+from common import export, micro, paths
+from common.runtime import EarlyExitRuntime
+
+KWS_TRECX = paths.REPO / "pretrained" / "keyword_spotting" / "trecx.keras"
+
+
+@pytest.fixture(scope="module")
+def int8_split() -> tuple[bytes, bytes, np.ndarray]:
+    """int8 head and tail of the shipped KWS T-RecX model (or an untrained one), and 20 inputs."""
+    from common import registry
+
+    model = (keras.models.load_model(KWS_TRECX, compile=False) if KWS_TRECX.exists()
+             else registry.get("keyword_spotting", "trecx").builder())
+    head, tail = export.split_at_exit(model)
+    x = 3 * np.random.default_rng(0).standard_normal((40, 49, 10, 1)).astype("float32")
+    feats = head.predict(x[:20], verbose=0)["features"]
+    return export.to_tflite(head, x[:20]), export.to_tflite(tail, feats), x[20:]
+
+
+def test_arena_size_is_the_smallest_that_runs(int8_split):
+    head, _, x = int8_split
+    q = export.TFLiteRunner(head).quantize(x[0])
+    arena = micro.arena_size(head, q)
+    assert micro._runs(head, arena, q)
+    assert not micro._runs(head, arena - 16, q)
+
+
+def test_tflm_runtime_agrees_with_litert(int8_split):
+    head, tail, x = int8_split
+    lite, tflm = EarlyExitRuntime(head, tail, 0.5), EarlyExitRuntime(head, tail, 0.5, backend="tflm")
+    a, b = [np.array([rt.both(r) for r in x]) for rt in (lite, tflm)]  # (N, 2 exits, classes)
+    assert np.abs(a - b).max() < 0.05  # a few int8 steps: XNNPACK and TFLM's kernels round differently
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9
+
+
+def test_int8_threshold_matches_the_dequantized_confidence(int8_split):
+    head, tail, x = int8_split
+    for rho in (0.0, 0.3, 0.55, 0.8, 1.01):
+        rt = EarlyExitRuntime(head, tail, rho)
+        for r in x:
+            early, _ = rt.both(r)
+            assert (rt(r).exit == "early_exit") == (float(early.max()) >= rho - 1e-6)
+
+
+@needs_shared("datasets", "speech_commands")
+@needs_shared("reference_models", "mlperf_tiny", "keyword_spotting", "kws_ref_model")
+@pytest.mark.skipif(not KWS_TRECX.exists(), reason="no shipped KWS T-RecX model")
+def test_deploy_benchmark_and_model_card(tmp_path: Path):
+    from common import benchmark, deploy, model_card
+
+    out = tmp_path / "deploy"
+    rec = deploy.main(["--task", "keyword_spotting", "--out-dir", str(out), "--check-samples", "20"])
+    assert max(rec["float_split_max_abs_diff"].values()) < 1e-4
+    assert all(abs(d) <= 1.0 for d in rec["int8_minus_float_points_test"].values()), rec["int8_minus_float_points_test"]
+    assert set(rec["arena_bytes"]) == {"head_int8", "tail_int8", "baseline_int8"}
+    assert 0 <= rec["rho"] <= 1 and (out / "trecx_head.int8.tflite").exists()
+    bench = benchmark.main(["--task", "keyword_spotting", "--out-dir", str(out), "--samples", "40",
+                            "--repeats", "1"])
+    assert json.loads((out / "benchmark.json").read_text())["test_samples"] == 40
+    for be in ("tflm", "litert"):
+        assert 0 <= bench[be]["exit_rate"] <= 1 and bench[be]["latency_us"]["baseline"] > 0
+    text = model_card.card("keyword_spotting")  # the committed results, read only
+    assert "## int8 deployment" in text and "## Latency" in text
