@@ -18,10 +18,7 @@ from common import flops, sweep
 SPLITS = ("val", "test")
 
 
-def exit_names(model: keras.Model) -> list[str]:
-    """Output names in exit order, `final` last."""
-    names = list(model.output_names)
-    return [n for n in names if n != "final"] + ["final"]
+exit_names = flops.exit_names  # classifier outputs in exit order, `final` last
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -104,7 +101,10 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
     if len(names) > 1:
         curves = {}
         for s in outputs:
-            curves[s] = sweep.sweep([outputs[s][n] for n in names], outputs[s]["labels"], cum)
+            conf = [flops.confidence_of(model, n) for n in names[:-1]]
+            confidences = [outputs[s][c].reshape(-1) for c in conf] if all(conf) else None  # EENets, PTEENet
+            curves[s] = sweep.sweep([outputs[s][n] for n in names], outputs[s]["labels"], cum,
+                                    confidences=confidences)
             write_csv(out_dir / f"benefit_curve_{s}.csv", curve_rows(curves[s], names))
             summary[f"oracle_{s}"] = sweep.oracle([outputs[s][n] for n in names], outputs[s]["labels"], cum)
         if baseline is not None and {"val", "test"} <= set(curves):
@@ -115,3 +115,19 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
             summary["baseline"] = baseline
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def curve_gain(a: Path, b: Path, points: int = 50) -> dict:
+    """How much higher benefit curve `a` lies than `b` (accuracy points), averaged over the MFLOPs
+    range both cover, each curve linearly interpolated (the paper's Fig 6 comparison)."""
+    ra, rb = read_csv(a), read_csv(b)
+    xa, ya = np.array([r["mflops"] for r in ra]), np.array([r["accuracy"] for r in ra])
+    xb, yb = np.array([r["mflops"] for r in rb]), np.array([r["accuracy"] for r in rb])
+    lo, hi = max(xa.min(), xb.min()), min(xa.max(), xb.max())
+    if hi <= lo:
+        return {"mean_gain_points": None, "mflops_low": lo, "mflops_high": hi}
+    grid = np.linspace(lo, hi, points)
+    ia, ib = np.argsort(xa), np.argsort(xb)
+    diff = np.interp(grid, xa[ia], ya[ia]) - np.interp(grid, xb[ib], yb[ib])
+    return {"mean_gain_points": float(100 * diff.mean()), "min_gain_points": float(100 * diff.min()),
+            "max_gain_points": float(100 * diff.max()), "mflops_low": float(lo), "mflops_high": float(hi)}

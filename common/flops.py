@@ -59,18 +59,35 @@ def path_layers(model: keras.Model, outputs: list[str]) -> list[layers.Layer]:
     return [layer for layer in sub.layers if not isinstance(layer, layers.InputLayer)]
 
 
-def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:
-    """Per output, in exit order: MFLOPs and parameters of everything a sample that leaves there ran
-    (every earlier exit head included, since it was evaluated to decide), plus the standalone
-    cost of the output alone (its own path, no other exit head)."""
+def exit_names(model: keras.Model) -> list[str]:
+    """Classifier outputs in exit order: `early_exit`, then `exit_1`, `exit_2`, ..., `final` last.
+    Confidence heads (`confidence_<i>`) and training-only outputs (`mixture`) are not exits."""
     names = list(model.output_names) if isinstance(model.output, dict) else ["final"]
-    names = [n for n in names if n != "final"] + ["final"]
+    early = sorted((n for n in names if n.startswith("exit_")), key=lambda n: int(n.split("_")[1]))
+    return (["early_exit"] if "early_exit" in names else []) + early + ["final"]
+
+
+def confidence_of(model: keras.Model, exit_name: str) -> str | None:
+    """The confidence head thresholded at an exit (EENets, PTEENet), or None (max softmax)."""
+    name = f"confidence_{exit_name.split('_')[1]}" if exit_name.startswith("exit_") else ""
+    return name if isinstance(model.output, dict) and name in model.output_names else None
+
+
+def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:
+    """Per exit, in exit order: MFLOPs and parameters of everything a sample that leaves there ran
+    (every earlier exit head and confidence head included, since they were evaluated to decide),
+    plus the standalone cost of the exit alone (its own path, no other exit head)."""
+    names = exit_names(model)
+
     def total(ls: list[layers.Layer]) -> float:
         return sum(layer_flops(x, _shapes(x.input), _shapes(x.output)[0]) for x in ls) / 1e6
 
+    def with_confidence(exits: list[str]) -> list[str]:
+        return exits + [c for c in (confidence_of(model, e) for e in exits) if c]
+
     out = {}
     for i, name in enumerate(names):
-        ran = path_layers(model, names[: i + 1])
+        ran = path_layers(model, with_confidence(names[: i + 1]))
         alone = path_layers(model, [name])
         out[name] = {
             "mflops": total(ran),

@@ -53,3 +53,24 @@ def confidence_violin(confidences: dict[str, np.ndarray], out: Path, band: tuple
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=130)
     plt.close(fig)
+
+
+def placement(rows: list[dict], out: Path, baseline: float | None = None, baseline_label: str = "baseline",
+              title: str = "") -> None:
+    """Standalone test accuracy of the early and final exits against the EE position (Fig 2); rows
+    hold position, early_exit_test_accuracy and final_test_accuracy."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    pos = [r["position"] for r in rows]
+    ax.plot(pos, [100 * r["final_test_accuracy"] for r in rows], "o-", label="final exit")
+    ax.plot(pos, [100 * r["early_exit_test_accuracy"] for r in rows], "s-", label="early exit")
+    if baseline is not None:
+        ax.axhline(100 * baseline, color="k", ls="--", lw=1, label=baseline_label)
+    ax.set_xticks(pos, [f"after block {p}" for p in pos])
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)

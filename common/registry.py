@@ -15,16 +15,23 @@ class Variant:
     task: str
     name: str
     builder: Callable[..., keras.Model]
-    loss_weights: dict[str, float] = field(default_factory=lambda: {"final": 1.0})
+    # per output; or a function of the built model giving them (when they depend on its FLOPs)
+    loss_weights: dict[str, float] | Callable[[keras.Model], dict[str, float]] = field(
+        default_factory=lambda: {"final": 1.0})
     weight_transfer: bool = False  # run EVWeightTransfer while training
+    post_trained: bool = False  # train only the exit heads; every backbone weight stays as warm-started
+
+    def weights_for(self, model: keras.Model) -> dict[str, float]:
+        return self.loss_weights(model) if callable(self.loss_weights) else self.loss_weights
 
 
 _REGISTRY: dict[tuple[str, str], Variant] = {}
 
 
-def register(task: str, name: str, builder: Callable[..., keras.Model], loss_weights: dict[str, float] | None = None,
-             weight_transfer: bool = False) -> None:
-    _REGISTRY[(task, name)] = Variant(task, name, builder, loss_weights or {"final": 1.0}, weight_transfer)
+def register(task: str, name: str, builder: Callable[..., keras.Model], loss_weights=None,
+             weight_transfer: bool = False, post_trained: bool = False) -> None:
+    _REGISTRY[(task, name)] = Variant(task, name, builder, loss_weights or {"final": 1.0}, weight_transfer,
+                                      post_trained)
 
 
 def get(task: str, name: str) -> Variant:

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import paths, plots
+from common import compare, paths, plots, prior
 from common.config import parse, save_run_info
 from common.evaluate import cached_outputs, evaluate_variant, read_csv, write_csv
 
@@ -85,6 +85,8 @@ def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.nda
     if violin and all(v in outs for v in violin):
         conf = {v: outs[v]["test"]["early_exit"].max(axis=1) for v in violin}
         plots.confidence_violin(conf, out_dir / "fig5_ee_confidence_violin.png", title=f"{out_dir.name}: test split")
+    if any(m in summaries for m in prior.METHODS):
+        compare.write(out_dir, baseline)  # Fig 7, Table 2, comparison.md
     save_run_info(out_dir, config or {}, {"data": info or {}, "baseline": baseline, "models": order})
     return rows
 

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from common import paths
+from common import model_card, paths
 from common.evaluate import read_csv
 
 TASKS = {"image_classification": ["baseline", "trecx"], "keyword_spotting": ["trecx"],
@@ -43,13 +43,7 @@ def summary(results: dict[str, Path], title: str, missing: list[str] = ()) -> st
         lines += [f"## {task}", "", f"From `{out.relative_to(paths.REPO)}`.", ""]
         split = out / "split.json"
         if split.exists():
-            info = json.loads(split.read_text())
-            counts = ", ".join(f"{k} {v}" for k, v in info.get("counts", {}).items())
-            local = "shared" in Path(str(info.get("source"))).parts  # this workplace's ../shared copies
-            lines += [f"Data: {info.get('dataset')} from `{Path(str(info.get('source'))).name}` ({counts}"
-                      + (f"; test split {info['test_split']}" if "test_split" in info else "") + ")"
-                      + (": the copy in ../shared, a subset or re-encoding of the full dataset (see its "
-                         "SOURCE.txt), so numbers on the full test set will differ." if local else "."), ""]
+            lines += [f"Data: {model_card.data_note(json.loads(split.read_text()))}", ""]
         rows = read_csv(out / "table1.csv")
         cols = ["model", "params", "mflops_full", "final_test_accuracy", "early_exit_test_accuracy",
                 "rho_1pt", "test_flops_reduction_pct_1pt", "test_accuracy_1pt"]
@@ -60,6 +54,10 @@ def summary(results: dict[str, Path], title: str, missing: list[str] = ()) -> st
                   "measured on the test split.", ""]
         if (out / "splits" / "summary.csv").exists():
             lines += [f"Mean and 95% interval over several data splits: `{task}/splits/summary.csv`.", ""]
+        extra = [f"`{task}/{f}`" for f in ("comparison.md", "MODEL_CARD.md", "deploy/benchmark.json")
+                 if (out / f).exists()]
+        if extra:
+            lines += [f"See also {', '.join(extra)}.", ""]
     if missing:
         lines += ["## Not yet trained", "", *[f"- {t}: no `pretrained/{t}/*.keras` yet" for t in missing], ""]
     return "\n".join(lines)
@@ -87,6 +85,9 @@ def main() -> int:
             print(f"\n=== {task}: MISSING pretrained/{task}/*.keras (no trained weights yet). Running the smoke "
                   f"configuration end to end instead; its numbers mean nothing.", flush=True)
             smoked[task] = smoke(task, variants)
+    for task, out in results.items():  # model cards, from the results files just written
+        if (out / "trecx" / "summary.json").exists():
+            (out / "MODEL_CARD.md").write_text(model_card.card(task))
     if results:
         text = summary(results, "Results summary", missing=list(smoked))
         (paths.results_dir() / "SUMMARY.md").write_text(text)

@@ -112,12 +112,18 @@ def keyed(ds: tf.data.Dataset, names: list[str]) -> tf.data.Dataset:
 
 def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer) -> None:
     """Joint loss: sum over exits of weight x cross-entropy, as Keras output-keyed losses (no loop
-    over the batch, so any batch size works)."""
-    names = list(model.output_names)
+    over the batch, so any batch size works). A `mixture` output (EENets, PTEENet) takes the
+    cost-aware MixtureLoss; confidence heads get no loss of their own (they train through it)."""
+    from common.flops import exit_names
+    from common.prior import MixtureLoss
+
+    names = [n for n in model.output_names if n in exit_names(model) or n == "mixture"]
     model.compile(optimizer=optimizer,
-                  loss={n: keras.losses.SparseCategoricalCrossentropy() for n in names},
+                  loss={n: MixtureLoss() if n == "mixture" else keras.losses.SparseCategoricalCrossentropy()
+                        for n in names},
                   loss_weights={n: loss_weights.get(n, 1.0) for n in names},
-                  metrics={n: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for n in names})
+                  metrics={n: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for n in names
+                           if n != "mixture"})
 
 
 def _schedule(cfg: TrainConfig):
@@ -144,11 +150,12 @@ def _best_so_far(log: Path, monitor: str, mode: str) -> float:
     return (max if mode == "max" else min)(values, default=worst)
 
 
-def _freeze_backbone(model: keras.Model, frozen: bool) -> None:
-    """Freeze every layer but the exit heads and the final classifier (frozen batch norm runs in
-    inference mode, so the warm-started statistics stay as they are)."""
+def _freeze_backbone(model: keras.Model, frozen: bool, final: bool = True) -> None:
+    """Freeze every layer but the exit heads and (when `final`) the final classifier; frozen batch
+    norm runs in inference mode, so the warm-started statistics stay as they are."""
+    heads = ("early_exit", "ev_assist", "exit_", "confidence_", "mixture", "eefmaps")
     for layer in model.layers:
-        if not layer.name.startswith(("early_exit", "ev_assist", "exit_", "final", "eefmaps")):
+        if not layer.name.startswith(heads + (("final",) if final else ())):
             layer.trainable = not frozen
 
 
@@ -192,7 +199,7 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
 
     def fit(first: int, last: int, lr: float, backup: str, schedule) -> None:
         with strategy.scope():
-            compile_model(model, variant.loss_weights, keras.optimizers.Adam(lr))
+            compile_model(model, variant.weights_for(model), keras.optimizers.Adam(lr))
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _multiworker_workarounds(model, strategy, next(iter(train_ds)))
         callbacks = [keras.callbacks.BackupAndRestore(str(out / backup)),
@@ -201,7 +208,10 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
                   steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
 
-    if cfg.head_epochs:  # phase 1: new exit heads only, on a frozen warm-started backbone
+    if variant.post_trained:  # PTEENet: only the exit heads ever train, the final classifier included
+        _freeze_backbone(model, True, final=False)
+        fit(0, cfg.epochs, cfg.head_lr, "backup", lambda epoch, lr: cfg.head_lr)
+    elif cfg.head_epochs:  # phase 1: new exit heads only, on a frozen warm-started backbone
         heads_done = out / "heads.weights.h5"
         if heads_done.exists():
             model.load_weights(heads_done)
@@ -210,7 +220,8 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
             fit(0, cfg.head_epochs, cfg.head_lr, "backup_heads", lambda epoch, lr: cfg.head_lr)
             _freeze_backbone(model, False)
             model.save_weights(heads_done)
-    fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg))
+    if not variant.post_trained:
+        fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg))
     (out / "done.json").write_text(json.dumps({"epochs": cfg.epochs, "best": float(checkpoint.best)}))
     if chief and cfg.publish:
         publish(out, task, cfg.publish_as or cfg.variant)

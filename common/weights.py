@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-HEADS = ("early_exit", "ev_assist", "exit_")  # early-exit heads: never part of a backbone
+HEADS = ("early_exit", "ev_assist", "exit_", "confidence_", "mixture")  # exit heads: never part of a backbone
 
 
 def _is_head(name: str) -> bool:

@@ -10,6 +10,7 @@ from functools import partial
 import keras
 from keras import layers
 
+from common import prior
 from common.layers import attach_trecx, exit_model, pool_exit
 from common.registry import register
 
@@ -29,14 +30,19 @@ def _stack(x, filters: int, strides: int, l2: float):
     return layers.ReLU()(layers.Add()([shortcut, y]))
 
 
+def backbone(l2: float = 1e-4) -> tuple:
+    """(input, [stack 1, stack 2 outputs], stack 3 output): the taps where exits can go."""
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = layers.ReLU()(layers.BatchNormalization()(_conv(inputs, 16, 3, 1, l2)))
+    stack1 = _stack(x, 16, 1, l2)
+    stack2 = _stack(stack1, 32, 2, l2)
+    return inputs, [stack1, stack2], _stack(stack2, 64, 2, l2)
+
+
 def resnet8(exit_kind: str | None = None, ev_assist: bool = False, num_classes: int = 10,
             l2: float = 1e-4) -> keras.Model:
     """`exit_kind`: None (baseline), "trecx" (T-RecX EE block) or "pool" (pooling + dense), after stack 1."""
-    inputs = keras.Input((32, 32, 3), name="image")
-    x = layers.ReLU()(layers.BatchNormalization()(_conv(inputs, 16, 3, 1, l2)))
-    x = stack1 = _stack(x, 16, 1, l2)
-    x = _stack(x, 32, 2, l2)
-    x = _stack(x, 64, 2, l2)
+    inputs, (stack1, _), x = backbone(l2)
     early = None
     if exit_kind == "trecx":
         early, head = attach_trecx(stack1, x, num_classes, ev_assist=ev_assist, l2=l2)
@@ -51,3 +57,6 @@ register(TASK, "baseline", resnet8)
 register(TASK, "trecx", partial(resnet8, "trecx", True), _EE, weight_transfer=True)
 register(TASK, "trecx_noev", partial(resnet8, "trecx", False), _EE)
 register(TASK, "pool_ee", partial(resnet8, "pool", False), _EE)
+for _method in prior.METHODS:  # the prior early-exit methods on the same backbone (Fig 7, Table 2)
+    register(TASK, _method, partial(prior.build, _method, backbone, 10, name=f"resnet8_{_method}"),
+             prior.loss_weights(_method), post_trained=_method == "pteenet")

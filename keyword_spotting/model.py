@@ -9,6 +9,7 @@ from functools import partial
 import keras
 from keras import layers
 
+from common import prior
 from common.layers import EarlyExitBlock, attach_trecx, exit_model
 from common.registry import register
 
@@ -16,10 +17,13 @@ TASK = "keyword_spotting"
 W_EE = 0.3  # the paper's early-exit loss weight for DS-CNN
 
 
-def dscnn(ee_after: int | None = None, ev_assist: bool = False, eefmaps_concat: bool = False,
-          num_classes: int = 12, l2: float = 1e-4) -> keras.Model:
-    """`ee_after`: the DS block (1-4) after which the T-RecX EE block sits, None for the baseline.
-    `eefmaps_concat`: concatenate the EE block's pooled features before the final classifier."""
+def backbone(l2: float = 1e-4) -> tuple:
+    """(input, [DS blocks 1-3 outputs], DS block 4 output after dropout): the taps where exits can go."""
+    inputs, taps, x = _layers(l2)
+    return inputs, taps[:3], x
+
+
+def _layers(l2: float) -> tuple:
     reg = keras.regularizers.L2(l2) if l2 else None
     inputs = keras.Input((49, 10, 1), name="mfcc")
     x = layers.Conv2D(64, (10, 4), strides=2, padding="same", kernel_regularizer=reg)(inputs)
@@ -31,7 +35,14 @@ def dscnn(ee_after: int | None = None, ev_assist: bool = False, eefmaps_concat: 
         x = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(64, 1, padding="same",
                                                                   kernel_regularizer=reg)(x)))
         taps.append(x)
-    x = layers.Dropout(0.4)(x)
+    return inputs, taps, layers.Dropout(0.4)(x)
+
+
+def dscnn(ee_after: int | None = None, ev_assist: bool = False, eefmaps_concat: bool = False,
+          num_classes: int = 12, l2: float = 1e-4) -> keras.Model:
+    """`ee_after`: the DS block (1-4) after which the T-RecX EE block sits, None for the baseline.
+    `eefmaps_concat`: concatenate the EE block's pooled features before the final classifier."""
+    inputs, taps, x = _layers(l2)
     early = None
     if ee_after is None:
         head = layers.GlobalAveragePooling2D(name="final_pool")(x)
@@ -54,3 +65,6 @@ register(TASK, "trecx_notransfer", partial(dscnn, 2, True), _EE, weight_transfer
 register(TASK, "eefmaps_concat", partial(dscnn, 2, False, True), _EE)
 for _block in (1, 2, 3):  # the Fig 2 placement study
     register(TASK, f"trecx_ee{_block}", partial(dscnn, _block, True), _EE, weight_transfer=True)
+for _method in prior.METHODS:  # the prior early-exit methods on the same backbone (Fig 7, Table 2)
+    register(TASK, _method, partial(prior.build, _method, backbone, 12, name=f"dscnn_{_method}"),
+             prior.loss_weights(_method), post_trained=_method == "pteenet")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import audio, registry, report, weights
+from common import audio, plots, registry, report, weights
+from common.evaluate import curve_gain, write_csv
 from keyword_spotting.config import REFERENCE
 
 TASK = "keyword_spotting"
@@ -39,8 +40,38 @@ def calibration(cfg: report.TestConfig, n: int) -> np.ndarray:
     return audio.features(wav[np.random.default_rng(cfg.split_seed).permutation(len(wav))[:n]])
 
 
+PLACEMENT = {1: "trecx_ee1", 2: "trecx", 3: "trecx_ee3"}  # EE after DS block n (trecx: block 2)
+
+
+def placement(cfg: report.TestConfig, models: dict, out: Path) -> None:
+    """Fig 2: standalone early- and final-exit accuracy against the EE position, with the baseline;
+    and the weight-transfer comparison of Fig 6 along the benefit curves."""
+    rows = []
+    for position, name in PLACEMENT.items():
+        p = out / name / "summary.json"
+        if name in models and p.exists():
+            s = json.loads(p.read_text())
+            rows.append({"position": position, "model": name,
+                         "early_exit_mflops": s["exit_costs"]["early_exit"]["mflops"],
+                         "early_exit_test_accuracy": s["standalone"]["early_exit"]["test"],
+                         "final_test_accuracy": s["standalone"]["final"]["test"],
+                         "test_flops_reduction_pct_1pt": s["tradeoffs"][0]["test_flops_reduction_pct"]})
+    if rows:
+        write_csv(out / "fig2_ee_placement.csv", rows)
+        base = json.loads((out / BASELINE / "summary.json").read_text())["standalone"]["final"]["test"]
+        plots.placement(rows, out / "fig2_ee_placement.png", baseline=base, baseline_label=BASELINE,
+                        title="DS-CNN: early exit after DS block n (test split)")
+    pairs = [("trecx", "trecx_notransfer"), ("trecx", "trecx_noev"), ("trecx", "eefmaps_concat")]
+    curve = {m: out / m / "benefit_curve_test.csv" for m in {m for p in pairs for m in p}}
+    gains = [curve_gain(curve[a], curve[b]) | {"model": a, "against": b}
+             for a, b in pairs if curve[a].exists() and curve[b].exists()]
+    if gains:
+        write_csv(out / "fig6_curve_gains.csv", gains)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
-    return report.main(TASK, argv, load_data, BASELINE, CURVES, reference=reference_model, doc=__doc__)
+    return report.main(TASK, argv, load_data, BASELINE, CURVES, reference=reference_model, doc=__doc__,
+                       extra=placement)
 
 
 if __name__ == "__main__":

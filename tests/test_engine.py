@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from common import sweep
+from common import registry, sweep
 from common.callbacks import EVWeightTransfer
 from common.training import compile_model, keyed
 from image_classification.model import resnet8
@@ -147,3 +147,66 @@ def test_cached_outputs_belong_to_their_model(tmp_path):
     np.testing.assert_array_equal(cached_outputs(a, data, tmp_path / "o.npz")["test"]["final"], first["test"]["final"])
     other = cached_outputs(b, data, tmp_path / "o.npz")  # other weights: not served from the cache
     np.testing.assert_allclose(other["test"]["final"], b.predict(x, verbose=0)["final"], atol=1e-6)
+
+
+def test_mixture_and_its_loss_follow_eenets():
+    """Weights h1, (1-h1) h2, (1-h1)(1-h2); loss = CE(mixed prediction) + lambda x expected cost."""
+    from common.prior import ConfidenceMixture, MixtureLoss
+
+    p = [np.array([[0.8, 0.2]]), np.array([[0.4, 0.6]]), np.array([[0.1, 0.9]])]
+    h = [np.array([[0.5]]), np.array([[0.25]])]
+    out = np.asarray(ConfidenceMixture([0.2, 0.5, 1.0])([*p, *h]))
+    w = [0.5, 0.5 * 0.25, 0.5 * 0.75]
+    np.testing.assert_allclose(out[0, :2], sum(wi * pi[0] for wi, pi in zip(w, p, strict=True)), atol=1e-6)
+    assert out[0, 2] == pytest.approx(0.5 * 0.2 + 0.125 * 0.5 + 0.375 * 1.0)
+    loss = float(MixtureLoss(lam=0.1)(np.array([1]), out))
+    assert loss == pytest.approx(-np.log(out[0, 1]) + 0.1 * out[0, 2], rel=1e-5)
+
+
+def test_post_trained_exits_leave_the_backbone_bit_identical(tmp_path):
+    """PTEENet: only the branches and confidence heads train; every backbone weight, the final
+    classifier's included, stays exactly as warm-started."""
+    import tensorflow as tf
+
+    from common.training import TrainConfig, train
+    from keyword_spotting.model import dscnn
+
+    rng = np.random.default_rng(0)
+    ds = tf.data.Dataset.from_tensor_slices((rng.standard_normal((32, 49, 10, 1)).astype("float32"),
+                                             rng.integers(0, 12, 32))).batch(16)
+    base = tmp_path / "base.keras"
+    dscnn().save(base)
+    cfg = TrainConfig(variant="pteenet", out_dir=str(tmp_path / "run"), init_from=str(base), epochs=2,
+                      batch_size=16, head_lr=1e-2)
+    model = keras.models.load_model(train(cfg, "keyword_spotting", ds, ds) / "best.keras")
+    source = keras.models.load_model(base)
+    got = [w for layer in model.layers if layer.weights and not layer.name.startswith(("exit_", "confidence_"))
+           for w in layer.get_weights()]
+    want = [w for layer in source.layers if layer.weights for w in layer.get_weights()]
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    keras.utils.set_random_seed(cfg.seed)  # train() builds with this seed: the heads as they started
+    start = registry.get("keyword_spotting", "pteenet").builder().get_layer("exit_1_branch_conv").get_weights()[0]
+    assert np.abs(model.get_layer("exit_1_branch_conv").get_weights()[0] - start).max() > 0  # the heads did train
+
+
+def test_report_compares_prior_methods_with_confidence_heads(tmp_path):
+    """report.run on T-RecX and two prior methods (one thresholding confidence heads) writes Fig 7,
+    Table 2 and comparison.md, with every method's trade-offs against the baseline."""
+    from common import report
+    from common.evaluate import read_csv
+
+    rng = np.random.default_rng(0)
+    data = {s: (rng.standard_normal((40, 49, 10, 1)).astype("float32"), rng.integers(0, 12, 40))
+            for s in ("val", "test")}
+    models = {n: registry.get("keyword_spotting", n).builder() for n in ("baseline", "trecx", "sdn", "eenets")}
+    report.run(models, data, tmp_path, "baseline")
+    for f in ("fig7_prior_methods.png", "table2.csv", "comparison.md"):
+        assert (tmp_path / f).exists(), f
+    rows = {r["model"]: r for r in read_csv(tmp_path / "table2.csv")}
+    assert set(rows) == {"baseline", "trecx", "sdn", "eenets"} and rows["sdn"]["exits"] == 4
+    text = (tmp_path / "comparison.md").read_text()
+    assert "| eenets |" in text and "Not trained yet: branchynet, pteenet" in text
+    curve = read_csv(tmp_path / "eenets" / "benefit_curve_test.csv")
+    assert {"exit_rate_exit_1", "exit_rate_final"} <= set(curve[0])

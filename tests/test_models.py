@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import common
-from common import flops, registry
+from common import flops, prior, registry
 
 VARIANTS = registry.all_variants()
 NUM_CLASSES = {"image_classification": 10, "keyword_spotting": 12, "visual_wake_words": 2}
@@ -18,27 +18,39 @@ INPUTS = {"image_classification": (32, 32, 3), "keyword_spotting": (49, 10, 1), 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=lambda v: f"{v.task}-{v.name}")
 def test_contract_and_round_trip(v: registry.Variant, tmp_path: Path):
+    """Softmax exits named `early_exit` (T-RecX) or `exit_<i>` (prior methods) and `final`; optional
+    sigmoid `confidence_<i>` per early exit and a training-only `mixture`; loss weights by output name."""
     model = v.builder()
     assert model.input_shape[1:] == INPUTS[v.task]
-    expected = ["final"] if v.name == "baseline" else ["early_exit", "final"]
-    assert sorted(model.output_names) == sorted(expected)
+    exits = flops.exit_names(model)
+    if v.name == "baseline":
+        assert exits == ["final"]
+    elif v.name in prior.METHODS:
+        assert exits[-1] == "final" and len(exits) >= 3 and all(e.startswith("exit_") for e in exits[:-1])
+    else:
+        assert exits == ["early_exit", "final"]
+    others = set(model.output_names) - set(exits)
+    assert others <= {"mixture"} | {f"confidence_{e.split('_')[1]}" for e in exits[:-1]}
     x = np.random.default_rng(0).uniform(0, 255, (3, *INPUTS[v.task])).astype("float32")
     out = model(x, training=False)
-    for name in expected:
+    for name in exits:
         assert out[name].shape == (3, NUM_CLASSES[v.task])
         assert np.allclose(np.sum(out[name], axis=1), 1.0, atol=1e-5)  # softmax
-    assert set(v.loss_weights) == set(expected)
+    for name in others - {"mixture"}:
+        assert out[name].shape == (3, 1) and np.all((out[name] >= 0) & (out[name] <= 1))
+    assert set(v.weights_for(model)) <= set(model.output_names) and "final" in v.weights_for(model)
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
     again = loaded(x, training=False)
-    for name in expected:
+    for name in model.output_names:
         np.testing.assert_allclose(again[name], out[name], atol=1e-6)
-    if v.name not in ("baseline", "pool_ee"):  # the custom layers came back as themselves
+    if exits == ["early_exit", "final"] and v.name != "pool_ee":  # the custom layers came back as themselves
         assert type(loaded.get_layer("early_exit")) is common.layers.EarlyExitBlock
 
 
-@pytest.mark.parametrize("v", [v for v in VARIANTS if v.name in ("baseline", "trecx", "pool_ee", "eefmaps_concat")],
+@pytest.mark.parametrize("v", [v for v in VARIANTS if v.name in ("baseline", "trecx", "pool_ee", "eefmaps_concat",
+                                                                 "branchynet", "eenets")],
                          ids=lambda v: f"{v.task}-{v.name}")
 def test_flops_match_the_tf_profiler(v: registry.Variant):
     model = v.builder()
@@ -68,3 +80,11 @@ def test_known_sizes_of_the_mlperf_baselines():
 def test_unknown_variant_names_the_choices():
     with pytest.raises(KeyError, match=r"known: .*trecx"):
         registry.get("image_classification", "nope")
+
+
+def test_confidence_heads_are_charged_to_the_samples_that_pass_them():
+    model = registry.get("keyword_spotting", "eenets").builder()
+    c = flops.exit_costs(model)
+    conf = sum(flops.layer_flops(model.get_layer(f"confidence_{i}"), [(None, 64)], (None, 1)) for i in (1, 2, 3)) / 1e6
+    assert c["final"]["mflops"] - c["final"]["mflops_alone"] > conf > 0
+    assert c["exit_1"]["mflops"] > c["exit_1"]["mflops_alone"]  # its own confidence head
