@@ -16,6 +16,7 @@ from common.registry import register
 
 TASK = "image_classification"
 W_EE = 0.5  # the paper's early-exit loss weight for ResNet-8
+POOL_GRID = 4  # the exit pools its 16x16 (T-RecX) or 32x32 (pool_ee) map to 4x4, not to 1x1 (see EarlyExitBlock)
 
 
 def _conv(x, filters: int, kernel: int, strides: int, l2: float):
@@ -45,9 +46,9 @@ def resnet8(exit_kind: str | None = None, ev_assist: bool = False, num_classes: 
     inputs, (stack1, _), x = backbone(l2)
     early = None
     if exit_kind == "trecx":
-        early, head = attach_trecx(stack1, x, num_classes, ev_assist=ev_assist, l2=l2)
+        early, head = attach_trecx(stack1, x, num_classes, ev_assist=ev_assist, l2=l2, pool_grid=POOL_GRID)
     else:
-        early = pool_exit(stack1, num_classes, l2) if exit_kind == "pool" else None
+        early = pool_exit(stack1, num_classes, l2, pool_grid=POOL_GRID) if exit_kind == "pool" else None
         head = layers.GlobalAveragePooling2D(name="final_pool")(x)
     return exit_model(inputs, head, num_classes, early, l2=l2, name=f"resnet8_{exit_kind or 'baseline'}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import audio, plots, registry, report, weights
+from common import audio, paths, plots, registry, report, weights
 from common.evaluate import curve_gain, write_csv
 from keyword_spotting.config import REFERENCE
 
@@ -67,6 +67,15 @@ def placement(cfg: report.TestConfig, models: dict, out: Path) -> None:
              for a, b in pairs if curve[a].exists() and curve[b].exists()]
     if gains:
         write_csv(out / "fig6_curve_gains.csv", gains)
+    # Does joint fine-tuning help? The final exit's validation loss per epoch, head-only phase first.
+    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / TASK)
+    logs = {m: models_dir / f"{m}.log.csv" for m in ("baseline", "trecx", "trecx_noev")}
+    logs = {m: p for m, p in logs.items() if p.exists()}
+    if logs:
+        head = json.loads((models_dir / "trecx.config.json").read_text()).get("head_epochs") \
+            if (models_dir / "trecx.config.json").exists() else None
+        plots.training_curves(logs, out / "joint_phase_val_loss.png", mark=head,
+                              title="DS-CNN from MLPerf weights: final-exit val loss")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
