@@ -23,8 +23,13 @@ def benefit_curves(curves: dict[str, Path], out: Path, baseline: tuple[float, fl
         ax.plot([r["mflops"] for r in rows], [100 * r["accuracy"] for r in rows], marker=".", ms=3, label=label)
     if baseline is not None:
         ax.plot([baseline[0]], [100 * baseline[1]], "k*", ms=12, label=baseline_label)
-    if logx:
+    if logx:  # plain numbers at 1-2-5 steps, no crowded minor labels
+        from matplotlib import ticker
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("mean MFLOPs per sample")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
