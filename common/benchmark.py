@@ -10,7 +10,9 @@ Writes results/<task>/deploy/benchmark.json.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -92,12 +94,15 @@ def main(argv: list[str] | None = None) -> dict:
         raise FileNotFoundError(f"{out / 'deploy.json'} missing or for another variant: run "
                                 f"python -m common.deploy --task {cfg.task} --variant {cfg.variant} first")
     graphs = read_graphs(out, cfg.variant)
-    data, _ = mod.load_data(TestConfig(data_dir=cfg.data_dir, split_seed=cfg.split_seed), out)
+    with tempfile.TemporaryDirectory() as tmp:  # the split's file list is in results/<task>/split.json
+        data, _ = mod.load_data(TestConfig(data_dir=cfg.data_dir, split_seed=cfg.split_seed), Path(tmp))
     x, y = data["test"]
-    if cfg.samples and cfg.samples < len(x):  # the test split is shuffled, so its head is a random subset
-        x, y = x[:cfg.samples], y[:cfg.samples]
+    if cfg.samples and cfg.samples < len(x):  # a seeded random subset (a split may be ordered by class)
+        pick = np.sort(np.random.default_rng(cfg.split_seed).permutation(len(x))[:cfg.samples])
+        x, y = x[pick], y[pick]
     rec = {"task": cfg.task, "variant": cfg.variant, "baseline": deploy["baseline"], "rho": deploy["rho"],
            "drop_points": deploy["drop_points"], "test_samples": len(x), "test_split_size": len(data["test"][1]),
+           "subset": "all" if len(x) == len(data["test"][1]) else f"{len(x)} random samples, seed {cfg.split_seed}",
            "repeats": cfg.repeats, "num_threads": cfg.num_threads, "graphs": "int8, batch 1",
            "backends": {"tflm": "tflite-micro Python interpreter: TFLM's portable kernels, as on a microcontroller",
                         "litert": "ai-edge-litert with XNNPACK on this x86 CPU"},

@@ -97,7 +97,8 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
                   "validation outputs)."]
     if bench:
         stat = next(iter(bench[be]["latency_statistic"] for be in bench.get("backends", {})), "")
-        lines += ["", f"## Latency (int8, batch 1, {bench['test_samples']} test samples, {stat})", "",
+        subset = bench.get("subset", "all")
+        lines += ["", f"## Latency (int8, batch 1, {bench['test_samples']} test samples ({subset}), {stat})", "",
                   "| backend | baseline µs | early exit µs | exit rate | latency cut | FLOPs cut | "
                   "accuracy (EE runtime) |", "|---|---|---|---|---|---|---|"]
         for be in bench.get("backends", {}):

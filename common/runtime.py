@@ -42,8 +42,10 @@ class EarlyExitRuntime:
         scale, zero = self.head.outputs["early_exit"]["quantization"]
         # rho in the output's units: int8 q >= rho/scale + zero  <=>  (q - zero) * scale >= rho
         self._threshold = rho / scale + zero if scale else rho
-        quant = self.head.outputs["features"]["quantization"]
-        self._requantize = quant != self.tail.input["quantization"]  # float graphs: (0.0, 0) both
+        (s_out, z_out), (s_in, z_in) = self.head.outputs["features"]["quantization"], self.tail.input["quantization"]
+        # converted separately, the two graphs agree on the hand-over scale only up to float rounding;
+        # then the int8 map passes as it is, as on a device (float graphs: (0.0, 0) both)
+        self._requantize = z_out != z_in or not np.isclose(s_out, s_in, rtol=1e-5, atol=0.0)
         self.tail_runs = 0
 
     def __call__(self, x: np.ndarray) -> Prediction:

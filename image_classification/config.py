@@ -28,6 +28,6 @@ PRESETS = {
     "cosine": Config(lr_schedule="cosine", batch_size=64, lr=2e-3),
     "smoke": Config(epochs=2, steps_per_epoch=3, batch_size=16),
     # T-RecX variants warm-started from our trained baseline: heads first, then jointly
-    "finetune": Config(init_from=str(BASELINE), head_epochs=3, head_lr=3e-3, epochs=20, lr=5e-4,
+    "finetune": Config(init_from=str(BASELINE), head_epochs=3, head_lr=3e-3, epochs=20, lr=2e-4,
                        lr_schedule="cosine", batch_size=64),
 }
