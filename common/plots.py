@@ -13,6 +13,18 @@ import numpy as np
 from common.evaluate import read_csv
 
 
+def _save(fig, ax, out: Path, title: str, legend: bool = True, grid_axis: str = "both") -> None:
+    """Title, grid and legend, then write the figure to `out` (its folder made) and close it."""
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis=grid_axis)
+    if legend:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+
+
 def benefit_curves(curves: dict[str, Path], out: Path, baseline: tuple[float, float] | None = None,
                    baseline_label: str = "baseline", title: str = "", logx: bool = False) -> None:
     """Accuracy against mean MFLOPs per sample, one line per benefit-curve CSV (rho swept 0..1),
@@ -32,13 +44,7 @@ def benefit_curves(curves: dict[str, Path], out: Path, baseline: tuple[float, fl
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("mean MFLOPs per sample")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
+    _save(fig, ax, out, title)
 
 
 def confidence_violin(confidences: dict[str, np.ndarray], out: Path, band: tuple[float, float] = (0.65, 0.9),
@@ -52,12 +58,7 @@ def confidence_violin(confidences: dict[str, np.ndarray], out: Path, band: tuple
     labels = [f"{k}\n(n={len(d)})" for k, d in zip(confidences, data, strict=True)]
     ax.set_xticks(range(1, len(labels) + 1), labels)
     ax.set_ylabel(f"early-exit confidence in [{band[0]}, {band[1]}]")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
+    _save(fig, ax, out, title, legend=False, grid_axis="y")
 
 
 def placement(rows: list[dict], out: Path, baseline: float | None = None, baseline_label: str = "baseline",
@@ -72,13 +73,7 @@ def placement(rows: list[dict], out: Path, baseline: float | None = None, baseli
         ax.axhline(100 * baseline, color="k", ls="--", lw=1, label=baseline_label)
     ax.set_xticks(pos, [f"after block {p}" for p in pos])
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
+    _save(fig, ax, out, title)
 
 
 def training_curves(logs: dict[str, Path], out: Path, metric: str = "val_final_loss", mark: int | None = None,
@@ -94,10 +89,4 @@ def training_curves(logs: dict[str, Path], out: Path, metric: str = "val_final_l
         ax.axvline(mark + 0.5, color="k", ls=":", lw=1)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
+    _save(fig, ax, out, title)
