@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 
+from common.export import TFLiteRunner
+
 
 def _interpreter(content: bytes, arena: int):
     from tflite_micro.python.tflite_micro import runtime
@@ -56,37 +58,18 @@ def arena_size(content: bytes, x: np.ndarray, step: int = 16) -> int:
     return hi
 
 
-def run(content: bytes, x: np.ndarray, n_outputs: int, arena: int | None = None) -> list[np.ndarray]:
-    """The graph's raw outputs, in the model's output order, for one input `x` in the graph's dtype."""
-    interp = _interpreter(content, arena or max(1 << 20, 10 * len(content)))
-    interp.set_input(x[None], 0)
-    interp.invoke()
-    return [np.array(interp.get_output(i))[0] for i in range(n_outputs)]
-
-
-class MicroRunner:
-    """A TFLiteRunner (same quantization helpers and output names) whose inference runs on the
-    tflite-micro interpreter: TFLM's portable kernels, the code a microcontroller runs."""
+class MicroRunner(TFLiteRunner):
+    """A TFLiteRunner (same names, quantization helpers, `raw` and `__call__`) whose inference runs
+    on the tflite-micro interpreter: TFLM's portable kernels, the code a microcontroller runs."""
 
     def __init__(self, content: bytes, arena: int | None = None):
-        from common.export import TFLiteRunner
-
-        meta = TFLiteRunner(content)  # names, order and quantization of the inputs and outputs
-        self.input, self.outputs = meta.input, meta.outputs
-        self.quantize, self.dequantize = meta.quantize, meta.dequantize
-        self._index = {name: i for i, name in enumerate(meta.output_order)}
-        self.interpreter = _interpreter(content, arena or max(1 << 20, 10 * len(content)))
+        super().__init__(content)  # names, order and quantization of the inputs and outputs
+        self._index = {name: i for i, name in enumerate(self.output_order)}
+        self.micro = _interpreter(content, arena or max(1 << 20, 10 * len(content)))
 
     def invoke(self, x: np.ndarray) -> None:
-        self.interpreter.set_input(x[None], 0)
-        self.interpreter.invoke()
+        self.micro.set_input(x[None], 0)
+        self.micro.invoke()
 
     def get(self, name: str) -> np.ndarray:
-        return np.asarray(self.interpreter.get_output(self._index[name]))[0]
-
-    def raw(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        self.invoke(x)
-        return {k: self.get(k) for k in self._index}
-
-    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return {k: self.dequantize(k, v) for k, v in self.raw(self.quantize(x)).items()}
+        return np.asarray(self.micro.get_output(self._index[name]))[0]

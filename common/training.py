@@ -22,7 +22,7 @@ import tensorflow as tf
 from common import paths, registry
 from common.callbacks import EVWeightTransfer
 from common.config import save_run_info
-from common.weights import warm_start
+from common.weights import HEADS, warm_start
 
 
 @dataclass
@@ -153,9 +153,8 @@ def _best_so_far(log: Path, monitor: str, mode: str) -> float:
 def _freeze_backbone(model: keras.Model, frozen: bool, final: bool = True) -> None:
     """Freeze every layer but the exit heads and (when `final`) the final classifier; frozen batch
     norm runs in inference mode, so the warm-started statistics stay as they are."""
-    heads = ("early_exit", "ev_assist", "exit_", "confidence_", "mixture", "eefmaps")
     for layer in model.layers:
-        if not layer.name.startswith(heads + (("final",) if final else ())):
+        if not layer.name.startswith(HEADS + (("final",) if final else ())):
             layer.trainable = not frozen
 
 
