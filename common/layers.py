@@ -177,12 +177,15 @@ def exit_model(inputs, final_in, num_classes: int, early=None, l2: float = 0.0, 
     return keras.Model(inputs, outputs, name=name)
 
 
-def pool_exit(features, num_classes: int, l2: float = 0.0, name: str = "early_exit", pool_grid: int = 1):
-    """The plain exit of the paper's Fig 5 ("baseline EE"): average pooling (global, or to a
-    `pool_grid` x `pool_grid` grid, flattened) + dense softmax."""
+def pool_features(features, name: str, pool_grid: int = 1):
+    """Average pooling, global (`pool_grid` 1) or to a `pool_grid` x `pool_grid` grid, flattened."""
     if pool_grid == 1:
-        pooled = layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
-    else:
-        size = (max(features.shape[1] // pool_grid, 1), max(features.shape[2] // pool_grid, 1))
-        pooled = layers.Flatten(name=f"{name}_flatten")(layers.AveragePooling2D(size, name=f"{name}_pool")(features))
+        return layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
+    size = (max(features.shape[1] // pool_grid, 1), max(features.shape[2] // pool_grid, 1))
+    return layers.Flatten(name=f"{name}_flatten")(layers.AveragePooling2D(size, name=f"{name}_pool")(features))
+
+
+def pool_exit(features, num_classes: int, l2: float = 0.0, name: str = "early_exit", pool_grid: int = 1):
+    """The plain exit of the paper's Fig 5 ("baseline EE"): `pool_features` + dense softmax."""
+    pooled = pool_features(features, name, pool_grid)
     return layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2), name=name)(pooled)

@@ -4,7 +4,9 @@ A task hands over its backbone as (inputs, taps, final features): `taps` are the
 each stage (residual stack, DS block) but the last. Exits are named `exit_1`, `exit_2`, ... in depth
 order, `final` last. EENets and PTEENet also give each early exit a sigmoid confidence head
 (`confidence_<i>`, thresholded instead of max softmax) and a training-only output `mixture`: the
-prediction and cost mixed by the confidences, which their cost-aware loss needs.
+prediction and cost mixed by the confidences, which their cost-aware loss needs. Every early exit
+pools like the task's T-RecX exit (`pool_grid`: global on DS-CNN, a 4x4 grid on ResNet-8), so every
+method gets the same exit pooling and the comparison is between methods.
 
 - BranchyNet (Teerapittayanon et al., ICPR 2016), as T-RecX applied it: two exits at 1/3 and 2/3 of
   the depth, each an extra 3x3 conv (+BN, ReLU), pooling and dense; joint loss, equal weights.
@@ -94,10 +96,13 @@ def _positions(method: str, n_taps: int) -> list[int]:
 
 
 def build(method: str, backbone: Callable[[float], tuple], num_classes: int, l2: float = 1e-4,
-          name: str = "model") -> keras.Model:
+          name: str = "model", pool_grid: int = 1) -> keras.Model:
     """Add `method`'s exits to `backbone(l2) -> (inputs, taps, final features)`; the final classifier
-    is global average pooling + dense softmax, named `final_pool` and `final` as in the baselines."""
+    is global average pooling + dense softmax, named `final_pool` and `final` as in the baselines.
+    Early exits pool as the task's T-RecX exit does (`pool_grid`, see `EarlyExitBlock`), so that the
+    comparison is between methods, not pooling choices."""
     from common import flops
+    from common.layers import pool_features
 
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}'; known: {METHODS}")
@@ -107,7 +112,7 @@ def build(method: str, backbone: Callable[[float], tuple], num_classes: int, l2:
         x = taps[pos - 1]
         if method in ("branchynet", "pteenet"):
             x = _conv_block(x, f"exit_{i}_branch", l2)
-        pooled = layers.GlobalAveragePooling2D(name=f"exit_{i}_pool")(x)
+        pooled = pool_features(x, f"exit_{i}", pool_grid)
         outputs[f"exit_{i}"] = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2),
                                             name=f"exit_{i}")(pooled)
         if method in ("eenets", "pteenet"):

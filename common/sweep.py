@@ -9,6 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 RHOS = np.round(np.linspace(0.0, 1.0, 101), 2)  # 0 to 1, step 0.01
+# Sigmoid confidence heads (EENets, PTEENet) trained with the cost-aware loss sit mostly within 1e-3
+# of 0 or 1, where a 0.01 grid sees one or two exit rates; thresholds evenly spaced in logit space
+# (from 1e-7 to 1 - 1e-7), added to RHOS, reach the rates their ranking supports.
+CONFIDENCE_RHOS = np.unique(np.concatenate([RHOS, 1 / (1 + np.exp(-np.linspace(-16.0, 16.0, 129)))]))
 
 
 def sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], rhos: np.ndarray = RHOS,

@@ -22,6 +22,7 @@ import tensorflow as tf
 from common import paths, registry
 from common.callbacks import EVWeightTransfer
 from common.config import save_run_info
+from common.prior import LAMBDA, MixtureLoss
 from common.weights import HEADS, warm_start
 
 
@@ -43,6 +44,7 @@ class TrainConfig:
     head_epochs: int = 0  # first epochs train only the exit heads and final classifier (backbone frozen)
     head_lr: float = 1e-3  # constant learning rate of those head-only epochs
     transfer_until: float = 0.8  # fraction of epochs with EE->EV weight transfer (T-RecX)
+    cost_lambda: float = LAMBDA  # weight of the expected-cost term in the EENets/PTEENet loss
     seed: int = 0  # seeds Python, NumPy and TF (weights, shuffling, augmentation)
     split_seed: int = 0  # seeds the data split; keep it fixed so test.py sees the same test set
     deterministic: bool = False  # TF op determinism (slower)
@@ -110,16 +112,15 @@ def keyed(ds: tf.data.Dataset, names: list[str]) -> tf.data.Dataset:
     return ds.map(lambda x, y: (x, {n: y for n in names}))
 
 
-def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer) -> None:
+def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer, cost_lambda: float = LAMBDA) -> None:
     """Joint loss: sum over exits of weight x cross-entropy, as Keras output-keyed losses (no loop
     over the batch, so any batch size works). A `mixture` output (EENets, PTEENet) takes the
     cost-aware MixtureLoss; confidence heads get no loss of their own (they train through it)."""
     from common.flops import exit_names
-    from common.prior import MixtureLoss
 
     names = [n for n in model.output_names if n in exit_names(model) or n == "mixture"]
     model.compile(optimizer=optimizer,
-                  loss={n: MixtureLoss() if n == "mixture" else keras.losses.SparseCategoricalCrossentropy()
+                  loss={n: MixtureLoss(cost_lambda) if n == "mixture" else keras.losses.SparseCategoricalCrossentropy()
                         for n in names},
                   loss_weights={n: loss_weights.get(n, 1.0) for n in names},
                   metrics={n: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for n in names
@@ -198,7 +199,7 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
 
     def fit(first: int, last: int, lr: float, backup: str, schedule) -> None:
         with strategy.scope():
-            compile_model(model, variant.weights_for(model), keras.optimizers.Adam(lr))
+            compile_model(model, variant.weights_for(model), keras.optimizers.Adam(lr), cfg.cost_lambda)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _multiworker_workarounds(model, strategy, next(iter(train_ds)))
         callbacks = [keras.callbacks.BackupAndRestore(str(out / backup)),

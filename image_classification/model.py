@@ -59,5 +59,5 @@ register(TASK, "trecx", partial(resnet8, "trecx", True), _EE, weight_transfer=Tr
 register(TASK, "trecx_noev", partial(resnet8, "trecx", False), _EE)
 register(TASK, "pool_ee", partial(resnet8, "pool", False), _EE)
 for _method in prior.METHODS:  # the prior early-exit methods on the same backbone (Fig 7, Table 2)
-    register(TASK, _method, partial(prior.build, _method, backbone, 10, name=f"resnet8_{_method}"),
-             prior.loss_weights(_method), post_trained=_method == "pteenet")
+    build = partial(prior.build, _method, backbone, 10, name=f"resnet8_{_method}", pool_grid=POOL_GRID)
+    register(TASK, _method, build, prior.loss_weights(_method), post_trained=_method == "pteenet")

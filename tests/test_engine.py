@@ -51,6 +51,19 @@ def test_custom_confidences_replace_max_softmax():
     assert c["exit_rate"][0].tolist() == [0.5, 0.5]
 
 
+def test_confidence_grid_resolves_saturated_heads():
+    """Sigmoid heads squeezed near 0 (EENets/PTEENet after cost-aware training) still rank samples;
+    the logit-spaced grid reaches exit rates between 0 and 1 that the 0.01 grid cannot."""
+    y = np.zeros(100, int)
+    conf = np.geomspace(1e-6, 5e-3, 100)  # every confidence below the first non-zero rho of RHOS
+    probs = [onehot(y), onehot(y)]
+    coarse = sweep.sweep(probs, y, [1, 2], rhos=sweep.RHOS, confidences=[conf])
+    fine = sweep.sweep(probs, y, [1, 2], rhos=sweep.CONFIDENCE_RHOS, confidences=[conf])
+    assert set(coarse["exit_rate"][:, 0]) == {0.0, 1.0}
+    assert len(set(fine["exit_rate"][:, 0])) > 20
+    assert set(sweep.RHOS) <= set(sweep.CONFIDENCE_RHOS)
+
+
 def test_oracle_and_tradeoffs():
     y = np.array([0, 1, 2, 0])
     early = onehot(np.array([0, 0, 2, 1]))
