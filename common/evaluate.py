@@ -104,7 +104,6 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
             conf = [flops.confidence_of(model, n) for n in names[:-1]]
             confidences = [outputs[s][c].reshape(-1) for c in conf] if all(conf) else None  # EENets, PTEENet
             curves[s] = sweep.sweep([outputs[s][n] for n in names], outputs[s]["labels"], cum,
-                                    rhos=sweep.RHOS if confidences is None else sweep.CONFIDENCE_RHOS,
                                     confidences=confidences)
             write_csv(out_dir / f"benefit_curve_{s}.csv", curve_rows(curves[s], names))
             summary[f"oracle_{s}"] = sweep.oracle([outputs[s][n] for n in names], outputs[s]["labels"], cum)

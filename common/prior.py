@@ -98,9 +98,8 @@ def _positions(method: str, n_taps: int) -> list[int]:
 def build(method: str, backbone: Callable[[float], tuple], num_classes: int, l2: float = 1e-4,
           name: str = "model", pool_grid: int = 1) -> keras.Model:
     """Add `method`'s exits to `backbone(l2) -> (inputs, taps, final features)`; the final classifier
-    is global average pooling + dense softmax, named `final_pool` and `final` as in the baselines.
-    Early exits pool as the task's T-RecX exit does (`pool_grid`, see `EarlyExitBlock`), so that the
-    comparison is between methods, not pooling choices."""
+    is global average pooling + dense softmax, named `final_pool` and `final` as in the baselines;
+    early exits pool with `pool_grid` (see `layers.pool_features`)."""
     from common import flops
     from common.layers import pool_features
 

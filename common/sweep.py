@@ -15,13 +15,14 @@ RHOS = np.round(np.linspace(0.0, 1.0, 101), 2)  # 0 to 1, step 0.01
 CONFIDENCE_RHOS = np.unique(np.concatenate([RHOS, 1 / (1 + np.exp(-np.linspace(-16.0, 16.0, 129)))]))
 
 
-def sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], rhos: np.ndarray = RHOS,
+def sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], rhos: np.ndarray | None = None,
           confidences: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Benefit curve of a K-exit model, vectorised over rho and samples.
 
     probs: K arrays (N, classes), in exit order, the last one the final exit.
     costs: K cumulative MFLOPs (the cost of a sample that leaves at exit k).
     confidences: K-1 arrays (N,) to threshold; max softmax of each early exit by default.
+    rhos: the thresholds; by default RHOS, or CONFIDENCE_RHOS when `confidences` are given.
     Returns rho (R,), accuracy (R,), mflops (R,), exit_rate (R, K).
     """
     if len(probs) != len(costs):
@@ -29,6 +30,8 @@ def sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], rhos:
     conf = np.stack(confidences if confidences is not None else [p.max(axis=1) for p in probs[:-1]]) \
         if len(probs) > 1 else np.zeros((0, len(labels)))
     preds = np.stack([p.argmax(axis=1) for p in probs])  # (K, N)
+    if rhos is None:
+        rhos = RHOS if confidences is None else CONFIDENCE_RHOS
     rhos = np.asarray(rhos, dtype=np.float64)
     passes = conf[None, :, :] >= rhos[:, None, None]  # (R, K-1, N)
     passes = np.concatenate([passes, np.ones((len(rhos), 1, len(labels)), bool)], axis=1)

@@ -62,6 +62,8 @@ def test_confidence_grid_resolves_saturated_heads():
     assert set(coarse["exit_rate"][:, 0]) == {0.0, 1.0}
     assert len(set(fine["exit_rate"][:, 0])) > 20
     assert set(sweep.RHOS) <= set(sweep.CONFIDENCE_RHOS)
+    assert np.array_equal(sweep.sweep(probs, y, [1, 2], confidences=[conf])["rho"], sweep.CONFIDENCE_RHOS)
+    assert np.array_equal(sweep.sweep(probs, y, [1, 2])["rho"], sweep.RHOS)
 
 
 def test_oracle_and_tradeoffs():
