@@ -54,8 +54,8 @@ def comparison_md(out: Path, models: list[str], baseline: str) -> str:
                   f"{base['exit_costs']['final']['mflops']:.3f} MFLOPs.", ""]
     lines += ["| model | params | final-exit test acc | " + " | ".join(
         f"MFLOPs at {d} pt (cut, test acc)" for d in (1, 2, 3)) + " |", "|---|---|---|---|---|---|"]
-    for m in models:
-        s = _summary(out, m)
+    summaries = {m: _summary(out, m) for m in models}
+    for m, s in summaries.items():
         if s is None:
             continue
         cells = []
@@ -64,7 +64,7 @@ def comparison_md(out: Path, models: list[str], baseline: str) -> str:
                          f"({t['test_flops_reduction_pct']:.1f}%, {100 * t['test_accuracy']:.2f}%)")
         acc = 100 * s["standalone"]["final"]["test"]
         lines.append(f"| {m} | {s['params']:,} | {acc:.2f}% | " + " | ".join(cells) + " |")
-    missing = [m for m in models if _summary(out, m) is None]
+    missing = [m for m, s in summaries.items() if s is None]
     lines += ["", "A negative cut means the method costs more than the baseline at that accuracy.", "", PAPER_NOTE]
     if missing:
         lines += ["", f"Not trained yet: {', '.join(missing)}."]

@@ -84,8 +84,7 @@ class EarlyExitBlock(_Sequence):
     def _size_pool(self, input_shape: tuple) -> None:
         if self.pool is None:
             h, w = (-(-int(d) // self.strides) for d in input_shape[1:3])  # after the strided depthwise conv
-            self.pool = layers.AveragePooling2D((max(h // self.pool_grid, 1), max(w // self.pool_grid, 1)),
-                                                name="pool")
+            self.pool = average_pool(h, w, self.pool_grid, "pool")
 
     def build(self, input_shape: tuple) -> None:
         self._size_pool(input_shape)
@@ -177,12 +176,17 @@ def exit_model(inputs, final_in, num_classes: int, early=None, l2: float = 0.0, 
     return keras.Model(inputs, outputs, name=name)
 
 
-def pool_features(features, name: str, pool_grid: int = 1):
-    """Average pooling, global (`pool_grid` 1) or to a `pool_grid` x `pool_grid` grid, flattened."""
+def average_pool(h: int, w: int, pool_grid: int, name: str) -> layers.Layer:
+    """Global average pooling (`pool_grid` 1), or average pooling of an h x w map to a grid x grid one."""
     if pool_grid == 1:
-        return layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
-    size = (max(features.shape[1] // pool_grid, 1), max(features.shape[2] // pool_grid, 1))
-    return layers.Flatten(name=f"{name}_flatten")(layers.AveragePooling2D(size, name=f"{name}_pool")(features))
+        return layers.GlobalAveragePooling2D(name=name)
+    return layers.AveragePooling2D((max(h // pool_grid, 1), max(w // pool_grid, 1)), name=name)
+
+
+def pool_features(features, name: str, pool_grid: int = 1):
+    """`average_pool` on a feature map, flattened when it pools to a grid."""
+    pooled = average_pool(features.shape[1], features.shape[2], pool_grid, f"{name}_pool")(features)
+    return pooled if pool_grid == 1 else layers.Flatten(name=f"{name}_flatten")(pooled)
 
 
 def pool_exit(features, num_classes: int, l2: float = 0.0, name: str = "early_exit", pool_grid: int = 1):

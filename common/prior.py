@@ -27,6 +27,9 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
+from common import flops
+from common.layers import pool_features
+
 METHODS = ("branchynet", "sdn", "eenets", "pteenet")
 LAMBDA = 0.1  # weight of the cost term in the EENets/PTEENet loss (costs are fractions of the full model)
 
@@ -100,9 +103,6 @@ def build(method: str, backbone: Callable[[float], tuple], num_classes: int, l2:
     """Add `method`'s exits to `backbone(l2) -> (inputs, taps, final features)`; the final classifier
     is global average pooling + dense softmax, named `final_pool` and `final` as in the baselines;
     early exits pool with `pool_grid` (see `layers.pool_features`)."""
-    from common import flops
-    from common.layers import pool_features
-
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}'; known: {METHODS}")
     inputs, taps, final_features = backbone(l2)
@@ -131,8 +131,6 @@ def build(method: str, backbone: Callable[[float], tuple], num_classes: int, l2:
 
 def loss_weights(method: str) -> Callable[[keras.Model], dict[str, float]]:
     """The method's loss weights per output, given the built model (SDN's depend on its FLOPs)."""
-    from common import flops
-
     def weights(model: keras.Model) -> dict[str, float]:
         exits = [n for n in model.output_names if n.startswith("exit_")]
         if method in ("eenets", "pteenet"):

@@ -22,6 +22,7 @@ import tensorflow as tf
 from common import paths, registry
 from common.callbacks import EVWeightTransfer
 from common.config import save_run_info
+from common.flops import exit_names
 from common.prior import LAMBDA, MixtureLoss
 from common.weights import HEADS, warm_start
 
@@ -116,8 +117,6 @@ def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer,
     """Joint loss: sum over exits of weight x cross-entropy, as Keras output-keyed losses (no loop
     over the batch, so any batch size works). A `mixture` output (EENets, PTEENet) takes the
     cost-aware MixtureLoss; confidence heads get no loss of their own (they train through it)."""
-    from common.flops import exit_names
-
     names = [n for n in model.output_names if n in exit_names(model) or n == "mixture"]
     model.compile(optimizer=optimizer,
                   loss={n: MixtureLoss(cost_lambda) if n == "mixture" else keras.losses.SparseCategoricalCrossentropy()
