@@ -1,7 +1,15 @@
 """Shared engine of trecx: data, early-exit layers, evaluation, FLOPs, plots, training.
 
-Importing this package registers the custom Keras layers, so `.keras` files load with
-`keras.models.load_model` after `import common`.
+Importing this package registers every serializable Keras class of the project (the T-RecX layers,
+the prior methods' layers and losses), so `.keras` files load with `keras.models.load_model` after
+`import common`. TensorFlow's C++ start-up logs are silenced unless `--verbose` is on the command
+line or TF_CPP_MIN_LOG_LEVEL is set.
 """
 
-from common import layers  # noqa: F401  (registers the serializable layers)
+import os
+import sys
+
+if "--verbose" not in sys.argv:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from common import layers, losses, prior  # noqa: F401  (register the serializable classes)

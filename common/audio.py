@@ -6,6 +6,7 @@ and the augmentation are TensorFlow ops, so they run inside tf.data, per sample 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from common import paths
-from common.errors import DataError
-from common.sources import cached_arrays, locate, stratified_split
+from common.errors import DataError, DataNotFound
+from common.sources import cached_arrays, locate, stratified_split, tfds_download
+
+log = logging.getLogger("trecx.data")
 
 KWS_CLASSES = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "_silence_", "_unknown_")
 SILENCE, UNKNOWN = KWS_CLASSES.index("_silence_"), KWS_CLASSES.index("_unknown_")
@@ -34,11 +37,30 @@ class AudioSplits:
     info: dict = field(default_factory=dict)
 
 
+def check_wav_length(path: Path) -> None:
+    """Raise a DataError when a RIFF/WAVE file holds fewer data bytes than its header declares (a
+    file cut short with its header intact, which decoders silently read as a shorter clip)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return  # not RIFF/WAVE: left to the decoder
+        while len(chunk := f.read(8)) == 8:
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                have = path.stat().st_size - f.tell()
+                if have < size:
+                    raise DataError(f"truncated WAV {path}: its header declares {size} data bytes, "
+                                    f"the file holds {have}")
+                return
+            f.seek(size + (size & 1), 1)  # chunks are padded to an even size
+
+
 def read_wav(path: Path, counts: dict[str, int]) -> np.ndarray:
     """Read one clip as float32 mono at 16 kHz: down-mix and resample (with librosa) when needed,
     counting each in `counts`. Corrupt or truncated files raise a DataError naming the file."""
     import soundfile as sf
 
+    check_wav_length(path)
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, ValueError) as e:
@@ -95,7 +117,7 @@ def _decode_all(root: Path) -> dict[str, np.ndarray]:
     names += [f"silence_clips/{p.name}" for p in silence]
     labels += [SILENCE] * len(silence)
     files = [root / n for n in names[: len(names) - len(silence)]] + silence
-    print(f"[data] decoding {len(files)} Speech Commands clips from {root} (once; cached afterwards)", flush=True)
+    log.info(f"decoding {len(files)} Speech Commands clips from {root} (once; cached afterwards)")
     wav = np.stack([_fit(read_wav(p, counts)) for p in tqdm(files, desc="decoding clips", unit="clip",
                                                              mininterval=2, disable=len(files) < 2000)])
     noise_dir = root / "_background_noise_"
@@ -123,10 +145,10 @@ def load_speech_commands(data_dir: Path | str | None = None, cache_dir: Path | N
     cache = Path(cache_dir or paths.cache_dir())
     try:
         root, key, origin = locate(data_dir, "speech_commands", _is_root, cache)
-    except DataError:
+    except DataNotFound as e:  # a corrupt local copy is reported as such, never replaced by a download
         if not download:
             raise
-        return _speech_from_tfds(data_dir, cache)
+        return _speech_from_tfds(cache, str(e))
     arr = cached_arrays(cache / f"speech_commands-{key[:16]}.npz", lambda: _decode_all(root))
     val, test = (set(_read_list(root / f, root)) for f in ("validation_list.txt", "testing_list.txt"))
     if overlap := sorted(val & test):
@@ -138,7 +160,8 @@ def load_speech_commands(data_dir: Path | str | None = None, cache_dir: Path | N
     sil_idx = np.flatnonzero(is_sil)
     if len(sil_idx):
         v, t = silence_fractions
-        parts = stratified_split(np.zeros(len(sil_idx)), {"val": v, "test": t, "train": 1 - v - t}, seed)
+        parts = stratified_split(np.zeros(len(sil_idx)), {"val": v, "test": t, "train": 1 - v - t}, seed,
+                                 allow_empty=True)
         for k, i in parts.items():
             subset[sil_idx[i]] = k
     out = AudioSplits({}, {}, {}, np.split(arr["noise"], np.cumsum(arr["noise_lengths"])[:-1]))
@@ -147,26 +170,21 @@ def load_speech_commands(data_dir: Path | str | None = None, cache_dir: Path | N
         out.wav[k], out.y[k], out.names[k] = arr["wav"][m], arr["y"][m], [str(n) for n in names[m]]
     counts = {k: len(v) for k, v in out.y.items()}
     per_class = {k: np.bincount(v, minlength=len(KWS_CLASSES)).tolist() for k, v in out.y.items()}
-    out.info = {"dataset": "speech_commands_v0.02", "source": str(origin), "checksum": key, "seed": seed,
-                "counts": counts, "per_class": per_class, "classes": list(KWS_CLASSES),
+    out.info = {"dataset": "speech_commands_v0.02", "source": paths.portable(origin, data_dir), "checksum": key,
+                "seed": seed, "counts": counts, "per_class": per_class, "classes": list(KWS_CLASSES),
                 **{k: int(arr[k]) for k in ("resampled", "downmixed", "skipped")}}
     for k in ("resampled", "downmixed", "skipped"):
         if out.info[k]:
-            print(f"[data] speech_commands: {out.info[k]} file(s) {k}", flush=True)
+            log.info(f"speech_commands: {out.info[k]} file(s) {k}")
     return out
 
 
-def _speech_from_tfds(data_dir: Path, cache: Path) -> AudioSplits:
-    """tensorflow-datasets `speech_commands` (same 12 classes, same order); its training `_silence_`
-    clips, one-second background-noise slices, serve as the background recordings."""
-    try:
-        import tensorflow_datasets as tfds
-
-        builder = tfds.builder("speech_commands", data_dir=str(cache / "tfds"))
+def _speech_from_tfds(cache: Path, no_local: str) -> AudioSplits:
+    """tensorflow-datasets `speech_commands` (same 12 classes, same order), downloaded into the cache;
+    its training `_silence_` clips, one-second background-noise slices, serve as the background recordings."""
+    with tfds_download("speech_commands", cache, no_local) as (tfds, folder):
+        builder = tfds.builder("speech_commands", data_dir=str(folder))
         builder.download_and_prepare()
-    except Exception as e:  # tfds raises many kinds when offline
-        raise DataError(f"speech_commands: no local copy under {data_dir} and the tensorflow-datasets download "
-                        f"failed: {e}") from e
     out = AudioSplits({}, {}, {}, [])
     for k, split in (("train", "train"), ("val", "validation"), ("test", "test")):
         examples = list(tfds.as_numpy(builder.as_dataset(split=split)))

@@ -10,17 +10,21 @@ Writes results/<task>/deploy/benchmark.json.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
+from tqdm import tqdm
 
+from common import files
 from common.config import parse, save_run_info
 from common.deploy import DeployConfig, out_dir, read_graphs, task_module
 from common.report import TestConfig
 from common.runtime import EarlyExitRuntime, SingleRuntime, runner
+
+log = logging.getLogger("trecx.benchmark")
 
 
 def timed(fn, x: np.ndarray) -> tuple[float, object]:
@@ -55,14 +59,12 @@ def measure(graphs: dict[str, bytes], x: np.ndarray, y: np.ndarray, rho: float, 
     rng = np.random.default_rng(0)
     lat = {k: np.full((repeats, len(x)), np.nan) for k in runtimes}
     preds: dict[str, list] = {k: [None] * len(x) for k in runtimes}
-    bar = keras.utils.Progbar(repeats * len(x), unit_name=f"{backend} sample")
-    for r in range(repeats):
-        for n, i in enumerate(rng.permutation(len(x))):
-            for k in rng.permutation(list(runtimes)):  # who goes first alternates at random
-                lat[k][r, i], preds[k][i] = timed(runtimes[k], x[i])
-            if n % 50 == 49:
-                bar.update(r * len(x) + n + 1)
-    bar.update(repeats * len(x), finalize=True)
+    with tqdm(total=repeats * len(x), desc=f"{backend} latency", unit="sample", mininterval=2) as bar:
+        for r in range(repeats):
+            for i in rng.permutation(len(x)):
+                for k in rng.permutation(list(runtimes)):  # who goes first alternates at random
+                    lat[k][r, i], preds[k][i] = timed(runtimes[k], x[i])
+                bar.update()
     exited = np.array([p.exit == "early_exit" for p in preds["early_exit"]])
     mflops_ee = float(np.where(exited, mflops["early_exit"], mflops["final"]).mean())
     flops_cut = 1 - mflops_ee / mflops["baseline"]
@@ -110,13 +112,15 @@ def main(argv: list[str] | None = None) -> dict:
     for backend in ("tflm", "litert"):
         rec[backend] = measure(graphs, x, y, deploy["rho"], deploy["mflops"], backend, cfg.repeats, cfg.num_threads)
         r = rec[backend]
-        print(f"[benchmark] {cfg.task} on {backend}: baseline {r['latency_us']['baseline']:.0f} µs, early exit "
-              f"{r['latency_us']['early_exit']:.0f} µs (exit rate {r['exit_rate']:.2f}); latency cut "
-              f"{r['latency_cut_pct']:.1f}% vs FLOPs cut {r['flops_cut_pct']:.1f}%", flush=True)
-    (out / "benchmark.json").write_text(json.dumps(rec, indent=1))
+        log.info(f"{cfg.task} on {backend}: baseline {r['latency_us']['baseline']:.0f} µs, early exit "
+                 f"{r['latency_us']['early_exit']:.0f} µs (exit rate {r['exit_rate']:.2f}); latency cut "
+                 f"{r['latency_cut_pct']:.1f}% vs FLOPs cut {r['flops_cut_pct']:.1f}%")
+    files.write_json(out / "benchmark.json", rec)
     save_run_info(out / "benchmark_run", cfg)
     return rec
 
 
 if __name__ == "__main__":
-    main()
+    from common import cli
+
+    cli.run(main)

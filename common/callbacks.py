@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import keras
 
 
@@ -37,3 +41,28 @@ class EVWeightTransfer(keras.callbacks.Callback):
         dst = self.model.get_layer(self.ev_layer).depthwise.kernel
         dst.assign(src[:, :, : dst.shape[2], :])
         self.copies += 1
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` (wall time of the epoch, validation included) to the epoch's logs, so
+    that the CSV log placed after it records what each epoch cost."""
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+class Promote(keras.callbacks.Callback):
+    """After each epoch, rename the checkpoint that a ModelCheckpoint placed before it wrote to
+    `partial` over `target`: the target is always a whole model, never one being written."""
+
+    def __init__(self, partial: Path, target: Path):
+        super().__init__()
+        self.partial, self.target = partial, target
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if self.partial.exists():
+            os.replace(self.partial, self.target)

@@ -8,11 +8,14 @@ task's test.py wrote from one inference pass per model, with rho chosen on the v
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
-from common import paths, plots
+from common import files, paths, plots
 from common.evaluate import write_csv
 from common.prior import METHODS
+
+log = logging.getLogger("trecx.compare")
 
 TRECX = ("trecx", "trecx_ee1")  # T-RecX as in the paper, and with the EE one block earlier (KWS)
 # The paper's Table 2 values were not available offline when this was written; the columns stay
@@ -80,7 +83,7 @@ def write(out: Path, baseline: str) -> list[str]:
     plots.benefit_curves(curves, out / "fig7_prior_methods.png", baseline=point, baseline_label=baseline,
                          title=f"{out.name}: test split", logx=True)
     write_csv(out / "table2.csv", table2(out, [baseline, *models]))
-    (out / "comparison.md").write_text(comparison_md(out, [*models, *(m for m in METHODS if m not in models)],
+    files.write_text(out / "comparison.md", comparison_md(out, [*models, *(m for m in METHODS if m not in models)],
                                                      baseline))
     return models
 
@@ -94,8 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     baseline = importlib.import_module(f"{args.task}.test").BASELINE
     shown = write(paths.results_dir() / args.task, baseline)
-    print(f"[compare] {args.task}: {', '.join(shown)}", flush=True)
+    log.info(f"{args.task}: {', '.join(shown)}")
 
 
 if __name__ == "__main__":
-    main()
+    from common import cli
+
+    cli.run(main)

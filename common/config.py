@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import inspect
 import platform
+import re
 import typing
+from dataclasses import dataclass
 from pathlib import Path
+
+from common.errors import ConfigError
+
+LAMBDA = 0.1  # weight of the cost term in the EENets/PTEENet loss (costs are fractions of the full model)
+SCHEDULES = ("exp99", "cosine", "constant")
+OPTIMIZERS = ("adam", "sgd")
+STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 def _parse_bool(v: str) -> bool:
@@ -25,17 +34,102 @@ def _field_type(hint) -> typing.Callable[[str], typing.Any]:
     return _parse_bool if base is bool else base
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError (one line, through common.cli) instead of printing usage."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see --help)")
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """The trailing `# comment` of every field in `cls` and its bases: the options' help text."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", source, re.MULTILINE):
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
 def parse(cls: type, presets: dict[str, typing.Any], argv: list[str] | None = None, description: str = ""):
     """Build `cls` from `--config PRESET` plus per-field overrides on the command line."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = _Parser(description=description)
     parser.add_argument("--config", default="default", choices=sorted(presets), help="named preset to start from")
-    hints = typing.get_type_hints(cls)
+    hints, comments = typing.get_type_hints(cls), field_comments(cls)
+    defaults = presets.get("default", cls())
     for f in dataclasses.fields(cls):
+        if f.name == "preset":
+            continue  # set by --config
+        help_text = f"{comments.get(f.name, '')} (default: {getattr(defaults, f.name)!r})".replace("%", "%%")
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_type(hints[f.name]),
-                            default=None, help=f.metadata.get("help", ""))
+                            default=None, help=help_text)  # None: only what was typed overrides the preset
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    if "preset" in {f.name for f in dataclasses.fields(cls)}:
+        overrides["preset"] = args.config
     return dataclasses.replace(presets[args.config], **overrides)
+
+
+@dataclass
+class TrainConfig:
+    """Fields shared by every task's config; each task's config.py subclasses it."""
+
+    variant: str = "trecx"  # registered model variant (common.registry.names(task))
+    data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
+    out_dir: str = ""  # run folder; "" = runs/<task>/<preset>/<variant>
+    publish: bool = False  # copy best.keras, config and log to pretrained/<task>/ when done
+    publish_as: str = ""  # name under pretrained/<task>/; "" = the variant's name
+    init_from: str = ""  # warm start: .keras, Keras 2 .h5 or SavedModel whose backbone is copied in
+    epochs: int = 100  # training epochs
+    steps_per_epoch: int = 0  # 0 = the whole training split per epoch (smoke runs use a few steps)
+    batch_size: int = 32  # global batch size
+    lr: float = 1e-3  # peak learning rate
+    lr_schedule: str = "exp99"  # "exp99": x0.99 per epoch (MLPerf Tiny); "cosine": cosine decay to 0; "constant"
+    warmup_epochs: int = 0  # linear warm-up to `lr` over these epochs, before the schedule starts
+    optimizer: str = "adam"  # "adam" or "sgd"
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = False  # Nesterov momentum (SGD)
+    weight_decay: float = 0.0  # decoupled weight decay of the optimizer (biases and batch norm excluded)
+    label_smoothing: float = 0.0  # cross-entropy of every exit against (1 - s) one-hot + s / classes
+    ema: float = 0.0  # > 0: keep, evaluate and save an exponential moving average of the weights (momentum)
+    head_epochs: int = 0  # first epochs train only the exit heads and final classifier (backbone frozen)
+    head_lr: float = 1e-3  # constant learning rate of those head-only epochs
+    transfer_until: float = 0.8  # fraction of epochs with EE->EV weight transfer (T-RecX)
+    cost_lambda: float = LAMBDA  # weight of the expected-cost term in the EENets/PTEENet loss
+    seed: int = 0  # seeds Python, NumPy and TF (weights, shuffling, augmentation)
+    split_seed: int = 0  # seeds the data split; keep it fixed so test.py sees the same test set
+    deterministic: bool = False  # TF op determinism (slower)
+    strategy: str = "default"  # "default", "mirrored" (this machine's devices) or "multiworker" (TF_CONFIG)
+    threads: int = 0  # TensorFlow CPU threads per op (0 = all cores); 1 lets two runs share 2 cores well
+    restart: bool = False  # delete this run's folder and train from the start
+    preset: str = "default"  # the named preset these fields started from (set by --config)
+
+    def __post_init__(self) -> None:
+        """Refuse impossible values at once, before any data is read or TensorFlow started."""
+        checks = [("epochs", self.epochs >= 1, "at least 1"),
+                  ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("steps_per_epoch", self.steps_per_epoch >= 0, "0 (whole split) or more"),
+                  ("head_epochs", 0 <= self.head_epochs < self.epochs, f"from 0 to epochs - 1 ({self.epochs - 1})"),
+                  ("warmup_epochs", 0 <= self.warmup_epochs < self.epochs - self.head_epochs,
+                   "from 0 to the joint epochs - 1"),
+                  ("lr", self.lr >= 0, "0 or more"), ("head_lr", self.head_lr >= 0, "0 or more"),
+                  ("lr_schedule", self.lr_schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+                  ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+                  ("strategy", self.strategy in STRATEGIES, f"one of {', '.join(STRATEGIES)}"),
+                  ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+                  ("ema", 0 <= self.ema < 1, "in [0, 1)"), ("weight_decay", self.weight_decay >= 0, "0 or more"),
+                  ("transfer_until", 0 <= self.transfer_until <= 1, "in [0, 1]"),
+                  ("threads", self.threads >= 0, "0 (all cores) or more")]
+        for name, ok, want in checks:
+            if not ok:
+                raise ConfigError(f"--{name.replace('_', '-')} must be {want}, got {getattr(self, name)!r}")
+
+
+# Fields that say where or how fast a run goes, not what it trains: a resumed run may change them.
+NOT_RECIPE = ("data_dir", "out_dir", "publish", "publish_as", "threads", "restart", "strategy")
 
 
 def versions() -> dict[str, str]:
@@ -51,9 +145,21 @@ def versions() -> dict[str, str]:
     return out
 
 
+PATH_FIELDS = ("data_dir", "out_dir", "models_dir", "init_from")  # recorded with paths.portable
+
+
+def record(config) -> dict:
+    """A config as recorded beside its outputs: its paths relative to the repo or the reference
+    models (see paths.portable), so the record reads the same on every machine."""
+    from common import paths
+
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    return {k: paths.portable(v) if k in PATH_FIELDS and v else v for k, v in cfg.items()}
+
+
 def save_run_info(out_dir: Path, config, extra: dict | None = None) -> None:
     """Write config.json (the resolved config) and versions.json beside a run's outputs."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    (out_dir / "config.json").write_text(json.dumps(cfg | (extra or {}), indent=1, default=str))
-    (out_dir / "versions.json").write_text(json.dumps(versions(), indent=1))
+    from common import files
+
+    files.write_json(out_dir / "config.json", record(config) | (extra or {}))
+    files.write_json(out_dir / "versions.json", versions())

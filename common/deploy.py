@@ -13,7 +13,7 @@ float32 and full-integer int8 .tflite (calibrated on training samples only), and
 from __future__ import annotations
 
 import importlib
-import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +21,19 @@ from types import ModuleType
 
 import keras
 import numpy as np
+from tqdm import tqdm
 
-from common import flops, micro, paths, sweep
+from common import files, flops, micro, paths, sweep
 from common.config import parse, save_run_info
+from common.errors import ConfigError, ModelFileError, TrecxError
 from common.evaluate import predict, write_csv
 from common.export import TFLiteRunner, split_at_exit, to_tflite
 from common.report import TestConfig
 from common.runtime import EarlyExitRuntime
 
 TASKS = ("image_classification", "keyword_spotting", "visual_wake_words")
+DROP_POINTS = (1, 2, 3)  # the trade-offs sweep.tradeoffs reports
+log = logging.getLogger("trecx.deploy")
 
 
 @dataclass
@@ -53,7 +57,7 @@ class DeployConfig:
 def task_module(task: str) -> ModuleType:
     """The task's test module: load_data, calibration, BASELINE and reference_model."""
     if task not in TASKS:
-        raise ValueError(f"--task must be one of {', '.join(TASKS)}, got '{task}'")
+        raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got '{task}'")
     return importlib.import_module(f"{task}.test")
 
 
@@ -66,15 +70,15 @@ def load_models(cfg: DeployConfig, mod: ModuleType) -> tuple[keras.Model, keras.
     models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / cfg.task)
     path = models_dir / f"{cfg.variant}.keras"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: train it with python -m {cfg.task}.train --variant "
-                                f"{cfg.variant} --publish true, or pass --models-dir")
-    model = keras.models.load_model(path, compile=False)
+        raise ModelFileError(f"{path} not found: train it with python -m {cfg.task}.train --variant "
+                             f"{cfg.variant} --publish true, or pass --models-dir")
+    model = files.load_model(path)
     if mod.BASELINE == "mlperf_reference":
         return model, mod.reference_model()
     base = models_dir / f"{mod.BASELINE}.keras"
     if not base.exists():
-        raise FileNotFoundError(f"{base} not found: the baseline of {cfg.task} (train --variant {mod.BASELINE})")
-    return model, keras.models.load_model(base, compile=False)
+        raise ModelFileError(f"{base} not found: the baseline of {cfg.task} (train --variant {mod.BASELINE})")
+    return model, files.load_model(base)
 
 
 def graph_file(variant: str, name: str) -> str:
@@ -88,8 +92,8 @@ def read_graphs(out: Path, variant: str) -> dict[str, bytes]:
     names = [f"{p}_{k}" for p in ("head", "tail", "baseline") for k in ("float", "int8")]
     missing = [graph_file(variant, n) for n in names if not (out / graph_file(variant, n)).exists()]
     if missing:
-        raise FileNotFoundError(f"{out} lacks {', '.join(missing)}: run python -m common.deploy first")
-    return {n: (out / graph_file(variant, n)).read_bytes() for n in names}
+        raise ModelFileError(f"{out} lacks {', '.join(missing)}: run python -m common.deploy first")
+    return {n: files.read_tflite(out / graph_file(variant, n)) for n in names}
 
 
 def export_graphs(model: keras.Model, base: keras.Model, calib: np.ndarray) -> dict[str, bytes]:
@@ -107,14 +111,11 @@ def graph_outputs(graphs: dict[str, bytes], kind: str, x: np.ndarray, desc: str)
     """Both exits of the split graphs and the baseline's output for every row of x (batch 1)."""
     rt = EarlyExitRuntime(graphs[f"head_{kind}"], graphs[f"tail_{kind}"], rho=0.0)
     base = TFLiteRunner(graphs[f"baseline_{kind}"])
-    bar = keras.utils.Progbar(len(x), verbose=1, unit_name=desc)
     out: dict[str, list] = {"early_exit": [], "final": [], "baseline": []}
-    for i, row in enumerate(x):
+    for row in tqdm(x, desc=desc, unit="sample", mininterval=2, disable=len(x) < 500):
         early, final = rt.both(row)
         out["early_exit"].append(early), out["final"].append(final)
         out["baseline"].append(base(row)["final"])
-        if i % 100 == 99 or i == len(x) - 1:
-            bar.update(i + 1)
     return {k: np.stack(v) for k, v in out.items()}
 
 
@@ -149,21 +150,48 @@ def accuracy(outputs: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
     return {k: float((v.argmax(1) == y).mean()) for k, v in outputs.items()}
 
 
+def evaluate_int8(model: keras.Model, base: keras.Model, graphs: dict[str, bytes], data: dict,
+                  mflops: dict[str, float]) -> tuple[dict, dict, dict[str, list[dict]]]:
+    """Per split: accuracy of every exit (Keras float vs int8 graphs), the int8 benefit curve, and
+    that curve as CSV rows."""
+    accuracy_of, curves, rows = {}, {}, {}
+    for split, (x, y) in data.items():
+        keras_out = predict(model, x) | {"baseline": predict(base, x)["final"]}
+        int8_out = graph_outputs(graphs, "int8", x, f"int8 {split}")
+        accuracy_of[split] = {"keras_float": accuracy(keras_out, y), "int8": accuracy(int8_out, y)}
+        curves[split] = sweep.sweep([int8_out["early_exit"], int8_out["final"]], y,
+                                    [mflops["early_exit"], mflops["final"]])
+        c = curves[split]
+        rows[split] = [{"rho": float(r), "accuracy": float(a), "mflops": float(m), "exit_rate_early": float(e[0])}
+                       for r, a, m, e in zip(c["rho"], c["accuracy"], c["mflops"], c["exit_rate"], strict=True)]
+    return accuracy_of, curves, rows
+
+
+def choose_rho(tradeoffs: list[dict], drop_points: int) -> dict:
+    """The asked trade-off, else the tightest looser one that any rho reaches on validation."""
+    usable = [t for t in tradeoffs if t["rho"] is not None and t["drop_points"] >= drop_points]
+    if not usable:
+        raise TrecxError(f"no rho keeps the int8 validation accuracy within {max(DROP_POINTS)} points of the "
+                         f"baseline (asked: --drop-points {drop_points}): the int8 early exit is too weak to deploy")
+    if usable[0]["drop_points"] != drop_points:
+        log.warning("no rho within %d point(s) on int8 validation; deploying the %d-point trade-off",
+                    drop_points, usable[0]["drop_points"])
+    return usable[0]
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse(DeployConfig, {"default": DeployConfig()}, argv, description=__doc__)
+    if cfg.drop_points not in DROP_POINTS:
+        raise ConfigError(f"--drop-points must be one of {', '.join(map(str, DROP_POINTS))}, got {cfg.drop_points}")
     mod = task_module(cfg.task)
     out = out_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
     model, base = load_models(cfg, mod)
     tcfg = TestConfig(data_dir=cfg.data_dir, split_seed=cfg.split_seed)
     with tempfile.TemporaryDirectory() as tmp:  # deploy.json records the split; results/<task>/ has its file list
         data, info = mod.load_data(tcfg, Path(tmp))
     calib = mod.calibration(tcfg, cfg.calibration)
-    print(f"[deploy] {cfg.task}/{cfg.variant}: converting, int8 calibrated on {len(calib)} training samples",
-          flush=True)
+    log.info("%s/%s: converting, int8 calibrated on %d training samples", cfg.task, cfg.variant, len(calib))
     graphs = export_graphs(model, base, calib)
-    for name, content in graphs.items():
-        (out / graph_file(cfg.variant, name)).write_bytes(content)
     x_test = data["test"][0]
     rec: dict = {"task": cfg.task, "variant": cfg.variant, "baseline": mod.BASELINE,
                  "calibration": f"{len(calib)} random samples of the training split", "data": info,
@@ -175,39 +203,29 @@ def main(argv: list[str] | None = None) -> dict:
     costs = flops.exit_costs(model)
     rec["mflops"] = {"early_exit": costs["early_exit"]["mflops"], "final": costs["final"]["mflops"],
                      "baseline": flops.exit_costs(base)["final"]["mflops"]}
-    rec["accuracy"], curves = {}, {}
-    for split, (x, y) in data.items():
-        keras_out = predict(model, x) | {"baseline": predict(base, x)["final"]}
-        int8_out = graph_outputs(graphs, "int8", x, f"int8 {split}")
-        rec["accuracy"][split] = {"keras_float": accuracy(keras_out, y), "int8": accuracy(int8_out, y)}
-        curves[split] = sweep.sweep([int8_out["early_exit"], int8_out["final"]], y,
-                                    [rec["mflops"]["early_exit"], rec["mflops"]["final"]])
-        write_csv(out / f"benefit_curve_int8_{split}.csv",
-                  [{"rho": float(r), "accuracy": float(a), "mflops": float(m), "exit_rate_early": float(e[0])}
-                   for r, a, m, e in zip(*(curves[split][k] for k in ("rho", "accuracy", "mflops", "exit_rate")),
-                                         strict=True)])
-    acc = rec["accuracy"]
+    acc, curves, curve_rows = evaluate_int8(model, base, graphs, data, rec["mflops"])
+    rec["accuracy"] = acc
     rec["int8_minus_float_points_test"] = {k: 100 * (acc["test"]["int8"][k] - acc["test"]["keras_float"][k])
                                            for k in acc["test"]["int8"]}
     rec["tradeoffs_int8"] = sweep.tradeoffs(curves["val"], curves["test"], acc["val"]["int8"]["baseline"],
                                             acc["test"]["int8"]["baseline"], rec["mflops"]["baseline"])
-    # the asked trade-off, else the tightest looser one that any rho reaches on validation
-    usable = [t for t in rec["tradeoffs_int8"] if t["rho"] is not None and t["drop_points"] >= cfg.drop_points]
-    if not usable:
-        raise RuntimeError(f"no rho keeps the int8 validation accuracy within 3 points of the baseline: "
-                           f"{rec['tradeoffs_int8']}")
-    chosen = usable[0]
-    if chosen["drop_points"] != cfg.drop_points:
-        print(f"[deploy] WARNING: no rho within {cfg.drop_points} point(s) on int8 validation; deploying the "
-              f"{chosen['drop_points']}-point trade-off", flush=True)
+    chosen = choose_rho(rec["tradeoffs_int8"], cfg.drop_points)
     rec["rho"], rec["drop_points"] = chosen["rho"], chosen["drop_points"]
-    (out / "deploy.json").write_text(json.dumps(rec, indent=1))
+    # Only now, with every check passed, are the files (tracked ones among them) replaced, each whole.
+    for name, content in graphs.items():
+        with files.atomic(out / graph_file(cfg.variant, name)) as tmp:
+            tmp.write_bytes(content)
+    for split, rows in curve_rows.items():
+        write_csv(out / f"benefit_curve_int8_{split}.csv", rows)
+    files.write_json(out / "deploy.json", rec)
     save_run_info(out, cfg)
-    print(f"[deploy] {out}: float split max diff {rec['float_split_max_abs_diff']}; int8 test accuracy "
-          f"{acc['test']['int8']}; rho {rec['rho']} ({rec['drop_points']}-point trade-off on int8 validation); "
-          f"arena {rec['arena_bytes']}", flush=True)
+    log.info("%s: float split max diff %s; int8 test accuracy %s; rho %s (%d-point trade-off on int8 validation); "
+             "arena %s", out, rec["float_split_max_abs_diff"], acc["test"]["int8"], rec["rho"], rec["drop_points"],
+             rec["arena_bytes"])
     return rec
 
 
 if __name__ == "__main__":
-    main()
+    from common import cli
+
+    cli.run(main)

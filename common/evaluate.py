@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from common import flops, sweep
+from common import files, flops, sweep
 
 SPLITS = ("val", "test")
 
@@ -31,16 +30,15 @@ def cached_outputs(model: keras.Model, data: dict[str, tuple[np.ndarray, np.ndar
     """Per split, every exit's per-sample softmax (and the labels), from `path` (.npz) when it is
     there and was made by the same weights on the same labels, else from one inference pass, then saved."""
     key = weights_digest(model)
-    if path.exists() and not refresh:
-        with np.load(path) as z:
-            cached = {s: {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(f"{s}/")} for s in data}
-            same_model = "model_digest" in z.files and str(z["model_digest"]) == key
+    z = files.load_npz(path) if path.exists() and not refresh else None  # an unreadable file is recomputed
+    if z is not None:
+        cached = {s: {k.split("/", 1)[1]: z[k] for k in z if k.startswith(f"{s}/")} for s in data}
+        same_model = "model_digest" in z and str(z["model_digest"]) == key
         if same_model and all(np.array_equal(cached[s].get("labels", []), y) for s, (_, y) in data.items()):
             return cached
     out = {s: predict(model, x) | {"labels": y} for s, (x, y) in data.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, model_digest=np.array(key),
-                        **{f"{s}/{k}": v for s, d in out.items() for k, v in d.items()})
+    files.savez(path, compressed=True, model_digest=np.array(key),
+                **{f"{s}/{k}": v for s, d in out.items() for k, v in d.items()})
     return out
 
 
@@ -53,8 +51,7 @@ def weights_digest(model: keras.Model) -> str:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with files.atomic(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         w.writeheader()
         w.writerows(rows)
@@ -113,7 +110,7 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
             write_csv(out_dir / "tradeoffs.csv", rows)
             summary["tradeoffs"] = rows
             summary["baseline"] = baseline
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    files.write_json(out_dir / "summary.json", summary)
     return summary
 
 

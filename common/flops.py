@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from common import contract
+
 
 def _n(shape) -> int:
     return int(math.prod(d for d in shape[1:] if d is not None))
@@ -59,18 +61,8 @@ def path_layers(model: keras.Model, outputs: list[str]) -> list[layers.Layer]:
     return [layer for layer in sub.layers if not isinstance(layer, layers.InputLayer)]
 
 
-def exit_names(model: keras.Model) -> list[str]:
-    """Classifier outputs in exit order: `early_exit`, then `exit_1`, `exit_2`, ..., `final` last.
-    Confidence heads (`confidence_<i>`) and training-only outputs (`mixture`) are not exits."""
-    names = list(model.output_names) if isinstance(model.output, dict) else ["final"]
-    early = sorted((n for n in names if n.startswith("exit_")), key=lambda n: int(n.split("_")[1]))
-    return (["early_exit"] if "early_exit" in names else []) + early + ["final"]
-
-
-def confidence_of(model: keras.Model, exit_name: str) -> str | None:
-    """The confidence head thresholded at an exit (EENets, PTEENet), or None (max softmax)."""
-    name = f"confidence_{exit_name.split('_')[1]}" if exit_name.startswith("exit_") else ""
-    return name if isinstance(model.output, dict) and name in model.output_names else None
+exit_names = contract.exit_names  # re-exported: callers count exits through the contract
+confidence_of = contract.confidence_of
 
 
 def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:

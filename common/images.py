@@ -7,7 +7,7 @@ keyed by the source archive's checksum, so the second load takes seconds.
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +17,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from common import paths
-from common.errors import DataError
-from common.sources import cached_arrays, locate, stratified_split
+from common.errors import DataError, DataNotFound
+from common.files import write_json
+from common.sources import cached_arrays, locate, stratified_split, tfds_download
+
+log = logging.getLogger("trecx.data")
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 VWW_CLASSES = ("non_person", "person")  # label 0, 1 as in the MLPerf model
@@ -67,7 +70,7 @@ def read_image_folder(root: Path, classes: tuple[str, ...], size: tuple[int, int
         files += imgs
         labels += [label] * len(imgs)
     if skipped:
-        print(f"[data] skipped {len(skipped)} non-image file(s) under {root}, e.g. {skipped[:3]}", flush=True)
+        log.warning(f"skipped {len(skipped)} non-image file(s) under {root}, e.g. {skipped[:3]}")
     with ThreadPoolExecutor(4) as pool:
         images = pool.map(lambda p: _decode(p, size), files)
         x = np.stack(list(tqdm(images, total=len(files), desc=f"decoding {root.name}", unit="img",
@@ -85,9 +88,11 @@ def _check_disjoint(a: np.ndarray, b: np.ndarray, names_a: np.ndarray, names_b: 
         raise DataError(f"{what}: {len(dup)} test image(s) also in train, e.g. {dup[:3]}")
 
 
-def _split_record(name: str, source: Path, key: str, seed: int, s: Splits) -> dict:
+def _split_record(name: str, source: Path | str, key: str, seed: int, s: Splits, data_dir: Path | None = None) -> dict:
+    """Where a split came from: the source relative to the data root (with its checksum), never a machine path."""
     counts = {k: len(v) for k, v in s.y.items()}
-    return {"dataset": name, "source": str(source), "checksum": key, "seed": seed, "counts": counts}
+    return {"dataset": name, "source": paths.portable(source, data_dir), "checksum": key, "seed": seed,
+            "counts": counts}
 
 
 def load_cifar10(data_dir: Path | str | None = None, cache_dir: Path | None = None, seed: int = 0,
@@ -101,13 +106,13 @@ def load_cifar10(data_dir: Path | str | None = None, cache_dir: Path | None = No
     cache = Path(cache_dir or paths.cache_dir())
     try:
         root, key, origin = locate(data_dir, "cifar10", lambda p: (p / "train").is_dir(), cache)
-    except DataError:
+    except DataNotFound as e:  # a corrupt local copy is reported as such, never replaced by a download
         if not download:
             raise
-        return _cifar10_from_tfds(data_dir, seed, val_fraction)
+        return _cifar10_from_tfds(cache, seed, val_fraction, str(e))
 
     def build() -> dict[str, np.ndarray]:
-        print(f"[data] decoding CIFAR-10 from {root} (once; cached afterwards)", flush=True)
+        log.info(f"decoding CIFAR-10 from {root} (once; cached afterwards)")
         out = {f"train_{k}": v for k, v in read_image_folder(root / "train", CIFAR10_CLASSES, (32, 32)).items()}
         if (root / "test").is_dir():
             test = read_image_folder(root / "test", CIFAR10_CLASSES, (32, 32))
@@ -126,28 +131,24 @@ def load_cifar10(data_dir: Path | str | None = None, cache_dir: Path | None = No
         x["test"], y["test"] = arr["test_x"], arr["test_y"]
         names["test"] = [f"test/{n}" for n in arr["test_names"]]
     s = Splits(x, y, names)
-    s.info = _split_record("cifar10", origin, key, seed, s)
+    s.info = _split_record("cifar10", origin, key, seed, s, data_dir)
     s.info["test_split"] = "official" if has_test else f"carved from train ({test_fraction:.0%}, stratified)"
     return s
 
 
-def _cifar10_from_tfds(data_dir: Path, seed: int, val_fraction: float) -> Splits:
-    """Download CIFAR-10 with tensorflow-datasets (users online with no local copy)."""
-    try:
-        import tensorflow_datasets as tfds
-
-        (xtr, ytr), (xte, yte) = tfds.as_numpy(tfds.load("cifar10", split=["train", "test"], as_supervised=True,
-                                                         batch_size=-1))
-    except Exception as e:
-        raise DataError(f"cifar10: no local copy under {data_dir} and the tensorflow-datasets download "
-                        f"failed: {e}") from e
+def _cifar10_from_tfds(cache: Path, seed: int, val_fraction: float, no_local: str) -> Splits:
+    """CIFAR-10 downloaded with tensorflow-datasets into the cache (users online with no local copy)."""
+    with tfds_download("cifar10", cache, no_local) as (tfds, folder):
+        loaded = tfds.load("cifar10", split=["train", "test"], as_supervised=True, data_dir=str(folder))
+        (xtr, ytr), (xte, yte) = ([np.concatenate(part) for part in zip(*tfds.as_numpy(ds.batch(4096)), strict=True)]
+                                  for ds in loaded)
     idx = stratified_split(ytr, {"val": val_fraction, "train": 1.0 - val_fraction}, seed)
     x = {k: xtr[i] for k, i in idx.items()} | {"test": xte}
     y = {k: ytr[i].astype(np.int64) for k, i in idx.items()} | {"test": yte.astype(np.int64)}
     names = {k: [f"tfds-train/{j}" for j in i] for k, i in idx.items()}
     names["test"] = [f"tfds-test/{j}" for j in range(len(yte))]
     s = Splits(x, y, names)
-    s.info = _split_record("cifar10", Path("tensorflow-datasets:cifar10"), "tfds", seed, s) | {"test_split": "official"}
+    s.info = _split_record("cifar10", "tensorflow-datasets:cifar10", "tfds", seed, s) | {"test_split": "official"}
     return s
 
 
@@ -161,7 +162,7 @@ def load_vww(data_dir: Path | str | None = None, cache_dir: Path | None = None, 
                        lambda p: (p / "person").is_dir() and (p / "non_person").is_dir(), cache)
 
     def build() -> dict[str, np.ndarray]:
-        print(f"[data] decoding VWW images from {root} (once; cached afterwards)", flush=True)
+        log.info(f"decoding VWW images from {root} (once; cached afterwards)")
         return read_image_folder(root, VWW_CLASSES, (96, 96))
 
     arr = cached_arrays(cache / f"vww-{key[:16]}.npz", build)
@@ -169,12 +170,11 @@ def load_vww(data_dir: Path | str | None = None, cache_dir: Path | None = None, 
     idx = stratified_split(arr["y"], {**fractions, "train": 1.0 - val_fraction - test_fraction}, seed)
     s = Splits({k: arr["x"][i] for k, i in idx.items()}, {k: arr["y"][i] for k, i in idx.items()},
                {k: [str(n) for n in arr["names"][i]] for k, i in idx.items()})
-    s.info = _split_record("visual_wake_words", origin, key, seed, s)
+    s.info = _split_record("visual_wake_words", origin, key, seed, s, data_dir)
     return s
 
 
 def write_split(splits: Splits, path: Path, subsets: tuple[str, ...] = ("train", "val", "test")) -> None:
     """Record the split (file names of `subsets`; the others are the rest) next to the results."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    files = {k: v for k, v in splits.names.items() if k in subsets}
-    path.write_text(json.dumps(splits.info | {"files": files}, indent=1))
+    names = {k: v for k, v in splits.names.items() if k in subsets}
+    write_json(path, splits.info | {"files": names})

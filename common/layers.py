@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from common import contract
+
 
 def _reg(l2: float) -> keras.regularizers.Regularizer | None:
     return keras.regularizers.L2(l2) if l2 else None
@@ -173,7 +175,9 @@ def exit_model(inputs, final_in, num_classes: int, early=None, l2: float = 0.0, 
     for i, e in enumerate(extra_exits or [], start=1):
         outputs[f"exit_{i}"] = e
     outputs["final"] = final
-    return keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
+    contract.check(model)
+    return model
 
 
 def average_pool(h: int, w: int, pool_grid: int, name: str) -> layers.Layer:

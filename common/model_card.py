@@ -8,17 +8,21 @@ results/<task>/MODEL_CARD.md. Nothing in it is typed by hand; a missing file lea
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
-from common import paths
+from common import files, paths
 from common.evaluate import read_csv
+from common.sources import is_local_subset
+
+log = logging.getLogger("trecx.model_card")
 
 
 def data_note(info: dict) -> str:
     """Where the data came from, and whether it is the full dataset."""
     counts = ", ".join(f"{k} {v}" for k, v in info.get("counts", {}).items())
-    local = "shared" in Path(str(info.get("source"))).parts  # this workplace's ../shared copies
+    local = is_local_subset(info)  # the project's ../shared copies
     return (f"{info.get('dataset')} from `{Path(str(info.get('source'))).name}` ({counts}"
             + (f"; test split {info['test_split']}" if "test_split" in info else "") + ")"
             + (": the copy in ../shared, a subset or re-encoding of the full dataset (see its SOURCE.txt), "
@@ -108,7 +112,7 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
                          f"{_pct(r['accuracy']['early_exit'])} |")
         lines += ["", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()]]
     lines += ["", "## Known limits", ""]
-    if split and "shared" in Path(str(split.get("source"))).parts:
+    if split and is_local_subset(split):
         lines.append("- Trained and measured on a local subset or re-encoding of the dataset (see Data); "
                      "accuracy on the official full test set will differ.")
     if n_test and n_test < 2000:
@@ -130,10 +134,12 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--variant", default="trecx")
     args = p.parse_args(argv)
     out = paths.results_dir() / args.task / "MODEL_CARD.md"
-    out.write_text(card(args.task, args.variant))
-    print(f"[model card] {out}", flush=True)
+    files.write_text(out, card(args.task, args.variant))
+    log.info(f"{out}")
     return out
 
 
 if __name__ == "__main__":
-    main()
+    from common import cli
+
+    cli.run(main)

@@ -24,3 +24,37 @@ def reference_dir() -> Path:
 
 def results_dir() -> Path:
     return Path(os.environ.get("TRECX_RESULTS", REPO / "results"))
+
+
+def runs_dir() -> Path:
+    """Training run folders (checkpoints, backups): $TRECX_RUNS or runs/. Point it outside the
+    checkout to keep unfinished runs when the checkout is cloned anew."""
+    return Path(os.environ.get("TRECX_RUNS", REPO / "runs"))
+
+
+REFERENCE_PREFIX = "reference:"  # a path under reference_dir(), as configs record it
+
+
+def portable(path: Path | str, root: Path | None = None) -> str:
+    """How a path is recorded in configs and results: relative to `root` (e.g. the data root),
+    `reference:<path>` under the MLPerf reference models, relative to the repo under it; any other
+    path as given. A record then reads the same on every machine."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    for base, prefix in ((root, ""), (reference_dir(), REFERENCE_PREFIX), (REPO, "")):
+        if base is not None:
+            try:
+                return prefix + str(path.resolve().relative_to(Path(base).resolve()))
+            except ValueError:
+                pass
+    return str(path)
+
+
+def resolve(path: str) -> Path:
+    """The file a recorded path names: `reference:<path>` under reference_dir(); a relative path from
+    the working folder when it exists there, else from the repo."""
+    if path.startswith(REFERENCE_PREFIX):
+        return reference_dir() / path[len(REFERENCE_PREFIX):]
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else REPO / p

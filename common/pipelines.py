@@ -13,10 +13,17 @@ def eval_dataset(x: np.ndarray, y: np.ndarray, batch: int = 256) -> tf.data.Data
 
 
 def image_train_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, rotation: float = 0.0,
-                        shift: float = 0.0, zoom: float = 0.0, flip: bool = False) -> tf.data.Dataset:
+                        shift: float = 0.0, zoom: float = 0.0, flip: bool = False,
+                        pad_crop: int = 0) -> tf.data.Dataset:
     """Shuffled training batches of uint8 images as float32 0..255, with random rotation (fraction
-    of a full turn), shift and zoom (fractions of the size) and horizontal flip."""
+    of a full turn), shift and zoom (fractions of the size), horizontal flip, and `pad_crop`: zero
+    padding by that many pixels and a random crop back to size, done as a random whole-pixel
+    translation with zero fill (the same images, drawn per sample on the batch)."""
     aug = []
+    if pad_crop:
+        frac = pad_crop / x.shape[1]
+        aug.append(keras.layers.RandomTranslation(frac, frac, fill_mode="constant", interpolation="nearest",
+                                                  seed=seed + 4))
     if rotation:
         aug.append(keras.layers.RandomRotation(rotation, fill_mode="nearest", seed=seed))
     if shift:

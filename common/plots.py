@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from common import files
 from common.evaluate import read_csv
 
 
@@ -20,8 +21,8 @@ def _save(fig, ax, out: Path, title: str, legend: bool = True, grid_axis: str = 
     if legend:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
+    with files.atomic(out) as tmp:
+        fig.savefig(tmp, dpi=130)
     plt.close(fig)
 
 

@@ -27,11 +27,11 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
-from common import flops
+from common import contract, flops
+from common.config import LAMBDA
 from common.layers import pool_features
 
 METHODS = ("branchynet", "sdn", "eenets", "pteenet")
-LAMBDA = 0.1  # weight of the cost term in the EENets/PTEENet loss (costs are fractions of the full model)
 
 
 def _reg(l2: float):
@@ -120,19 +120,22 @@ def build(method: str, backbone: Callable[[float], tuple], num_classes: int, l2:
     outputs["final"] = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2),
                                     name="final")(pooled)
     model = keras.Model(inputs, outputs | confs, name=name)
+    contract.check(model)
     if not confs:
         return model
     costs = flops.exit_costs(model)
-    exits = [*sorted(outputs.keys() - {"final"}), "final"]
+    exits = contract.exit_names(model)
     rel = [costs[e]["mflops"] / costs["final"]["mflops"] for e in exits]
     mixture = ConfidenceMixture(rel, name="mixture")([outputs[e] for e in exits] + [confs[c] for c in sorted(confs)])
-    return keras.Model(inputs, outputs | confs | {"mixture": mixture}, name=name)
+    model = keras.Model(inputs, outputs | confs | {"mixture": mixture}, name=name)
+    contract.check(model)
+    return model
 
 
 def loss_weights(method: str) -> Callable[[keras.Model], dict[str, float]]:
     """The method's loss weights per output, given the built model (SDN's depend on its FLOPs)."""
     def weights(model: keras.Model) -> dict[str, float]:
-        exits = [n for n in model.output_names if n.startswith("exit_")]
+        exits = contract.exit_names(model)[:-1]
         if method in ("eenets", "pteenet"):
             # the cost-aware mixture loss, plus every exit's own cross-entropy: with the mixture alone,
             # the confidence heads learn to send every sample to the final exit within the first epochs,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import keras
 
+from common.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -30,6 +32,9 @@ _REGISTRY: dict[tuple[str, str], Variant] = {}
 
 def register(task: str, name: str, builder: Callable[..., keras.Model], loss_weights=None,
              weight_transfer: bool = False, post_trained: bool = False) -> None:
+    """Add a variant; a name already taken in the task is refused (two builders, one name, is a bug)."""
+    if (task, name) in _REGISTRY:
+        raise ValueError(f"model variant '{name}' is already registered for task '{task}'")
     _REGISTRY[(task, name)] = Variant(task, name, builder, loss_weights or {"final": 1.0}, weight_transfer,
                                       post_trained)
 
@@ -37,7 +42,7 @@ def register(task: str, name: str, builder: Callable[..., keras.Model], loss_wei
 def get(task: str, name: str) -> Variant:
     _load_tasks()
     if (task, name) not in _REGISTRY:
-        raise KeyError(f"unknown model variant '{name}' for task '{task}'; known: {names(task)}")
+        raise ConfigError(f"--variant: unknown model variant '{name}' for {task}; known: {', '.join(names(task))}")
     return _REGISTRY[(task, name)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,9 +10,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import compare, paths, plots, prior
+from common import compare, files, paths, plots, prior
 from common.config import parse, save_run_info
+from common.errors import ModelFileError
 from common.evaluate import cached_outputs, evaluate_variant, read_csv, write_csv
+
+log = logging.getLogger("trecx.test")
 
 
 @dataclass
@@ -37,8 +41,8 @@ def main(task: str, argv: list[str] | None, load_data: Callable[[TestConfig, Pat
     out = Path(cfg.out_dir or paths.results_dir() / task)
     models = ({"mlperf_reference": reference()} if reference else {}) | load_models(models_dir)
     if baseline not in models:
-        raise FileNotFoundError(f"no {baseline}.keras in {models_dir}: train one with "
-                                f"python -m {task}.train --variant {baseline} --publish true")
+        raise ModelFileError(f"no {baseline}.keras in {models_dir}: train one with "
+                             f"python -m {task}.train --variant {baseline} --publish true")
     data, info = load_data(cfg, out)
     rows = run(models, data, out, baseline, curves, violin=violin, config=cfg, info=info)
     if extra is not None:
@@ -48,7 +52,9 @@ def main(task: str, argv: list[str] | None, load_data: Callable[[TestConfig, Pat
 
 def load_models(models_dir: Path) -> dict[str, keras.Model]:
     """Every `<variant>.keras` of a folder, keyed by variant name."""
-    return {p.stem: keras.models.load_model(p, compile=False) for p in sorted(models_dir.glob("*.keras"))}
+    if not models_dir.is_dir():
+        raise ModelFileError(f"--models-dir: {models_dir} is not a folder")
+    return {p.stem: files.load_model(p) for p in sorted(models_dir.glob("*.keras"))}
 
 
 def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
@@ -70,8 +76,8 @@ def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.nda
             base = {"val_accuracy": b["standalone"]["final"]["val"], "test_accuracy": b["standalone"]["final"]["test"],
                     "mflops": b["exit_costs"]["final"]["mflops"]}
         summaries[name] = evaluate_variant(models[name], outs[name], out_dir / name, baseline=base)
-        print(f"[test] {name}: " + ", ".join(f"{e} {100 * a['test']:.2f}%" for e, a in
-                                             summaries[name]["standalone"].items()), flush=True)
+        log.info(f"{name}: " + ", ".join(f"{e} {100 * a['test']:.2f}%" for e, a in
+                                         summaries[name]["standalone"].items()))
     rows = [table_row(n, summaries[n]) for n in order]
     write_csv(out_dir / "table1.csv", rows)
     b = summaries[baseline]

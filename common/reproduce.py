@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
-from common import model_card, paths
+from common import files, model_card, paths
+from common.errors import ConfigError
 from common.evaluate import read_csv
 
 TASKS = {"image_classification": ["baseline", "trecx"], "keyword_spotting": ["trecx"],
@@ -71,7 +71,9 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    if argv:
+        raise ConfigError(f"common.reproduce takes no options (got {' '.join(argv)}); run a task's test.py for those")
     results, smoked = {}, {}
     for task, variants in TASKS.items():
         models = list((paths.REPO / "pretrained" / task).glob("*.keras"))
@@ -87,17 +89,19 @@ def main() -> int:
             smoked[task] = smoke(task, variants)
     for task, out in results.items():  # model cards, from the results files just written
         if (out / "trecx" / "summary.json").exists():
-            (out / "MODEL_CARD.md").write_text(model_card.card(task))
+            files.write_text(out / "MODEL_CARD.md", model_card.card(task))
     if results:
         text = summary(results, "Results summary", missing=list(smoked))
-        (paths.results_dir() / "SUMMARY.md").write_text(text)
+        files.write_text(paths.results_dir() / "SUMMARY.md", text)
         print("\n" + text)
     if smoked:
-        (paths.REPO / "runs" / "smoke" / "SUMMARY.md").write_text(summary(smoked, "SMOKE RUN: not trained models"))
+        files.write_text(paths.REPO / "runs" / "smoke" / "SUMMARY.md", summary(smoked, "SMOKE RUN: not trained models"))
         print(f"\nMISSING pretrained weights for: {', '.join(smoked)}. Their smoke results are in runs/smoke/ "
               f"(results/ was left untouched for them).")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from common import cli
+
+    cli.run(main)

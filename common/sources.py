@@ -6,18 +6,32 @@ SHA-256, so a changed archive is never confused with an old extraction.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import tarfile
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from common.errors import DataError
+from common.errors import DataError, DataNotFound
+from common.files import load_npz, savez
+
+log = logging.getLogger("trecx.data")
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+# The archives of this project's ../shared/datasets: each a subset or re-encoding of the full dataset
+# (see their SOURCE.txt), so results on them are flagged as such.
+LOCAL_SUBSETS = ("cifar10_train_jpg.tar.gz", "speech_commands_v0.02_subset.tar.gz", "vww_96_1000.tar.gz")
+
+
+def is_local_subset(info: dict) -> bool:
+    """Whether a data record (`source` as recorded) names one of the LOCAL_SUBSETS archives."""
+    return Path(str(info.get("source", ""))).name in LOCAL_SUBSETS
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -65,7 +79,7 @@ def extract(archive: Path, cache: Path, name: str) -> Path:
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    print(f"[data] extracting {archive} -> {target}", flush=True)
+    log.info(f"extracting {archive} -> {target}")
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
@@ -86,7 +100,7 @@ def locate(data_dir: Path | str, name: str, is_root: Callable[[Path], bool], cac
     """
     data_dir = Path(data_dir)
     if not data_dir.exists():
-        raise DataError(f"{name}: data root {data_dir} does not exist (set --data-dir or TRECX_DATA)")
+        raise DataNotFound(f"{name}: data root {data_dir} does not exist (set --data-dir or TRECX_DATA)")
     bases = [data_dir] if data_dir.is_file() else [data_dir, data_dir / name]
     for base in bases:
         if base.is_dir():
@@ -102,23 +116,44 @@ def locate(data_dir: Path | str, name: str, is_root: Callable[[Path], bool], cac
             if root is not None:
                 return root, file_sha256(archive), archive
     looked = ", ".join(map(str, bases))
-    raise DataError(f"{name}: no dataset in its native layout under {data_dir} (looked in {looked})")
+    raise DataNotFound(f"{name}: no dataset in its native layout under {data_dir} (looked in {looked})")
 
 
 def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Load arrays from `path` (.npz) or build and save them; writes atomically."""
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+    """Load arrays from `path` (.npz) or build and save them (atomically); an unreadable cache file
+    is rebuilt, with a warning naming it."""
+    if path.exists() and (arrays := load_npz(path)) is not None:
+        return arrays
     arrays = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, **arrays)
-    tmp.rename(path)
+    savez(path, **arrays)
     return arrays
 
 
-def stratified_split(labels: np.ndarray, sizes: dict[str, float], seed: int) -> dict[str, np.ndarray]:
+@contextlib.contextmanager
+def tfds_download(name: str, cache: Path, no_local: str) -> Iterator[tuple[object, Path]]:
+    """Yield (tensorflow_datasets, its data folder under `cache`) for downloading `name` when there
+    is no local copy (`no_local` says why). Temporary files go to a folder in the cache that is
+    removed afterwards; any failure becomes one DataError with both reasons."""
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp, before = Path(tempfile.mkdtemp(prefix="tfds-tmp-", dir=cache)), tempfile.tempdir
+    tempfile.tempdir = str(tmp)
+    try:
+        import tensorflow_datasets as tfds
+
+        yield tfds, cache / "tensorflow_datasets"
+    except DataError:
+        raise
+    except Exception as e:  # tfds raises many kinds (offline: requests' ConnectionError)
+        reason = (str(e).splitlines() or [""])[0][:200]
+        raise DataError(f"{no_local}; the tensorflow-datasets download of '{name}' failed too "
+                        f"({type(e).__name__}: {reason})") from e
+    finally:
+        tempfile.tempdir = before
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stratified_split(labels: np.ndarray, sizes: dict[str, float], seed: int,
+                     allow_empty: bool = False) -> dict[str, np.ndarray]:
     """Seeded stratified split of indices. `sizes` maps subset -> fraction; the last subset takes the rest.
 
     Within each class, indices are shuffled once and cut by the cumulative fractions, so every subset
@@ -134,4 +169,9 @@ def stratified_split(labels: np.ndarray, sizes: dict[str, float], seed: int) -> 
         cuts = np.round(np.cumsum([sizes[n] for n in names[:-1]]) * len(idx)).astype(int)
         for n, part in zip(names, np.split(idx, cuts), strict=True):
             out[n].append(part)
-    return {n: np.sort(np.concatenate(parts)) for n, parts in out.items()}
+    split = {n: np.sort(np.concatenate(parts)) for n, parts in out.items()}
+    empty = [n for n in names if len(split[n]) == 0 and (sizes[n] > 0 or n == names[-1])]
+    if empty and not allow_empty:
+        raise DataError(f"the {empty[0]} split is empty: {len(labels)} samples are too few for the split fractions "
+                        f"{sizes} (see --val-fraction / --test-fraction)")
+    return split

@@ -7,49 +7,39 @@ config.json, versions.json and, once finished, done.json.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import logging
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from common import paths, registry
-from common.callbacks import EVWeightTransfer
-from common.config import save_run_info
+from common import files, paths, registry
+from common.callbacks import EpochTimer, EVWeightTransfer, Promote
+from common.config import NOT_RECIPE, TrainConfig, record, save_run_info
+from common.errors import ConfigError, DataError, TrecxError
 from common.flops import exit_names
+from common.losses import SmoothedSparseCE
 from common.prior import LAMBDA, MixtureLoss
 from common.weights import HEADS, warm_start
 
+log = logging.getLogger("trecx.train")
+PATCHED_KERAS = "3.15."  # the Keras release whose multi-worker bugs _multiworker_workarounds patches
 
-@dataclass
-class TrainConfig:
-    """Fields shared by every task's config; each task's config.py subclasses it."""
 
-    variant: str = "trecx"  # registered model variant (common.registry.names(task))
-    data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
-    out_dir: str = ""  # run folder; "" = runs/<task>/<variant>
-    publish: bool = False  # copy best.keras, config and log to pretrained/<task>/ when done
-    publish_as: str = ""  # name under pretrained/<task>/; "" = the variant's name
-    init_from: str = ""  # warm start: .keras, Keras 2 .h5 or SavedModel whose backbone is copied in
-    epochs: int = 100  # training epochs
-    steps_per_epoch: int = 0  # 0 = the whole training split per epoch (smoke runs use a few steps)
-    batch_size: int = 32  # global batch size
-    lr: float = 1e-3  # peak learning rate (Adam)
-    lr_schedule: str = "exp99"  # "exp99": x0.99 per epoch (MLPerf Tiny); "cosine": cosine decay to 0
-    head_epochs: int = 0  # first epochs train only the exit heads and final classifier (backbone frozen)
-    head_lr: float = 1e-3  # constant learning rate of those head-only epochs
-    transfer_until: float = 0.8  # fraction of epochs with EE->EV weight transfer (T-RecX)
-    cost_lambda: float = LAMBDA  # weight of the expected-cost term in the EENets/PTEENet loss
-    seed: int = 0  # seeds Python, NumPy and TF (weights, shuffling, augmentation)
-    split_seed: int = 0  # seeds the data split; keep it fixed so test.py sees the same test set
-    deterministic: bool = False  # TF op determinism (slower)
-    strategy: str = "default"  # "default", "mirrored" (this machine's devices) or "multiworker" (TF_CONFIG)
+def setup(cfg: TrainConfig) -> tf.distribute.Strategy:
+    """First thing a train script does: CPU threads and the tf.distribute strategy, both of which
+    must be set before TensorFlow runs any op."""
+    if cfg.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
+    return get_strategy(cfg.strategy)
 
 
 @functools.cache
@@ -82,6 +72,10 @@ def _multiworker_workarounds(model: keras.Model, strategy: tf.distribute.Strateg
        reduce those with axis=None (the mean over replicas, which is what is meant)."""
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
+    if not keras.__version__.startswith(PATCHED_KERAS):
+        log.warning(f"Keras {keras.__version__}: the multi-worker workarounds were written for {PATCHED_KERAS}x "
+                    "and are not applied")
+        return
     with strategy.scope():
         model._symbolic_build(data_batch=batch)
     model._maybe_symbolic_build = lambda *args, **kwargs: None
@@ -113,29 +107,50 @@ def keyed(ds: tf.data.Dataset, names: list[str]) -> tf.data.Dataset:
     return ds.map(lambda x, y: (x, {n: y for n in names}))
 
 
-def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer, cost_lambda: float = LAMBDA) -> None:
+def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer, cost_lambda: float = LAMBDA,
+                  label_smoothing: float = 0.0) -> None:
     """Joint loss: sum over exits of weight x cross-entropy, as Keras output-keyed losses (no loop
     over the batch, so any batch size works). A `mixture` output (EENets, PTEENet) takes the
     cost-aware MixtureLoss; confidence heads get no loss of their own (they train through it)."""
     names = [n for n in model.output_names if n in exit_names(model) or n == "mixture"]
+    ce = SmoothedSparseCE(label_smoothing) if label_smoothing else keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=optimizer,
-                  loss={n: MixtureLoss(cost_lambda) if n == "mixture" else keras.losses.SparseCategoricalCrossentropy()
-                        for n in names},
+                  loss={n: MixtureLoss(cost_lambda) if n == "mixture" else ce for n in names},
                   loss_weights={n: loss_weights.get(n, 1.0) for n in names},
                   metrics={n: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for n in names
                            if n != "mixture"})
 
 
 def _schedule(cfg: TrainConfig):
-    """Learning rate per epoch, counted from the end of the head-only phase."""
-    start, span = cfg.head_epochs, max(cfg.epochs - cfg.head_epochs, 1)
-    if cfg.lr_schedule == "exp99":
-        return lambda epoch, lr: cfg.lr * 0.99 ** (epoch - start)
-    if cfg.lr_schedule == "cosine":
-        return lambda epoch, lr: cfg.lr * 0.5 * (1 + np.cos(np.pi * (epoch - start) / span))
-    if cfg.lr_schedule == "constant":
-        return lambda epoch, lr: cfg.lr
-    raise ValueError(f"--lr-schedule must be exp99, cosine or constant, got '{cfg.lr_schedule}'")
+    """Learning rate per epoch, counted from the end of the head-only phase: a linear warm-up over
+    `warmup_epochs` (reaching `lr` at its last epoch), then the named schedule over the rest."""
+    warm = cfg.warmup_epochs
+    start, span = cfg.head_epochs + warm, max(cfg.epochs - cfg.head_epochs - warm, 1)
+
+    def rate(epoch: int, lr=None) -> float:
+        if epoch < start:
+            return cfg.lr * (epoch - cfg.head_epochs + 1) / (warm + 1)
+        t = epoch - start
+        if cfg.lr_schedule == "exp99":
+            return cfg.lr * 0.99**t
+        if cfg.lr_schedule == "cosine":
+            return float(cfg.lr * 0.5 * (1 + np.cos(np.pi * t / span)))
+        return cfg.lr
+
+    return rate
+
+
+def make_optimizer(cfg: TrainConfig, lr: float) -> keras.optimizers.Optimizer:
+    """The optimizer of `cfg` at learning rate `lr` (the scheduler sets it per epoch)."""
+    ema = {"use_ema": True, "ema_momentum": cfg.ema} if cfg.ema else {}
+    wd = cfg.weight_decay or None
+    if cfg.optimizer == "sgd":
+        opt = keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=wd, **ema)
+    else:  # "adam" (TrainConfig checks the name)
+        opt = keras.optimizers.Adam(lr, weight_decay=wd, **ema)
+    if wd:
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return opt
 
 
 def _best_so_far(log: Path, monitor: str, mode: str) -> float:
@@ -159,7 +174,30 @@ def _freeze_backbone(model: keras.Model, frozen: bool, final: bool = True) -> No
 
 
 def run_dir(cfg: TrainConfig, task: str) -> Path:
-    return Path(cfg.out_dir) if cfg.out_dir else paths.REPO / "runs" / task / cfg.variant
+    """runs/<task>/<preset>/<variant> unless --out-dir says otherwise: presets never share a folder."""
+    return Path(cfg.out_dir) if cfg.out_dir else paths.runs_dir() / task / cfg.preset / cfg.variant
+
+
+def recipe_changes(cfg: TrainConfig, saved: dict) -> list[str]:
+    """The recipe fields whose value in an existing run's config.json differs from `cfg` (a field
+    the run did not record counts as its default then)."""
+    defaults = record(type(cfg)())
+    return [k for k, v in record(cfg).items() if k not in NOT_RECIPE and saved.get(k, defaults[k]) != v]
+
+
+def _check_resume(cfg: TrainConfig, out: Path) -> None:
+    """Refuse to resume, reuse or publish a run trained with another recipe than the one asked for."""
+    if cfg.restart and out.exists():
+        shutil.rmtree(out)
+    saved = out / "config.json"
+    if not saved.exists():
+        return
+    changed = recipe_changes(cfg, json.loads(saved.read_text()))
+    if changed:
+        was = json.loads(saved.read_text())
+        diff = ", ".join(f"{k}: {was.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
+        raise ConfigError(f"run folder {out} was trained with other options ({diff}); "
+                          "use --restart true to train it again, or --out-dir for a new run")
 
 
 def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
@@ -170,10 +208,14 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     variant = registry.get(task, cfg.variant)
+    for split, ds in (("training", train_ds), ("validation", val_ds)):
+        if int(ds.cardinality()) == 0:
+            raise DataError(f"the {split} split is empty: the data is too small for its split fractions")
     chief, index = _worker()
     out = run_dir(cfg, task) if chief else run_dir(cfg, task) / f"worker{index}"
+    _check_resume(cfg, out)
     if (out / "done.json").exists():
-        print(f"[train] {out} is a finished run (delete its done.json to train again)", flush=True)
+        log.info(f"{out} is a finished run (delete its done.json to train again)")
         if chief and cfg.publish:
             publish(out, task, cfg.publish_as or cfg.variant)
         return out
@@ -183,45 +225,60 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
         model = variant.builder()
         if cfg.init_from:
             n = warm_start(model, cfg.init_from)
-            print(f"[init] copied {n} layers from {cfg.init_from}", flush=True)
+            log.info(f"copied {n} layers from {cfg.init_from}")
     names = list(model.output_names)
     # A multi-exit model is kept by its joint validation loss: by the final exit's accuracy alone, the
     # best epoch can come before the early exit has learnt anything.
     monitor, mode = ("val_loss", "min") if len(names) > 1 else ("val_accuracy", "max")
-    checkpoint = keras.callbacks.ModelCheckpoint(str(out / "best.keras"), monitor=monitor, mode=mode,
-                                                 save_best_only=True)
-    checkpoint.best = _best_so_far(out / "log.csv", monitor, mode)  # a resumed run keeps its best model
-    shared = [checkpoint, keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
+    # Saved to a partial file, then renamed over best.keras: a kill mid-save never breaks the best model.
+    # A resumed run starts from the best value in its log, so a worse epoch cannot replace best.keras.
+    best_so_far = _best_so_far(out / "log.csv", monitor, mode)
+    partial = out / ".best.partial.keras"
+    partial.unlink(missing_ok=True)
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(partial), monitor=monitor, mode=mode, save_best_only=True,
+        initial_value_threshold=best_so_far if np.isfinite(best_so_far) else None)
+    shared = [checkpoint, Promote(partial, out / "best.keras"), EpochTimer(),
+              keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
     if variant.weight_transfer:
         shared.append(EVWeightTransfer(until_fraction=cfg.transfer_until, total_epochs=cfg.epochs))
     train_ds, val_ds = finish(keyed(train_ds, names)), finish(keyed(val_ds, names))
 
-    def fit(first: int, last: int, lr: float, backup: str, schedule) -> None:
+    def fit(first: int, last: int, lr: float, backup: str, schedule, main: bool = True) -> None:
+        """Epochs first..last-1; the head-only phase (`main` False) uses plain Adam at `lr`."""
+        recipe = cfg if main else dataclasses.replace(cfg, optimizer="adam", weight_decay=0.0, ema=0.0)
         with strategy.scope():
-            compile_model(model, variant.weights_for(model), keras.optimizers.Adam(lr), cfg.cost_lambda)
+            compile_model(model, variant.weights_for(model), make_optimizer(recipe, lr), cfg.cost_lambda,
+                          cfg.label_smoothing)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _multiworker_workarounds(model, strategy, next(iter(train_ds)))
-        callbacks = [keras.callbacks.BackupAndRestore(str(out / backup)),
-                     keras.callbacks.LearningRateScheduler(schedule), *shared]
+        # Order matters at an epoch's end: the backup keeps the raw weights, then the EMA weights are
+        # swapped in for the checkpoint (and swapped back at the next epoch's start).
+        ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe.ema else []
+        # double_checkpoint: a kill while the backup is written leaves the one before it to resume from
+        callbacks = [keras.callbacks.BackupAndRestore(str(out / backup), double_checkpoint=True),
+                     keras.callbacks.LearningRateScheduler(schedule), *ema, *shared]
         model.fit(train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
                   steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
 
     if variant.post_trained:  # PTEENet: only the exit heads ever train, the final classifier included
         _freeze_backbone(model, True, final=False)
-        fit(0, cfg.epochs, cfg.head_lr, "backup", lambda epoch, lr: cfg.head_lr)
+        fit(0, cfg.epochs, cfg.head_lr, "backup", lambda epoch, lr: cfg.head_lr, main=False)
     elif cfg.head_epochs:  # phase 1: new exit heads only, on a frozen warm-started backbone
         heads_done = out / "heads.weights.h5"
         if heads_done.exists():
             model.load_weights(heads_done)
         else:
             _freeze_backbone(model, True)
-            fit(0, cfg.head_epochs, cfg.head_lr, "backup_heads", lambda epoch, lr: cfg.head_lr)
+            fit(0, cfg.head_epochs, cfg.head_lr, "backup_heads", lambda epoch, lr: cfg.head_lr, main=False)
             _freeze_backbone(model, False)
             model.save_weights(heads_done)
     if not variant.post_trained:
         fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg))
-    (out / "done.json").write_text(json.dumps({"epochs": cfg.epochs, "best": float(checkpoint.best)}))
+    if not (out / "best.keras").exists():
+        raise TrecxError(f"run {out} kept no model: no epoch gave a finite {monitor} (the loss diverged?)")
+    files.write_json(out / "done.json", {"epochs": cfg.epochs, "best": float(checkpoint.best)})
     if chief and cfg.publish:
         publish(out, task, cfg.publish_as or cfg.variant)
     return out
@@ -230,9 +287,9 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
 def publish(run: Path, task: str, variant: str) -> Path:
     """Copy a run's best model, config and log to pretrained/<task>/<variant>.*"""
     dest = paths.REPO / "pretrained" / task
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(run / "best.keras", dest / f"{variant}.keras")
-    for name in ("config.json", "log.csv", "versions.json"):
+    for name, target in (("best.keras", f"{variant}.keras"), ("config.json", f"{variant}.config.json"),
+                         ("log.csv", f"{variant}.log.csv"), ("versions.json", f"{variant}.versions.json")):
         if (run / name).exists():
-            shutil.copy(run / name, dest / f"{variant}.{name}")
+            with files.atomic(dest / target) as tmp:
+                shutil.copy(run / name, tmp)
     return dest / f"{variant}.keras"

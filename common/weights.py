@@ -9,6 +9,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from common import files, paths
+from common.errors import ConfigError, ModelFileError
+
 HEADS = ("early_exit", "ev_assist", "exit_", "confidence_", "mixture")  # exit heads: never part of a backbone
 
 
@@ -53,7 +56,7 @@ def from_checkpoint(saved_model_dir: Path | str) -> list[tuple[str, list[np.ndar
 def from_keras(path: Path | str) -> list[tuple[str, list[np.ndarray]]]:
     """(layer name, weights) of the backbone layers (and final classifier) of one of our `.keras`
     models, in graph order."""
-    model = keras.models.load_model(path, compile=False)
+    model = files.load_model(path)
     return [(layer.name, layer.get_weights()) for layer in model.layers if layer.weights and not _is_head(layer.name)]
 
 
@@ -87,10 +90,14 @@ def load_backbone(model: keras.Model, source: list[tuple[str, list[np.ndarray]]]
 
 
 def warm_start(model: keras.Model, path: Path | str) -> int:
-    """Initialise `model`'s backbone from a `.keras` model, a Keras 2 `.h5` or a SavedModel folder."""
-    p = Path(path)
+    """Initialise `model`'s backbone from a `.keras` model, a Keras 2 `.h5` or a SavedModel folder
+    (`path` as configs record it: see `paths.resolve`)."""
+    p = paths.resolve(str(path))
     if not p.exists():
-        raise FileNotFoundError(f"--init-from: {p} does not exist")
-    if p.is_dir():
-        return load_backbone(model, from_checkpoint(p), strict=False)
-    return load_backbone(model, from_h5(p) if p.suffix == ".h5" else from_keras(p), strict=False)
+        raise ConfigError(f"--init-from: {p} does not exist")
+    try:
+        if p.is_dir():
+            return load_backbone(model, from_checkpoint(p), strict=False)
+        return load_backbone(model, from_h5(p) if p.suffix == ".h5" else from_keras(p), strict=False)
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"--init-from: cannot warm-start {model.name} from {p}: {e}") from e

@@ -32,4 +32,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    from common import cli
+
+    cli.run(main)

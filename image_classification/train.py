@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common import cli, registry
 from common.images import load_cifar10
 from common.pipelines import eval_dataset, image_train_dataset
-from common.training import get_strategy, train
+from common.training import setup, train
 from image_classification.config import PRESETS, Config
 
 TASK = "image_classification"
@@ -16,13 +17,14 @@ def main(argv: list[str] | None = None) -> Path:
     from common.config import parse
 
     cfg: Config = parse(Config, PRESETS, argv, description=__doc__)
-    get_strategy(cfg.strategy)  # before any TF op (multi-worker needs it so)
+    registry.get(TASK, cfg.variant)  # an unknown variant fails before any data is read
+    setup(cfg)  # threads and strategy, before any TF op
     data = load_cifar10(cfg.data_dir or None, seed=cfg.split_seed, val_fraction=cfg.val_fraction,
                         test_fraction=cfg.test_fraction)
     train_ds = image_train_dataset(data.x["train"], data.y["train"], cfg.batch_size, cfg.seed,
-                                   rotation=cfg.rotation, shift=cfg.shift, flip=cfg.flip)
+                                   rotation=cfg.rotation, shift=cfg.shift, flip=cfg.flip, pad_crop=cfg.pad_crop)
     return train(cfg, TASK, train_ds, eval_dataset(data.x["val"], data.y["val"]), info=data.info)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common import paths
-from common.training import TrainConfig
+from common.config import TrainConfig
 
-REFERENCE = paths.reference_dir() / "keyword_spotting" / "kws_ref_model"  # MLPerf Tiny DS-CNN SavedModel
+REFERENCE = paths.REFERENCE_PREFIX + "keyword_spotting/kws_ref_model"  # MLPerf Tiny DS-CNN SavedModel
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Config(TrainConfig):
     batch_size: int = 100  # MLPerf Tiny KWS batch size
     lr: float = 3e-4  # joint fine-tuning from the reference needs a smaller step than from scratch
     lr_schedule: str = "cosine"
-    init_from: str = str(REFERENCE)  # "" trains from scratch
+    init_from: str = REFERENCE  # "" trains from scratch
     silence_fraction: float = 0.1  # extra background-noise `_silence_` examples per epoch (of train size)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import audio, paths, plots, registry, report, weights
+from common import audio, files, paths, plots, registry, report, weights
 from common.evaluate import curve_gain, write_csv
 from keyword_spotting.config import REFERENCE
 
@@ -23,14 +23,14 @@ BASELINE = "mlperf_reference"  # what the trade-offs are measured against
 def reference_model():
     """The MLPerf reference DS-CNN, as our baseline builder with its weights copied in."""
     model = registry.get(TASK, "baseline").builder()
-    weights.load_backbone(model, weights.from_checkpoint(REFERENCE))
+    weights.load_backbone(model, weights.from_checkpoint(paths.resolve(REFERENCE)))
     return model
 
 
 def load_data(cfg: report.TestConfig, out: Path) -> tuple[dict, dict]:
     data = audio.load_speech_commands(cfg.data_dir or None, seed=cfg.split_seed)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "split.json").write_text(json.dumps(data.info | {"files": data.names}, indent=1))
+    files.write_json(out / "split.json", data.info | {"files": data.names})
     return {s: (audio.features(data.wav[s]), data.y[s]) for s in ("val", "test")}, data.info
 
 
@@ -84,4 +84,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    from common import cli
+
+    cli.run(main)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import audio
+from common import audio, cli, registry
 from common.config import parse
 from common.pipelines import eval_dataset
-from common.training import get_strategy, train
+from common.training import setup, train
 from keyword_spotting.config import PRESETS, Config
 
 TASK = "keyword_spotting"
@@ -15,7 +15,8 @@ TASK = "keyword_spotting"
 
 def main(argv: list[str] | None = None) -> Path:
     cfg: Config = parse(Config, PRESETS, argv, description=__doc__)
-    get_strategy(cfg.strategy)  # before any TF op (multi-worker needs it so)
+    registry.get(TASK, cfg.variant)  # an unknown variant fails before any data is read
+    setup(cfg)  # threads and strategy, before any TF op
     data = audio.load_speech_commands(cfg.data_dir or None, seed=cfg.split_seed)
     train_ds = audio.train_dataset(data, cfg.batch_size, cfg.seed, cfg.silence_fraction)
     val_ds = eval_dataset(audio.features(data.wav["val"]), data.y["val"])
@@ -23,4 +24,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -82,3 +82,17 @@ def vww_root(tmp_path: Path) -> Path:
     write_images(root / "person", 10, 96, seed=1)
     write_images(root / "non_person", 10, 96, seed=2)
     return tmp_path / "data"
+
+
+@pytest.fixture
+def offline_empty(tmp_path: Path, monkeypatch) -> Path:
+    """An empty data root, with every tensorflow-datasets download failing as it does offline."""
+    import tensorflow_datasets as tfds
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    monkeypatch.setattr(tfds, "builder", offline)
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"

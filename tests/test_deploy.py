@@ -58,7 +58,7 @@ def test_int8_threshold_matches_the_dequantized_confidence(int8_split):
 @needs_shared("datasets", "speech_commands")
 @needs_shared("reference_models", "mlperf_tiny", "keyword_spotting", "kws_ref_model")
 @pytest.mark.skipif(not KWS_TRECX.exists(), reason="no shipped KWS T-RecX model")
-def test_deploy_benchmark_and_model_card(tmp_path: Path):
+def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     from common import benchmark, deploy, model_card
 
     out = tmp_path / "deploy"
@@ -74,3 +74,15 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path):
         assert 0 <= bench[be]["exit_rate"] <= 1 and bench[be]["latency_us"]["baseline"] > 0
     text = model_card.card("keyword_spotting")  # the committed results, read only
     assert "## int8 deployment" in text and "## Latency" in text
+    # A deploy that fails its checks replaces nothing: the graphs and deploy.json stay as they were.
+    from common.errors import TrecxError
+
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def no_rho(*args):
+        raise TrecxError("no rho")
+
+    monkeypatch.setattr(deploy, "choose_rho", no_rho)
+    with pytest.raises(TrecxError):
+        deploy.main(["--task", "keyword_spotting", "--out-dir", str(out), "--check-samples", "20", "--split-seed", "1"])
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

@@ -10,6 +10,7 @@ import pytest
 
 import common
 from common import flops, prior, registry
+from common.errors import ConfigError
 
 VARIANTS = registry.all_variants()
 NUM_CLASSES = {"image_classification": 10, "keyword_spotting": 12, "visual_wake_words": 2}
@@ -78,7 +79,7 @@ def test_known_sizes_of_the_mlperf_baselines():
 
 
 def test_unknown_variant_names_the_choices():
-    with pytest.raises(KeyError, match=r"known: .*trecx"):
+    with pytest.raises(ConfigError, match=r"known: .*trecx"):
         registry.get("image_classification", "nope")
 
 
@@ -88,3 +89,21 @@ def test_confidence_heads_are_charged_to_the_samples_that_pass_them():
     conf = sum(flops.layer_flops(model.get_layer(f"confidence_{i}"), [(None, 64)], (None, 1)) for i in (1, 2, 3)) / 1e6
     assert c["final"]["mflops"] - c["final"]["mflops_alone"] > conf > 0
     assert c["exit_1"]["mflops"] > c["exit_1"]["mflops_alone"]  # its own confidence head
+
+
+def test_every_shipped_model_loads_after_import_common_alone():
+    """In a fresh interpreter, `import common` is all it takes to load every file in pretrained/ with
+    plain Keras, and each one meets the output contract."""
+    import subprocess
+    import sys
+
+    code = ("import sys, keras, common\n"
+            "from common import contract, paths\n"
+            "files = sorted((paths.REPO / 'pretrained').glob('*/*.keras'))\n"
+            "for f in files:\n"
+            "    contract.check(keras.models.load_model(f, compile=False))\n"
+            "print(len(files))\n")
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout.split()[-1]) == len(list((repo / "pretrained").glob("*/*.keras"))) > 0

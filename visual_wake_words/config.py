@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common import paths
-from common.training import TrainConfig
+from common.config import TrainConfig
 
-REFERENCE = paths.reference_dir() / "visual_wake_words" / "vww_96.h5"  # MLPerf Tiny MobileNetV1 0.25
+REFERENCE = paths.REFERENCE_PREFIX + "visual_wake_words/vww_96.h5"  # MLPerf Tiny MobileNetV1 0.25 (see paths.resolve)
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Config(TrainConfig):
     batch_size: int = 32
     lr: float = 2e-5  # the joint fine-tuning epochs
     lr_schedule: str = "cosine"
-    init_from: str = str(REFERENCE)
+    init_from: str = REFERENCE
     val_fraction: float = 0.2  # of the images, stratified
     test_fraction: float = 0.2
     rotation: float = 10 / 360  # MLPerf VWW augmentation: rotation, shift, zoom, flip

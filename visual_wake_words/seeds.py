@@ -47,4 +47,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from common import cli
+
+    cli.run(main)

@@ -5,16 +5,18 @@ T-RecX model is also quantized to full-integer int8 (calibrated on training imag
 
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from common import registry, report, weights
+from common import files, paths, registry, report, weights
 from common.export import int8_report
 from common.images import load_vww, write_split
 from visual_wake_words.config import REFERENCE
+
+log = logging.getLogger("trecx.int8")
 
 TASK = "visual_wake_words"
 CURVES = {"fig4c_benefit_curves.png": ["trecx", "trecx_noev"]}
@@ -24,7 +26,7 @@ BASELINE = "mlperf_reference"  # what the trade-offs are measured against
 def reference_model():
     """The MLPerf reference MobileNetV1, as our baseline builder with its weights copied in."""
     model = registry.get(TASK, "baseline").builder()
-    weights.load_backbone(model, weights.from_h5(REFERENCE))
+    weights.load_backbone(model, weights.from_h5(paths.resolve(REFERENCE)))
     return model
 
 
@@ -47,9 +49,9 @@ def int8(cfg: report.TestConfig, models: dict[str, keras.Model], out: Path) -> N
     data = load_vww(cfg.data_dir or None, seed=cfg.split_seed)
     rec = int8_report(models["trecx"], calibration(cfg, 200), data.x["test"].astype("float32"), data.y["test"])
     rec["calibration"] = "200 random images of the training split"
-    (out / "int8.json").write_text(json.dumps(rec, indent=1))
-    print(f"[int8] trecx: {rec['size_reduction_pct']:.1f}% smaller; accuracy float {rec['float32_accuracy']} "
-          f"int8 {rec['int8_accuracy']}", flush=True)
+    files.write_json(out / "int8.json", rec)
+    log.info(f"trecx: {rec['size_reduction_pct']:.1f}% smaller; accuracy float {rec['float32_accuracy']} "
+             f"int8 {rec['int8_accuracy']}")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -58,4 +60,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    from common import cli
+
+    cli.run(main)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common import cli, registry
 from common.config import parse
 from common.images import load_vww
 from common.pipelines import eval_dataset, image_train_dataset
-from common.training import get_strategy, train
+from common.training import setup, train
 from visual_wake_words.config import PRESETS, Config
 
 TASK = "visual_wake_words"
@@ -15,7 +16,8 @@ TASK = "visual_wake_words"
 
 def main(argv: list[str] | None = None) -> Path:
     cfg: Config = parse(Config, PRESETS, argv, description=__doc__)
-    get_strategy(cfg.strategy)  # before any TF op (multi-worker needs it so)
+    registry.get(TASK, cfg.variant)  # an unknown variant fails before any data is read
+    setup(cfg)  # threads and strategy, before any TF op
     data = load_vww(cfg.data_dir or None, seed=cfg.split_seed, val_fraction=cfg.val_fraction,
                     test_fraction=cfg.test_fraction)
     train_ds = image_train_dataset(data.x["train"], data.y["train"], cfg.batch_size, cfg.seed,
@@ -24,4 +26,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,0 +1,103 @@
+"""Files written whole or not at all, and files read with errors that name them.
+
+Every model, cache and results file goes through `atomic`: the content is written to a temporary
+file in the same folder, then renamed over the target, so an interrupted run leaves the old file or
+the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import ModelFileError
+
+log = logging.getLogger("trecx.files")
+
+
+@contextlib.contextmanager
+def atomic(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix, so writers that check it accept it);
+    on success it replaces `path`, on any error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    with atomic(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: Path | str, obj) -> None:
+    write_text(path, json.dumps(obj, indent=1, default=str))
+
+
+def savez(path: Path | str, compressed: bool = False, **arrays: np.ndarray) -> None:
+    with atomic(path) as tmp:
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+
+
+def load_npz(path: Path | str) -> dict[str, np.ndarray] | None:
+    """The arrays of a cache file, or None (with a warning naming it) when it is unreadable: the
+    caller rebuilds a cache rather than fail on it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        log.warning("cache file %s is unreadable (%s); rebuilding it", path, type(e).__name__)
+        return None
+
+
+def load_model(path: Path | str):
+    """A `.keras` model, checked against the output contract; a missing, truncated or foreign file
+    raises ModelFileError naming it."""
+    import keras
+
+    import common  # noqa: F401  (registers every serializable class of the project)
+    from common import contract
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"model file {path} is not a .keras archive (truncated or another format)")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many kinds here; the message names the file either way
+        raise ModelFileError(f"cannot load model file {path}: {str(e).splitlines()[0][:200]}") from e
+    try:
+        contract.check(model)
+    except ValueError as e:
+        raise ModelFileError(f"model file {path}: {e}") from e
+    return model
+
+
+def read_tflite(path: Path | str) -> bytes:
+    """A `.tflite` flatbuffer's bytes, checked by its identifier ("TFL3") and by LiteRT's verifier."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"TFLite file {path} does not exist")
+    content = path.read_bytes()
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise ModelFileError(f"TFLite file {path} is not a TFLite flatbuffer (another format)")
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:  # a truncated file keeps its identifier: only the interpreter's verifier tells
+        Interpreter(model_content=content).allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise ModelFileError(f"TFLite file {path} is truncated or damaged: {str(e).splitlines()[0][:160]}") from e
+    return content
+

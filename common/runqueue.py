@@ -1,0 +1,127 @@
+"""Train a list of runs in order, in the background, surviving interruption.
+
+    nohup python -m common.runqueue image_classification/queues/recipe_search.txt --jobs 2 &
+
+The queue file holds one run a line, a module and its options (`image_classification.train --config
+search_sgd --variant baseline`); `#` starts a comment. Each run goes to its own run folder, where
+`train` resumes from the last finished epoch (its `backup/`) and skips a finished run, so the same
+command started again after any interruption carries on where it stopped. `--jobs 2 --threads 1`
+runs two single-threaded trainings side by side (faster on 2 cores than one run on two threads:
+see README). A run that fails is recorded and skipped next time unless `--retry-failed`.
+Each run's output goes to <runs>/queue/<queue name>/<line>.log; the queue's own progress to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from common import paths
+from common.errors import ConfigError
+
+log = logging.getLogger("trecx.runqueue")
+
+
+def read_queue(path: Path) -> list[list[str]]:
+    """The runs of a queue file: one argv (module first) per non-empty, non-comment line."""
+    if not path.is_file():
+        raise ConfigError(f"queue file {path} does not exist")
+    runs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        words = shlex.split(line, comments=True)
+        if words:
+            if "." not in words[0] or words[0].startswith("-"):
+                raise ConfigError(f"{path}:{number}: a line must start with a module (task.train), got {words[0]!r}")
+            runs.append(words)
+    return runs
+
+
+class Queue:
+    """Runs a queue file's lines with a fixed number of workers, recording each line's outcome."""
+
+    def __init__(self, path: Path, jobs: int, threads: int, retry_failed: bool):
+        self.runs, self.jobs, self.threads = read_queue(path), jobs, threads
+        self.folder = paths.runs_dir() / "queue" / path.stem
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.state_file = self.folder / "state.json"
+        self.state: dict[str, str] = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        if retry_failed:
+            self.state = {k: v for k, v in self.state.items() if v != "failed"}
+        self.lock, self.procs, self.stopping = threading.Lock(), set(), False
+
+    def _record(self, key: str, outcome: str) -> None:
+        with self.lock:
+            self.state[key] = outcome
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.state, indent=1))
+            tmp.replace(self.state_file)
+
+    def _run(self, index: int, argv: list[str]) -> str:
+        key = shlex.join(argv)
+        if self.stopping:
+            return "skipped"
+        cmd = [sys.executable, "-m", *argv] + (["--threads", str(self.threads)] if self.threads else [])
+        logfile = self.folder / f"{index:02d}.log"
+        log.info("start  [%d] %s (log: %s)", index, key, logfile)
+        start = time.time()
+        with open(logfile, "a") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO,
+                                    env=os.environ | {"PYTHONUNBUFFERED": "1"})
+            with self.lock:
+                self.procs.add(proc)
+            code = proc.wait()
+            with self.lock:
+                self.procs.discard(proc)
+        if self.stopping:  # interrupted: resumes next time
+            return "interrupted"
+        outcome = "done" if code == 0 else "failed"
+        self._record(key, outcome)
+        log.info("%s [%d] %s after %.1f min%s", outcome.ljust(6), index, key, (time.time() - start) / 60,
+                 "" if code == 0 else f" (exit {code}; see {logfile})")
+        return outcome
+
+    def stop(self, *_) -> None:
+        """Stop the running trainings (they resume from their backups when the queue is started again)."""
+        self.stopping = True
+        with self.lock:
+            for proc in self.procs:
+                proc.terminate()
+
+    def run(self) -> dict[str, int]:
+        todo = [(i, a) for i, a in enumerate(self.runs) if self.state.get(shlex.join(a)) not in ("done", "failed")]
+        log.info("queue %s: %d runs, %d to do, %d at a time", self.folder.name, len(self.runs), len(todo), self.jobs)
+        with ThreadPoolExecutor(self.jobs) as pool:
+            outcomes = list(pool.map(lambda item: self._run(*item), todo))
+        return {o: outcomes.count(o) for o in set(outcomes)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("queue", type=Path, help="queue file: one run a line (module and options)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="TF threads per run, 0 = all cores (default 1)")
+    parser.add_argument("--retry-failed", action="store_true", help="run again the lines that failed before")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.threads < 0:
+        raise ConfigError(f"--jobs must be at least 1 and --threads 0 or more, got {args.jobs} and {args.threads}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    queue = Queue(args.queue, args.jobs, args.threads, args.retry_failed)
+    signal.signal(signal.SIGTERM, queue.stop)
+    signal.signal(signal.SIGINT, queue.stop)
+    log.info("finished: %s", queue.run())
+
+
+if __name__ == "__main__":
+    from common import cli
+
+    cli.run(main)

@@ -1,0 +1,89 @@
+"""Tabulate the ResNet-8 recipe search (issue 15) from its runs' logs:
+
+    python -m image_classification.recipe_search
+
+Copies each finished search run's `log.csv` and `config.json` (presets `search_*`, variant
+`baseline`, under $TRECX_RUNS or runs/) into results/image_classification/recipe_search/<recipe>/,
+then writes, from those copies only, recipe_search.csv (one row a recipe: its settings, epochs, CPU
+minutes, last-epoch train and validation accuracy) and recipe_search.png (validation accuracy per
+epoch). Recipes are ranked by last-epoch validation accuracy; the test split is never read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import files, paths, plots
+from common.config import parse
+from common.evaluate import write_csv
+from image_classification.config import SEARCH
+
+TASK = "image_classification"
+SETTINGS = ("optimizer", "nesterov", "lr", "lr_schedule", "warmup_epochs", "batch_size", "weight_decay",
+            "label_smoothing", "ema", "rotation", "shift", "pad_crop", "flip")
+log = logging.getLogger("trecx.recipe_search")
+
+
+@dataclass
+class SearchConfig:
+    """Options of image_classification.recipe_search."""
+
+    runs_dir: str = ""  # where the search runs are; "" = $TRECX_RUNS or runs/
+    out_dir: str = ""  # "" = results/image_classification
+
+
+def collect(runs: Path, dest: Path) -> list[str]:
+    """Copy the log and config of every finished search run into dest/<recipe>/; returns the recipes copied."""
+    copied = []
+    for name in SEARCH:
+        run = runs / TASK / name / "baseline"
+        if (run / "done.json").exists():
+            for f in ("log.csv", "config.json"):
+                with files.atomic(dest / name / f) as tmp:
+                    shutil.copy(run / f, tmp)
+            copied.append(name)
+    return copied
+
+
+def row(folder: Path) -> dict:
+    """One recipe's settings and outcome, from its copied log and config."""
+    cfg = json.loads((folder / "config.json").read_text())
+    with open(folder / "log.csv") as f:
+        epochs = list(csv.DictReader(f))
+    last = epochs[-1]
+    threads = cfg.get("threads") or 2
+    seconds = sum(float(e.get("epoch_seconds") or 0) for e in epochs)
+    best = max(epochs, key=lambda e: float(e["val_accuracy"]))
+    return {"recipe": folder.name, **{k: cfg.get(k) for k in SETTINGS}, "epochs": len(epochs),
+            "threads": threads, "cpu_minutes": round(seconds * threads / 60, 1),
+            "train_accuracy": round(float(last["accuracy"]), 4), "val_accuracy": round(float(last["val_accuracy"]), 4),
+            "best_val_accuracy": round(float(best["val_accuracy"]), 4), "best_epoch": int(best["epoch"]) + 1}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    cfg = parse(SearchConfig, {"default": SearchConfig()}, argv, description=__doc__)
+    out = Path(cfg.out_dir or paths.results_dir() / TASK)
+    copied = collect(Path(cfg.runs_dir or paths.runs_dir()), out / "recipe_search")
+    log.info("copied %d finished run(s): %s", len(copied), ", ".join(copied) or "none")
+    folders = sorted(p for p in (out / "recipe_search").glob("search_*") if (p / "log.csv").exists())
+    rows = sorted((row(f) for f in folders), key=lambda r: -r["val_accuracy"])
+    write_csv(out / "recipe_search.csv", rows)
+    if folders:
+        plots.training_curves({f.name.removeprefix("search_"): f / "log.csv" for f in folders},
+                              out / "recipe_search.png", metric="val_accuracy",
+                              title="ResNet-8 recipe search (baseline, from scratch)")
+    for r in rows:
+        log.info("%-24s val %.2f%%  train %.2f%%  %d epochs  %.0f CPU min", r["recipe"], 100 * r["val_accuracy"],
+                 100 * r["train_accuracy"], r["epochs"], r["cpu_minutes"])
+    return rows
+
+
+if __name__ == "__main__":
+    from common import cli
+
+    cli.run(main)

@@ -1,0 +1,144 @@
+"""Nothing lost or half-written: atomic writes, rebuilt caches, runs that resume after a kill and never
+mix presets, records free of machine paths, the tensorflow-datasets path, and the programs' exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common import files, paths
+
+ENV = os.environ | {"PYTHONUNBUFFERED": "1"}
+
+
+def test_an_interrupted_write_leaves_the_old_file(tmp_path: Path):
+    target = tmp_path / "table.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), files.atomic(target) as tmp:
+        tmp.write_text("half of the new")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["table.csv"]
+    files.write_text(target, "new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["table.csv"]
+
+
+def test_a_corrupt_cache_is_rebuilt_and_named(tmp_path: Path, caplog):
+    from common.sources import cached_arrays
+
+    cache = tmp_path / "c.npz"
+    cache.write_bytes(b"PK\x03\x04 broken")
+    out = cached_arrays(cache, lambda: {"x": np.arange(3)})
+    assert out["x"].tolist() == [0, 1, 2] and str(cache) in caplog.text
+    assert cached_arrays(cache, lambda: {"x": np.zeros(1)})["x"].tolist() == [0, 1, 2]  # now read back
+
+
+def test_corrupt_outputs_are_recomputed(tmp_path: Path):
+    from common.evaluate import cached_outputs
+    from image_classification.model import resnet8
+
+    model, x = resnet8(), np.zeros((2, 32, 32, 3), np.float32)
+    (tmp_path / "outputs.npz").write_bytes(b"\x00" * 10)
+    out = cached_outputs(model, {"test": (x, np.arange(2))}, tmp_path / "outputs.npz")
+    assert out["test"]["final"].shape == (2, 10)
+    assert files.load_npz(tmp_path / "outputs.npz") is not None
+
+
+def test_best_model_is_replaced_only_whole(tmp_path: Path):
+    """The checkpoint is written to a partial file and renamed over best.keras after the epoch."""
+    from common.callbacks import Promote
+
+    best, partial = tmp_path / "best.keras", tmp_path / ".best.partial.keras"
+    best.write_text("previous best")
+    promote = Promote(partial, best)
+    promote.on_epoch_end(0)  # no better epoch: nothing written, nothing moved
+    assert best.read_text() == "previous best"
+    partial.write_text("new best")
+    promote.on_epoch_end(1)
+    assert best.read_text() == "new best" and not partial.exists()
+
+
+def test_presets_never_share_a_run_folder(monkeypatch, tmp_path: Path):
+    from common.config import parse
+    from common.training import run_dir
+    from keyword_spotting.config import PRESETS, Config
+
+    monkeypatch.setenv("TRECX_RUNS", str(tmp_path))
+    smoke = parse(Config, PRESETS, ["--config", "smoke", "--variant", "baseline"])
+    full = parse(Config, PRESETS, ["--variant", "baseline", "--publish", "true"])
+    assert run_dir(smoke, "keyword_spotting") != run_dir(full, "keyword_spotting")
+    assert run_dir(full, "keyword_spotting") == tmp_path / "keyword_spotting" / "default" / "baseline"
+
+
+def test_records_name_no_machine_paths():
+    from common.config import record
+    from keyword_spotting.config import PRESETS
+
+    rec = record(PRESETS["default"])
+    assert rec["init_from"] == "reference:keyword_spotting/kws_ref_model"
+    assert paths.resolve(rec["init_from"]) == paths.reference_dir() / "keyword_spotting" / "kws_ref_model"
+    assert paths.portable(paths.data_dir() / "cifar10" / "a.tar.gz", paths.data_dir()) == "cifar10/a.tar.gz"
+    tracked = subprocess.run(["git", "grep", "-l", "-E", '"/(work|tmp|home|root|Users)/', "--", "results",
+                              "pretrained"], cwd=paths.REPO, capture_output=True, text=True).stdout.split()
+    assert tracked == []
+
+
+def test_download_path_with_tfds_mock(tmp_path: Path):
+    """No local copy: CIFAR-10 comes from tensorflow-datasets (its own mock here), kept under the
+    cache folder, with no temporary folder left anywhere."""
+    import tensorflow_datasets as tfds
+
+    from common.images import load_cifar10
+
+    (tmp_path / "empty").mkdir()
+    before = {p for p in Path("/tmp").glob("tmp*") if p.is_dir()}
+    with tfds.testing.mock_data(num_examples=30):
+        s = load_cifar10(tmp_path / "empty", tmp_path / "cache", download=True)
+    assert s.x["test"].shape == (30, 32, 32, 3) and len(s.y["train"]) + len(s.y["val"]) == 30
+    assert s.info["source"] == "tensorflow-datasets:cifar10"
+    assert {p for p in Path("/tmp").glob("tmp*") if p.is_dir()} <= before
+    assert not list((tmp_path / "cache").glob("tfds-tmp-*"))
+
+
+def _train_cmd(data: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "image_classification.train", "--config", "smoke", "--variant", "baseline",
+            "--data-dir", str(data), "--steps-per-epoch", "2", *extra]
+
+
+def test_a_killed_run_resumes_where_it_stopped(cifar_root: Path, tmp_path: Path):
+    """kill -9 after the second epoch; the same command then trains only the epochs left, keeps the
+    log whole and the best model of the whole run."""
+    env = ENV | {"TRECX_RUNS": str(tmp_path / "runs"), "TRECX_CACHE": str(tmp_path / "cache")}
+    run = tmp_path / "runs" / "image_classification" / "smoke" / "baseline"
+    cmd = _train_cmd(cifar_root, "--epochs", "30")
+    proc = subprocess.Popen(cmd, cwd=paths.REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    log = run / "log.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(log.read_text().splitlines()) - 1
+    assert 2 <= done_before < 30 and not (run / "done.json").exists()
+    subprocess.run(cmd, cwd=paths.REPO, env=env, check=True, capture_output=True)
+    epochs = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
+    assert epochs[-1] == 29 and sorted(set(epochs)) == list(range(30))  # nothing skipped
+    assert len(epochs) - 30 <= 1  # at most the epoch cut off by the kill ran twice
+    assert json.loads((run / "done.json").read_text())["epochs"] == 30 and (run / "best.keras").exists()
+
+
+def test_a_program_error_is_one_line_and_exit_2(tmp_path: Path):
+    cmd = [sys.executable, "-m", "image_classification.train", "--epochs", "0"]
+    r = subprocess.run(cmd, cwd=paths.REPO, env=ENV, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == "error: --epochs must be at least 1, got 0"
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([*cmd, "--debug"], cwd=paths.REPO, env=ENV, capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" in r.stderr and "ConfigError" in r.stderr
