@@ -136,7 +136,8 @@ def versions() -> dict[str, str]:
     """Versions of the libraries a result depends on."""
     import importlib.metadata as md
 
-    out = {"python": platform.python_version(), "platform": platform.platform()}
+    # the OS and processor, not the host's kernel build: a rerun elsewhere then writes the same record
+    out = {"python": platform.python_version(), "platform": f"{platform.system()}-{platform.machine()}"}
     for pkg in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "ai-edge-litert", "librosa", "matplotlib"):
         try:
             out[pkg] = md.version(pkg)
