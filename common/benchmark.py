@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from common import files
+from common import files, tasks
 from common.config import parse, save_run_info
-from common.deploy import DeployConfig, out_dir, read_graphs, task_module
-from common.report import TestConfig
+from common.deploy import DeployConfig, out_dir, read_graphs
+from common.errors import ModelFileError
 from common.runtime import EarlyExitRuntime, SingleRuntime, runner
 
 log = logging.getLogger("trecx.benchmark")
@@ -89,15 +87,14 @@ def measure(graphs: dict[str, bytes], x: np.ndarray, y: np.ndarray, rho: float, 
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse(DeployConfig, {"default": DeployConfig()}, argv, description=__doc__)
-    mod = task_module(cfg.task)
+    task = tasks.get(cfg.task)
     out = out_dir(cfg)
     deploy = json.loads((out / "deploy.json").read_text()) if (out / "deploy.json").exists() else None
     if deploy is None or deploy["variant"] != cfg.variant:
-        raise FileNotFoundError(f"{out / 'deploy.json'} missing or for another variant: run "
-                                f"python -m common.deploy --task {cfg.task} --variant {cfg.variant} first")
+        raise ModelFileError(f"{out / 'deploy.json'} missing or for another variant: run "
+                             f"python -m common.deploy --task {cfg.task} --variant {cfg.variant} first")
     graphs = read_graphs(out, cfg.variant)
-    with tempfile.TemporaryDirectory() as tmp:  # the split's file list is in results/<task>/split.json
-        data, _ = mod.load_data(TestConfig(data_dir=cfg.data_dir, split_seed=cfg.split_seed), Path(tmp))
+    data = task.load(cfg.data_dir, cfg.split_seed).splits  # the split's file list is in results/<task>/split.json
     x, y = data["test"]
     if cfg.samples and cfg.samples < len(x):  # a seeded random subset (a split may be ordered by class)
         pick = np.sort(np.random.default_rng(cfg.split_seed).permutation(len(x))[:cfg.samples])

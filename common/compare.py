@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths, plots
+from common import files, paths, plots, tasks
+from common.config import parse
 from common.evaluate import write_csv
 from common.prior import METHODS
 
@@ -88,16 +90,17 @@ def write(out: Path, baseline: str) -> list[str]:
     return models
 
 
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import importlib
+@dataclass
+class CompareConfig:
+    """Options of common.compare."""
 
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--task", required=True)
-    args = p.parse_args(argv)
-    baseline = importlib.import_module(f"{args.task}.test").BASELINE
-    shown = write(paths.results_dir() / args.task, baseline)
-    log.info(f"{args.task}: {', '.join(shown)}")
+    task: str = "keyword_spotting"  # image_classification, keyword_spotting or visual_wake_words
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(CompareConfig, {"default": CompareConfig()}, argv, description=__doc__)
+    shown = write(paths.results_dir() / cfg.task, tasks.get(cfg.task).baseline)
+    log.info(f"{cfg.task}: {', '.join(shown)}")
 
 
 if __name__ == "__main__":

@@ -28,10 +28,14 @@ def _parse_bool(v: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got '{v}'")
 
 
-def _field_type(hint) -> typing.Callable[[str], typing.Any]:
+def _field_type(hint) -> tuple[typing.Callable[[str], typing.Any], dict]:
+    """(type to parse one value with, extra add_argument options): a `tuple[X, ...]` field takes one
+    or more values."""
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], {"nargs": "+"}
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = args[0] if args else hint
-    return _parse_bool if base is bool else base
+    return (_parse_bool if base is bool else base), {}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,10 +68,12 @@ def parse(cls: type, presets: dict[str, typing.Any], argv: list[str] | None = No
         if f.name == "preset":
             continue  # set by --config
         help_text = f"{comments.get(f.name, '')} (default: {getattr(defaults, f.name)!r})".replace("%", "%%")
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_type(hints[f.name]),
-                            default=None, help=help_text)  # None: only what was typed overrides the preset
+        kind, extra = _field_type(hints[f.name])
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None, help=help_text,
+                            **extra)  # None: only what was typed overrides the preset
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()
+                 if k != "config" and v is not None}
     if "preset" in {f.name for f in dataclasses.fields(cls)}:
         overrides["preset"] = args.config
     return dataclasses.replace(presets[args.config], **overrides)

@@ -13,6 +13,38 @@ from __future__ import annotations
 
 FINAL, EARLY, MIXTURE = "final", "early_exit", "mixture"
 EXIT_PREFIX, CONFIDENCE_PREFIX = "exit_", "confidence_"
+# Layers whose names start so belong to exit heads, never to a backbone (warm starts skip them).
+HEAD_PREFIXES = (EARLY, "ev_assist", EXIT_PREFIX, CONFIDENCE_PREFIX, MIXTURE)
+
+
+def exit_name(i: int) -> str:
+    """The output (and layer) name of early exit i (1-based) of a multi-exit model."""
+    return f"{EXIT_PREFIX}{i}"
+
+
+def confidence_name(i: int) -> str:
+    return f"{CONFIDENCE_PREFIX}{i}"
+
+
+def is_head(layer_name: str) -> bool:
+    return layer_name.startswith(HEAD_PREFIXES)
+
+
+def model(inputs, final, early=None, exits=(), confidences=(), mixture=None, name: str = "model"):
+    """The one place a model's outputs are named: `final`; `early_exit` (one early exit) or
+    `exit_1..n` (`exits`, in order) with optional `confidence_1..n`; a training-only `mixture`.
+    Returns the checked keras.Model."""
+    import keras
+
+    outputs = {EARLY: early} if early is not None else {}
+    outputs |= {exit_name(i): e for i, e in enumerate(exits, start=1)}
+    outputs |= {confidence_name(i): c for i, c in enumerate(confidences, start=1)}
+    outputs[FINAL] = final
+    if mixture is not None:
+        outputs[MIXTURE] = mixture
+    built = keras.Model(inputs, outputs, name=name)
+    check(built)
+    return built
 
 
 def output_names(model) -> list[str]:

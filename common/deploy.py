@@ -12,26 +12,21 @@ float32 and full-integer int8 .tflite (calibrated on training samples only), and
 
 from __future__ import annotations
 
-import importlib
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import keras
 import numpy as np
 from tqdm import tqdm
 
-from common import files, flops, micro, paths, sweep
+from common import files, flops, micro, paths, sweep, tasks
 from common.config import parse, save_run_info
 from common.errors import ConfigError, ModelFileError, TrecxError
 from common.evaluate import predict, write_csv
 from common.export import TFLiteRunner, split_at_exit, to_tflite
-from common.report import TestConfig
 from common.runtime import EarlyExitRuntime
 
-TASKS = ("image_classification", "keyword_spotting", "visual_wake_words")
 DROP_POINTS = (1, 2, 3)  # the trade-offs sweep.tradeoffs reports
 log = logging.getLogger("trecx.deploy")
 
@@ -54,18 +49,11 @@ class DeployConfig:
     num_threads: int = 1  # benchmark: interpreter threads (1, as on a microcontroller)
 
 
-def task_module(task: str) -> ModuleType:
-    """The task's test module: load_data, calibration, BASELINE and reference_model."""
-    if task not in TASKS:
-        raise ConfigError(f"--task must be one of {', '.join(TASKS)}, got '{task}'")
-    return importlib.import_module(f"{task}.test")
-
-
 def out_dir(cfg: DeployConfig) -> Path:
     return Path(cfg.out_dir or paths.results_dir() / cfg.task / "deploy")
 
 
-def load_models(cfg: DeployConfig, mod: ModuleType) -> tuple[keras.Model, keras.Model]:
+def load_models(cfg: DeployConfig, task: tasks.Task) -> tuple[keras.Model, keras.Model]:
     """(early-exit model, baseline): the baseline is the one the task's trade-offs are measured against."""
     models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / cfg.task)
     path = models_dir / f"{cfg.variant}.keras"
@@ -73,11 +61,11 @@ def load_models(cfg: DeployConfig, mod: ModuleType) -> tuple[keras.Model, keras.
         raise ModelFileError(f"{path} not found: train it with python -m {cfg.task}.train --variant "
                              f"{cfg.variant} --publish true, or pass --models-dir")
     model = files.load_model(path)
-    if mod.BASELINE == "mlperf_reference":
-        return model, mod.reference_model()
-    base = models_dir / f"{mod.BASELINE}.keras"
+    if task.baseline == "mlperf_reference":
+        return model, task.reference()
+    base = models_dir / f"{task.baseline}.keras"
     if not base.exists():
-        raise ModelFileError(f"{base} not found: the baseline of {cfg.task} (train --variant {mod.BASELINE})")
+        raise ModelFileError(f"{base} not found: the baseline of {cfg.task} (train --variant {task.baseline})")
     return model, files.load_model(base)
 
 
@@ -183,17 +171,15 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parse(DeployConfig, {"default": DeployConfig()}, argv, description=__doc__)
     if cfg.drop_points not in DROP_POINTS:
         raise ConfigError(f"--drop-points must be one of {', '.join(map(str, DROP_POINTS))}, got {cfg.drop_points}")
-    mod = task_module(cfg.task)
+    task = tasks.get(cfg.task)
     out = out_dir(cfg)
-    model, base = load_models(cfg, mod)
-    tcfg = TestConfig(data_dir=cfg.data_dir, split_seed=cfg.split_seed)
-    with tempfile.TemporaryDirectory() as tmp:  # deploy.json records the split; results/<task>/ has its file list
-        data, info = mod.load_data(tcfg, Path(tmp))
-    calib = mod.calibration(tcfg, cfg.calibration)
+    model, base = load_models(cfg, task)
+    loaded = task.load(cfg.data_dir, cfg.split_seed)  # deploy.json records the split; results/<task>/ its files
+    data, info, calib = loaded.splits, loaded.info, loaded.calibration(cfg.calibration)
     log.info("%s/%s: converting, int8 calibrated on %d training samples", cfg.task, cfg.variant, len(calib))
     graphs = export_graphs(model, base, calib)
     x_test = data["test"][0]
-    rec: dict = {"task": cfg.task, "variant": cfg.variant, "baseline": mod.BASELINE,
+    rec: dict = {"task": cfg.task, "variant": cfg.variant, "baseline": task.baseline,
                  "calibration": f"{len(calib)} random samples of the training split", "data": info,
                  "size_bytes": {k: len(v) for k, v in graphs.items()},
                  "flash_bytes_int8": {cfg.variant: len(graphs["head_int8"]) + len(graphs["tail_int8"]),

@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from common import paths
 from common.errors import DataError, DataNotFound
-from common.files import write_json
 from common.sources import cached_arrays, locate, stratified_split, tfds_download
 
 log = logging.getLogger("trecx.data")
@@ -172,9 +171,3 @@ def load_vww(data_dir: Path | str | None = None, cache_dir: Path | None = None, 
                {k: [str(n) for n in arr["names"][i]] for k, i in idx.items()})
     s.info = _split_record("visual_wake_words", origin, key, seed, s, data_dir)
     return s
-
-
-def write_split(splits: Splits, path: Path, subsets: tuple[str, ...] = ("train", "val", "test")) -> None:
-    """Record the split (file names of `subsets`; the others are the rest) next to the results."""
-    names = {k: v for k, v in splits.names.items() if k in subsets}
-    write_json(path, splits.info | {"files": names})

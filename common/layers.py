@@ -164,20 +164,11 @@ def attach_trecx(features, final_features, num_classes: int, ev_assist: bool = T
     return early, layers.Concatenate(name="ev_concat")([pooled, ev])
 
 
-def exit_model(inputs, final_in, num_classes: int, early=None, l2: float = 0.0, name: str = "model",
-               extra_exits: list | None = None) -> keras.Model:
-    """Close a model to the contract: softmax outputs named `final` and, when given, `early_exit`
-    (or `exit_1`, `exit_2`, ... for multi-exit models via `extra_exits`)."""
-    final = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2), name="final")(final_in)
-    outputs = {}
-    if early is not None:
-        outputs["early_exit"] = early
-    for i, e in enumerate(extra_exits or [], start=1):
-        outputs[f"exit_{i}"] = e
-    outputs["final"] = final
-    model = keras.Model(inputs, outputs, name=name)
-    contract.check(model)
-    return model
+def exit_model(inputs, final_in, num_classes: int, early=None, l2: float = 0.0, name: str = "model") -> keras.Model:
+    """Close a model with its softmax `final` classifier on `final_in` and, when given, the `early_exit`
+    output (named and checked by `contract.model`)."""
+    final = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2), name=contract.FINAL)(final_in)
+    return contract.model(inputs, final, early=early, name=name)
 
 
 def average_pool(h: int, w: int, pool_grid: int, name: str) -> layers.Layer:

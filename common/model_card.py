@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths
+from common import files, paths, tasks
+from common.config import parse
+from common.errors import ModelFileError
 from common.evaluate import read_csv
 from common.sources import is_local_subset
 
@@ -47,7 +50,7 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
     pre = pretrained or paths.REPO / "pretrained" / task
     summary = _json(res / variant / "summary.json")
     if summary is None:
-        raise FileNotFoundError(f"{res / variant / 'summary.json'} not found: run python -m {task}.test first")
+        raise ModelFileError(f"{res / variant / 'summary.json'} not found: run python -m {task}.test first")
     split, cfg = _json(res / "split.json") or {}, _json(pre / f"{variant}.config.json") or {}
     deploy, bench = _json(res / "deploy" / "deploy.json"), _json(res / "deploy" / "benchmark.json")
     n_test = split.get("counts", {}).get("test", 0)
@@ -126,15 +129,19 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> Path:
-    import argparse
+@dataclass
+class CardConfig:
+    """Options of common.model_card."""
 
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--task", required=True)
-    p.add_argument("--variant", default="trecx")
-    args = p.parse_args(argv)
-    out = paths.results_dir() / args.task / "MODEL_CARD.md"
-    files.write_text(out, card(args.task, args.variant))
+    task: str = "keyword_spotting"  # image_classification, keyword_spotting or visual_wake_words
+    variant: str = "trecx"  # the model the card describes
+
+
+def main(argv: list[str] | None = None) -> Path:
+    cfg = parse(CardConfig, {"default": CardConfig()}, argv, description=__doc__)
+    tasks.get(cfg.task)  # a known task, or a one-line error
+    out = paths.results_dir() / cfg.task / "MODEL_CARD.md"
+    files.write_text(out, card(cfg.task, cfg.variant))
     log.info(f"{out}")
     return out
 

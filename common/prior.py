@@ -106,30 +106,25 @@ def build(method: str, backbone: Callable[[float], tuple], num_classes: int, l2:
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}'; known: {METHODS}")
     inputs, taps, final_features = backbone(l2)
-    outputs, confs = {}, {}
+    exits, confs = [], []
     for i, pos in enumerate(_positions(method, len(taps)), start=1):
-        x = taps[pos - 1]
+        x, exit_ = taps[pos - 1], contract.exit_name(i)
         if method in ("branchynet", "pteenet"):
-            x = _conv_block(x, f"exit_{i}_branch", l2)
-        pooled = pool_features(x, f"exit_{i}", pool_grid)
-        outputs[f"exit_{i}"] = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2),
-                                            name=f"exit_{i}")(pooled)
+            x = _conv_block(x, f"{exit_}_branch", l2)
+        pooled = pool_features(x, exit_, pool_grid)
+        exits.append(layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2), name=exit_)(pooled))
         if method in ("eenets", "pteenet"):
-            confs[f"confidence_{i}"] = layers.Dense(1, activation="sigmoid", name=f"confidence_{i}")(pooled)
+            conf = contract.confidence_name(i)
+            confs.append(layers.Dense(1, activation="sigmoid", name=conf)(pooled))
     pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
-    outputs["final"] = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2),
-                                    name="final")(pooled)
-    model = keras.Model(inputs, outputs | confs, name=name)
-    contract.check(model)
+    final = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2), name=contract.FINAL)(pooled)
+    model = contract.model(inputs, final, exits=exits, confidences=confs, name=name)
     if not confs:
         return model
     costs = flops.exit_costs(model)
-    exits = contract.exit_names(model)
-    rel = [costs[e]["mflops"] / costs["final"]["mflops"] for e in exits]
-    mixture = ConfidenceMixture(rel, name="mixture")([outputs[e] for e in exits] + [confs[c] for c in sorted(confs)])
-    model = keras.Model(inputs, outputs | confs | {"mixture": mixture}, name=name)
-    contract.check(model)
-    return model
+    rel = [costs[e]["mflops"] / costs[contract.FINAL]["mflops"] for e in contract.exit_names(model)]
+    mixture = ConfidenceMixture(rel, name=contract.MIXTURE)([*exits, final, *confs])
+    return contract.model(inputs, final, exits=exits, confidences=confs, mixture=mixture, name=name)
 
 
 def loss_weights(method: str) -> Callable[[keras.Model], dict[str, float]]:
@@ -141,7 +136,7 @@ def loss_weights(method: str) -> Callable[[keras.Model], dict[str, float]]:
             # the confidence heads learn to send every sample to the final exit within the first epochs,
             # before the early classifiers learn anything (on KWS: 7% standalone accuracy at every
             # early exit after 60 epochs), so the early exits never become usable
-            return {"mixture": 1.0} | dict.fromkeys(exits, 1.0) | {"final": 1.0}
+            return {contract.MIXTURE: 1.0} | dict.fromkeys(exits, 1.0) | {contract.FINAL: 1.0}
         if method == "sdn":
             c = flops.exit_costs(model)
             return {e: round(c[e]["mflops_alone"] / c["final"]["mflops_alone"], 2) for e in exits} | {"final": 1.0}

@@ -57,7 +57,10 @@ def all_variants() -> list[Variant]:
 
 
 def _load_tasks() -> None:
-    """Import the task packages, whose model modules register their variants."""
-    import image_classification.model  # noqa: F401
-    import keyword_spotting.model  # noqa: F401
-    import visual_wake_words.model  # noqa: F401
+    """Import the tasks' model modules, which register their variants."""
+    import importlib
+
+    from common.tasks import NAMES
+
+    for name in NAMES:
+        importlib.import_module(f"{name}.model")

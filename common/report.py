@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from common import compare, files, paths, plots, prior
+from common import compare, files, paths, plots, prior, tasks
 from common.config import parse, save_run_info
 from common.errors import ModelFileError
 from common.evaluate import cached_outputs, evaluate_variant, read_csv, write_csv
@@ -29,24 +28,23 @@ class TestConfig:
     refresh: bool = False  # recompute cached outputs.npz
 
 
-def main(task: str, argv: list[str] | None, load_data: Callable[[TestConfig, Path], tuple[dict, dict]],
-         baseline: str, curves: dict[str, list[str]], reference: Callable[[], keras.Model] | None = None,
-         violin: tuple[str, str] | None = None, doc: str = "",
-         extra: Callable[[TestConfig, dict[str, keras.Model], Path], None] | None = None) -> list[dict]:
+def main(task_name: str, argv: list[str] | None, doc: str = "") -> list[dict]:
     """What every task's test.py does: parse options, load the models of a folder (plus the MLPerf
-    reference when given, as `mlperf_reference`), load val/test data, evaluate, write results;
-    then `extra(cfg, models, out_dir)` for a task's own additions."""
+    reference when the task has one, as `mlperf_reference`), load val/test data once, evaluate, write
+    results and split.json; then the task's own additions (`Task.extra`)."""
     cfg = parse(TestConfig, {"default": TestConfig()}, argv, description=doc)
-    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / task)
-    out = Path(cfg.out_dir or paths.results_dir() / task)
-    models = ({"mlperf_reference": reference()} if reference else {}) | load_models(models_dir)
-    if baseline not in models:
-        raise ModelFileError(f"no {baseline}.keras in {models_dir}: train one with "
-                             f"python -m {task}.train --variant {baseline} --publish true")
-    data, info = load_data(cfg, out)
-    rows = run(models, data, out, baseline, curves, violin=violin, config=cfg, info=info)
-    if extra is not None:
-        extra(cfg, models, out)
+    task = tasks.get(task_name)
+    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / task.name)
+    out = Path(cfg.out_dir or paths.results_dir() / task.name)
+    models = ({"mlperf_reference": task.reference()} if task.reference else {}) | load_models(models_dir)
+    if task.baseline not in models:
+        raise ModelFileError(f"no {task.baseline}.keras in {models_dir}: train one with "
+                             f"python -m {task.name}.train --variant {task.baseline} --publish true")
+    data = task.load(cfg.data_dir, cfg.split_seed)
+    files.write_json(out / "split.json", data.info | {"files": data.files})
+    rows = run(models, data.splits, out, task.baseline, task.curves, violin=task.violin, config=cfg, info=data.info)
+    if task.extra is not None:
+        task.extra(models, out, data, models_dir)
     return rows
 
 

@@ -8,31 +8,28 @@ whole test pipeline, into runs/smoke/), and the output says plainly what is miss
 
 from __future__ import annotations
 
-import importlib
 import json
+import logging
 import shutil
 from pathlib import Path
 
-from common import files, model_card, paths
+from common import files, model_card, paths, report, tasks
 from common.errors import ConfigError
 from common.evaluate import read_csv
 
-TASKS = {"image_classification": ["baseline", "trecx"], "keyword_spotting": ["trecx"],
-         "visual_wake_words": ["trecx"]}  # the variants a smoke run trains
+log = logging.getLogger("trecx.reproduce")
 
-
-def smoke(task: str, variants: list[str], root: Path = paths.REPO / "runs" / "smoke",
-          data_dir: str = "") -> Path:
-    """Train each variant for a few steps and test them, all under `root`; returns the results folder."""
-    train = importlib.import_module(f"{task}.train")
-    models = root / task / "models"
+def smoke(task: tasks.Task, root: Path = paths.REPO / "runs" / "smoke", data_dir: str = "") -> Path:
+    """Train the task's smoke variants for a few steps and test them, all under `root`; returns the
+    results folder."""
+    models = root / task.name / "models"
     models.mkdir(parents=True, exist_ok=True)
     data = ["--data-dir", data_dir] if data_dir else []
-    for v in variants:
-        run = train.main(["--config", "smoke", "--variant", v, "--out-dir", str(root / task / v), *data])
+    for v in task.smoke_variants:
+        run = task.train(["--config", "smoke", "--variant", v, "--out-dir", str(root / task.name / v), *data])
         shutil.copy(run / "best.keras", models / f"{v}.keras")
-    out = root / "results" / task
-    importlib.import_module(f"{task}.test").main(["--models-dir", str(models), "--out-dir", str(out), *data])
+    out = root / "results" / task.name
+    report.main(task.name, ["--models-dir", str(models), "--out-dir", str(out), *data])
     return out
 
 
@@ -75,18 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv:
         raise ConfigError(f"common.reproduce takes no options (got {' '.join(argv)}); run a task's test.py for those")
     results, smoked = {}, {}
-    for task, variants in TASKS.items():
-        models = list((paths.REPO / "pretrained" / task).glob("*.keras"))
-        if task == "image_classification" and not (paths.REPO / "pretrained" / task / "baseline.keras").exists():
-            models = []
+    for spec in tasks.all_tasks():
+        task, shipped = spec.name, paths.REPO / "pretrained" / spec.name
+        models = list(shipped.glob("*.keras"))
+        if spec.reference is None and not (shipped / f"{spec.baseline}.keras").exists():
+            models = []  # nothing to measure the trade-offs against
         if models:
-            print(f"\n=== {task}: testing {len(models)} pretrained model(s)", flush=True)
-            importlib.import_module(f"{task}.test").main([])
+            log.info(f"=== {task}: testing {len(models)} pretrained model(s)")
+            report.main(task, [])
             results[task] = paths.results_dir() / task
         else:
-            print(f"\n=== {task}: MISSING pretrained/{task}/*.keras (no trained weights yet). Running the smoke "
-                  f"configuration end to end instead; its numbers mean nothing.", flush=True)
-            smoked[task] = smoke(task, variants)
+            log.warning(f"=== {task}: MISSING pretrained/{task}/*.keras (no trained weights yet). Running the smoke "
+                        f"configuration end to end instead; its numbers mean nothing.")
+            smoked[task] = smoke(spec)
     for task, out in results.items():  # model cards, from the results files just written
         if (out / "trecx" / "summary.json").exists():
             files.write_text(out / "MODEL_CARD.md", model_card.card(task))

@@ -20,14 +20,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import files, paths, registry
+from common import contract, files, paths, registry
 from common.callbacks import EpochTimer, EVWeightTransfer, Promote
 from common.config import NOT_RECIPE, TrainConfig, record, save_run_info
 from common.errors import ConfigError, DataError, TrecxError
 from common.flops import exit_names
 from common.losses import SmoothedSparseCE
 from common.prior import LAMBDA, MixtureLoss
-from common.weights import HEADS, warm_start
+from common.weights import warm_start
 
 log = logging.getLogger("trecx.train")
 PATCHED_KERAS = "3.15."  # the Keras release whose multi-worker bugs _multiworker_workarounds patches
@@ -112,13 +112,13 @@ def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer,
     """Joint loss: sum over exits of weight x cross-entropy, as Keras output-keyed losses (no loop
     over the batch, so any batch size works). A `mixture` output (EENets, PTEENet) takes the
     cost-aware MixtureLoss; confidence heads get no loss of their own (they train through it)."""
-    names = [n for n in model.output_names if n in exit_names(model) or n == "mixture"]
+    names = [n for n in model.output_names if n in exit_names(model) or n == contract.MIXTURE]
     ce = SmoothedSparseCE(label_smoothing) if label_smoothing else keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=optimizer,
-                  loss={n: MixtureLoss(cost_lambda) if n == "mixture" else ce for n in names},
+                  loss={n: MixtureLoss(cost_lambda) if n == contract.MIXTURE else ce for n in names},
                   loss_weights={n: loss_weights.get(n, 1.0) for n in names},
                   metrics={n: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for n in names
-                           if n != "mixture"})
+                           if n != contract.MIXTURE})
 
 
 def _schedule(cfg: TrainConfig):
@@ -169,7 +169,7 @@ def _freeze_backbone(model: keras.Model, frozen: bool, final: bool = True) -> No
     """Freeze every layer but the exit heads and (when `final`) the final classifier; frozen batch
     norm runs in inference mode, so the warm-started statistics stay as they are."""
     for layer in model.layers:
-        if not layer.name.startswith(HEADS + (("final",) if final else ())):
+        if not (contract.is_head(layer.name) or (final and layer.name.startswith(contract.FINAL))):
             layer.trainable = not frozen
 
 

@@ -9,14 +9,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import files, paths
+from common import contract, files, paths
 from common.errors import ConfigError, ModelFileError
 
-HEADS = ("early_exit", "ev_assist", "exit_", "confidence_", "mixture")  # exit heads: never part of a backbone
-
-
-def _is_head(name: str) -> bool:
-    return name.startswith(HEADS)
+_is_head = contract.is_head  # exit heads: never part of a backbone
 
 
 def from_h5(path: Path | str) -> list[tuple[str, list[np.ndarray]]]:

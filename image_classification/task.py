@@ -1,37 +1,28 @@
-"""Evaluate the ResNet-8 models of a folder on CIFAR-10: python -m image_classification.test"""
+"""The ResNet-8 on CIFAR-10 task: its data for testing and deployment, and its Task spec."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from common import report
-from common.images import load_cifar10, write_split
-
-TASK = "image_classification"
-CURVES = {"fig4a_benefit_curves.png": ["trecx", "trecx_noev"]}
-BASELINE = "baseline"  # what the trade-offs are measured against
-reference_model = None  # the MLPerf ResNet-8 saw our carved test images in training (see README)
+from common import tasks
+from common.images import CIFAR10_CLASSES, load_cifar10
+from image_classification import train
 
 
-def load_data(cfg: report.TestConfig, out: Path) -> tuple[dict, dict]:
-    data = load_cifar10(cfg.data_dir or None, seed=cfg.split_seed)
-    write_split(data, out / "split.json", subsets=("val", "test"))  # train: the rest
-    return {s: (data.x[s].astype("float32"), data.y[s]) for s in ("val", "test")}, data.info
+def load(data_dir: str, split_seed: int) -> tasks.EvalData:
+    """Validation and test images (float32 0..255); the MLPerf ResNet-8 is no baseline here: it saw our
+    carved test images in training (see README)."""
+    data = load_cifar10(data_dir or None, seed=split_seed)
+    x = data.x["train"]
+
+    def calibration(n: int) -> np.ndarray:
+        return x[np.random.default_rng(split_seed).permutation(len(x))[:n]].astype("float32")
+
+    return tasks.EvalData({s: (data.x[s].astype("float32"), data.y[s]) for s in ("val", "test")}, data.info,
+                          {s: data.names[s] for s in ("val", "test")}, calibration)  # train: the rest
 
 
-def calibration(cfg: report.TestConfig, n: int) -> np.ndarray:
-    """`n` random training images, for int8 calibration."""
-    x = load_cifar10(cfg.data_dir or None, seed=cfg.split_seed).x["train"]
-    return x[np.random.default_rng(cfg.split_seed).permutation(len(x))[:n]].astype("float32")
-
-
-def main(argv: list[str] | None = None) -> list[dict]:
-    return report.main(TASK, argv, load_data, BASELINE, CURVES, violin=("trecx", "pool_ee"), doc=__doc__)
-
-
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)
+TASK = tasks.register(tasks.Task(
+    name="image_classification", input_shape=(32, 32, 3), classes=CIFAR10_CLASSES, baseline="baseline",
+    load=load, train=train.main, curves={"fig4a_benefit_curves.png": ["trecx", "trecx_noev"]},
+    violin=("trecx", "pool_ee"), smoke_variants=("baseline", "trecx")))

@@ -1,4 +1,5 @@
-"""Evaluate the DS-CNN models of a folder on Speech Commands: python -m keyword_spotting.test
+"""The DS-CNN on Speech Commands task: its data for testing and deployment, its extra figures (Fig 2
+placement, Fig 6 curve gains, joint-phase validation loss), and its Task spec.
 
 The trade-offs are measured against the MLPerf Tiny reference DS-CNN on the same clips; our own
 `baseline` (when present) is reported beside it."""
@@ -10,40 +11,38 @@ from pathlib import Path
 
 import numpy as np
 
-from common import audio, files, paths, plots, registry, report, weights
+from common import audio, paths, plots, registry, tasks, weights
 from common.evaluate import curve_gain, write_csv
+from keyword_spotting import train
 from keyword_spotting.config import REFERENCE
 
-TASK = "keyword_spotting"
-CURVES = {"fig4b_benefit_curves.png": ["trecx", "trecx_noev"],
-          "fig6_weight_transfer.png": ["trecx", "trecx_notransfer", "eefmaps_concat"]}
+NAME = "keyword_spotting"
 BASELINE = "mlperf_reference"  # what the trade-offs are measured against
 
 
 def reference_model():
     """The MLPerf reference DS-CNN, as our baseline builder with its weights copied in."""
-    model = registry.get(TASK, "baseline").builder()
+    model = registry.get(NAME, "baseline").builder()
     weights.load_backbone(model, weights.from_checkpoint(paths.resolve(REFERENCE)))
     return model
 
 
-def load_data(cfg: report.TestConfig, out: Path) -> tuple[dict, dict]:
-    data = audio.load_speech_commands(cfg.data_dir or None, seed=cfg.split_seed)
-    out.mkdir(parents=True, exist_ok=True)
-    files.write_json(out / "split.json", data.info | {"files": data.names})
-    return {s: (audio.features(data.wav[s]), data.y[s]) for s in ("val", "test")}, data.info
+def load(data_dir: str, split_seed: int) -> tasks.EvalData:
+    """MFCCs of the validation and test clips; calibration: MFCCs of random training clips (no augmentation)."""
+    data = audio.load_speech_commands(data_dir or None, seed=split_seed)
+    wav = data.wav["train"]
 
+    def calibration(n: int) -> np.ndarray:
+        return audio.features(wav[np.random.default_rng(split_seed).permutation(len(wav))[:n]])
 
-def calibration(cfg: report.TestConfig, n: int) -> np.ndarray:
-    """MFCCs of `n` random training clips (no augmentation), for int8 calibration."""
-    wav = audio.load_speech_commands(cfg.data_dir or None, seed=cfg.split_seed).wav["train"]
-    return audio.features(wav[np.random.default_rng(cfg.split_seed).permutation(len(wav))[:n]])
+    return tasks.EvalData({s: (audio.features(data.wav[s]), data.y[s]) for s in ("val", "test")}, data.info,
+                          data.names, calibration)
 
 
 PLACEMENT = {1: "trecx_ee1", 2: "trecx", 3: "trecx_ee3"}  # EE after DS block n (trecx: block 2)
 
 
-def placement(cfg: report.TestConfig, models: dict, out: Path) -> None:
+def placement(models: dict, out: Path, data: tasks.EvalData, models_dir: Path) -> None:
     """Fig 2: standalone early- and final-exit accuracy against the EE position, with the baseline;
     and the weight-transfer comparison of Fig 6 along the benefit curves."""
     rows = []
@@ -68,7 +67,6 @@ def placement(cfg: report.TestConfig, models: dict, out: Path) -> None:
     if gains:
         write_csv(out / "fig6_curve_gains.csv", gains)
     # Does joint fine-tuning help? The final exit's validation loss per epoch, head-only phase first.
-    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / TASK)
     logs = {m: models_dir / f"{m}.log.csv" for m in ("baseline", "trecx", "trecx_noev")}
     logs = {m: p for m, p in logs.items() if p.exists()}
     if logs:
@@ -78,12 +76,8 @@ def placement(cfg: report.TestConfig, models: dict, out: Path) -> None:
                               title="DS-CNN from MLPerf weights: final-exit val loss")
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    return report.main(TASK, argv, load_data, BASELINE, CURVES, reference=reference_model, doc=__doc__,
-                       extra=placement)
-
-
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)
+TASK = tasks.register(tasks.Task(
+    name=NAME, input_shape=(49, 10, 1), classes=audio.KWS_CLASSES, baseline=BASELINE, load=load, train=train.main,
+    reference=reference_model, extra=placement,
+    curves={"fig4b_benefit_curves.png": ["trecx", "trecx_noev"],
+            "fig6_weight_transfer.png": ["trecx", "trecx_notransfer", "eefmaps_concat"]}))

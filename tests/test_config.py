@@ -10,7 +10,7 @@ import pytest
 from common import plots
 from common.config import parse
 from common.errors import ConfigError
-from common.evaluate import curve_rows, write_csv
+from common.evaluate import curve_rows, read_csv, write_csv
 from common.sweep import sweep
 from common.training import get_strategy
 from image_classification.config import PRESETS, Config
@@ -39,14 +39,27 @@ def test_help_shows_each_fields_comment_and_default(capsys):
     assert "--epochs EPOCHS the paper trained 500 epochs on a GPU (default: 130)" in text
 
 
-def test_figures_follow_the_data(tmp_path: Path):
+@pytest.mark.parametrize("scale", [1.0, 1000.0])
+def test_figures_follow_the_data(tmp_path: Path, monkeypatch, scale: float):
+    """The axes span the data, whatever its range (no hard-coded limits), and the files are PNGs."""
+    drawn, save = [], plots._save
+
+    def spy(fig, ax, out, *args, **kwargs):
+        drawn.append(ax.axis())
+        save(fig, ax, out, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "_save", spy)
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 50)
     probs = [rng.dirichlet(np.ones(3), 50), np.eye(3)[y]]
-    write_csv(tmp_path / "c.csv", curve_rows(sweep(probs, y, [1.0, 2.0]), ["early_exit", "final"]))
-    plots.benefit_curves({"a": tmp_path / "c.csv"}, tmp_path / "f.png", baseline=(2.0, 1.0), logx=True)
+    write_csv(tmp_path / "c.csv", curve_rows(sweep(probs, y, [scale, 2 * scale]), ["early_exit", "final"]))
+    plots.benefit_curves({"a": tmp_path / "c.csv"}, tmp_path / "f.png", baseline=(2.5 * scale, 1.0), logx=True)
     plots.confidence_violin({"a": probs[0].max(1), "empty": np.zeros(5)}, tmp_path / "v.png")
-    assert (tmp_path / "f.png").stat().st_size > 1000 and (tmp_path / "v.png").stat().st_size > 1000
+    (x0, x1, y0, y1), _ = drawn
+    assert x0 <= scale and x1 >= 2.5 * scale and x1 < 10 * scale  # the curve and the baseline star, snugly
+    assert y0 <= 100 * min(r["accuracy"] for r in read_csv(tmp_path / "c.csv")) and y1 >= 100
+    for f in ("f.png", "v.png"):
+        assert (tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_aggregate_gives_mean_and_t_interval(tmp_path: Path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -13,7 +12,7 @@ from conftest import tar_folder, write_images, write_wav
 
 from common import audio
 from common.errors import DataError
-from common.images import CIFAR10_CLASSES, load_cifar10, load_vww, write_split
+from common.images import CIFAR10_CLASSES, load_cifar10, load_vww
 from common.sources import stratified_split
 
 
@@ -94,19 +93,18 @@ def test_unknown_class_folder_is_an_error(cifar_root: Path, tmp_path: Path):
         load_cifar10(cifar_root, tmp_path / "cache", download=False)
 
 
-def test_non_image_files_are_counted_not_hidden(cifar_root: Path, tmp_path: Path, capsys):
+def test_non_image_files_are_counted_not_hidden(cifar_root: Path, tmp_path: Path, caplog):
     (cifar_root / "cifar10" / "train" / "cat" / "notes.txt").write_text("hello")
     load_cifar10(cifar_root, tmp_path / "cache", download=False)
-    assert "skipped 1 non-image file" in capsys.readouterr().out
+    assert "skipped 1 non-image file" in caplog.text
 
 
 def test_vww_split_is_stratified_and_recorded(vww_root: Path, tmp_path: Path):
     s = load_vww(vww_root, tmp_path / "cache", seed=1, val_fraction=0.2, test_fraction=0.2)
     assert {k: np.bincount(v).tolist() for k, v in s.y.items()} == {"val": [2, 2], "test": [2, 2], "train": [6, 6]}
-    write_split(s, tmp_path / "split.json")
-    rec = json.loads((tmp_path / "split.json").read_text())
-    assert rec["counts"]["test"] == 4 and len(rec["files"]["test"]) == 4
-    assert all(n.split("/")[0] in ("person", "non_person") for n in rec["files"]["train"])
+    assert s.info["counts"]["test"] == 4 and len(s.names["test"]) == 4
+    assert s.info["source"] == "visual_wake_words" and len(s.info["checksum"]) == 64  # relative to the data root
+    assert all(n.split("/")[0] in ("person", "non_person") for n in s.names["train"])
 
 
 def test_stratified_split_rejects_bad_fractions():
@@ -124,13 +122,14 @@ def test_speech_commands_layout(speech_root: Path, tmp_path: Path):
     assert len(s.background) == 2 and all(len(b) == 48000 for b in s.background)
 
 
-def test_speech_commands_resamples_and_downmixes(speech_root: Path, tmp_path: Path, capsys):
+def test_speech_commands_resamples_and_downmixes(speech_root: Path, tmp_path: Path, caplog):
     root = speech_root / "speech_commands" / "speech_commands_v0.02"
     write_wav(root / "yes" / "spk0_nohash_0.wav", sr=8000, seed=1)
     write_wav(root / "no" / "spk0_nohash_0.wav", channels=2, seed=2)
+    caplog.set_level("INFO")
     s = audio.load_speech_commands(speech_root, tmp_path / "cache")
     assert (s.info["resampled"], s.info["downmixed"]) == (1, 1)
-    assert "1 file(s) resampled" in capsys.readouterr().out
+    assert "1 file(s) resampled" in caplog.text
     i = s.names["train"].index("yes/spk0_nohash_0.wav")
     assert np.abs(s.wav["train"][i]).max() > 0  # resampled to a full second
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common import export, registry
+from common import export, registry, tasks
 from common.runtime import EarlyExitRuntime, SingleRuntime
 
-INPUTS = {"image_classification": (32, 32, 3), "keyword_spotting": (49, 10, 1), "visual_wake_words": (96, 96, 3)}
+INPUTS = {t.name: t.input_shape for t in tasks.all_tasks()}
 
 
 def _x(task: str, n: int = 4) -> np.ndarray:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import common
-from common import flops, prior, registry
+from common import flops, prior, registry, tasks
 from common.errors import ConfigError
 
 VARIANTS = registry.all_variants()
-NUM_CLASSES = {"image_classification": 10, "keyword_spotting": 12, "visual_wake_words": 2}
-INPUTS = {"image_classification": (32, 32, 3), "keyword_spotting": (49, 10, 1), "visual_wake_words": (96, 96, 3)}
+NUM_CLASSES = {t.name: len(t.classes) for t in tasks.all_tasks()}
+INPUTS = {t.name: t.input_shape for t in tasks.all_tasks()}
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=lambda v: f"{v.task}-{v.name}")

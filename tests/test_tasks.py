@@ -8,20 +8,22 @@ from pathlib import Path
 import pytest
 from conftest import SHARED, needs_shared
 
+from common import tasks
 from common.evaluate import read_csv
-from common.reproduce import TASKS, smoke
+from common.reproduce import smoke
 
 DATA = {"image_classification": "cifar10", "keyword_spotting": "speech_commands",
         "visual_wake_words": "visual_wake_words"}
 
 
 @needs_shared("reference_models", "mlperf_tiny")
-@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("task", tasks.NAMES)
 def test_smoke_train_and_test(task: str, tmp_path: Path):
     if not (SHARED / "datasets" / DATA[task]).exists():
         pytest.skip(f"{SHARED / 'datasets' / DATA[task]} is absent")
-    out = smoke(task, TASKS[task], root=tmp_path, data_dir=str(SHARED / "datasets"))
-    for v in TASKS[task]:
+    spec = tasks.get(task)
+    out = smoke(spec, root=tmp_path, data_dir=str(SHARED / "datasets"))
+    for v in spec.smoke_variants:
         run = tmp_path / task / v
         assert (run / "best.keras").exists() and (run / "log.csv").exists()
         assert json.loads((run / "config.json").read_text())["variant"] == v

@@ -1,0 +1,71 @@
+"""The tasks, each described once by a `Task` spec registered in its own folder (`<task>/task.py`).
+
+Every program (`<task>.train`, `<task>.test`, `common.deploy`, `common.benchmark`, `common.compare`,
+`common.model_card`, `common.reproduce`) looks a task up here by name and uses only its spec.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import ConfigError
+
+NAMES = ("image_classification", "keyword_spotting", "visual_wake_words")  # the one list of tasks
+
+
+@dataclass
+class EvalData:
+    """What testing and deployment read of a task's data, loaded once."""
+
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]  # "val", "test" -> (float32 model inputs, labels)
+    info: dict  # where the data came from: dataset, source relative to the data root, checksum, counts
+    files: dict[str, list[str]]  # sample names per recorded subset (written to results/<task>/split.json)
+    calibration: Callable[[int], np.ndarray]  # n random training inputs (no augmentation), for int8
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: its data, the model its trade-offs are measured against, and its figures."""
+
+    name: str  # the task's package (image_classification, ...)
+    input_shape: tuple[int, ...]  # one model input, without the batch axis
+    classes: tuple[str, ...]  # class names in label order
+    baseline: str  # the model the trade-offs are measured against: "baseline" (ours) or "mlperf_reference"
+    load: Callable[[str, int], EvalData]  # (data root or "", split seed) -> the evaluation data
+    train: Callable[[list[str]], Path]  # the task's training program (argv -> run folder)
+    reference: Callable[[], object] | None = None  # the MLPerf reference model, when there is one to load
+    curves: dict[str, list[str]] = field(default_factory=dict)  # benefit-curve figure -> models drawn
+    violin: tuple[str, str] | None = None  # two models whose early-exit confidence Fig 5 compares
+    extra: Callable[[dict, Path, EvalData, Path], None] | None = None  # (models, results, data, models dir)
+    smoke_variants: tuple[str, ...] = ("trecx",)  # what a smoke run trains when nothing is shipped
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    """Add a task's spec; a name registered twice, or one outside NAMES, is refused."""
+    if task.name in _TASKS:
+        raise ValueError(f"task '{task.name}' is already registered")
+    if task.name not in NAMES:
+        raise ValueError(f"task '{task.name}' is not in common.tasks.NAMES")
+    _TASKS[task.name] = task
+    return task
+
+
+def get(name: str) -> Task:
+    """The spec of task `name` (importing `<name>.task`, where it registers itself)."""
+    if name not in NAMES:
+        raise ConfigError(f"--task must be one of {', '.join(NAMES)}, got '{name}'")
+    if name not in _TASKS:
+        importlib.import_module(f"{name}.task")
+    return _TASKS[name]
+
+
+def all_tasks() -> list[Task]:
+    return [get(n) for n in NAMES]

@@ -1,0 +1,15 @@
+"""Evaluate the MobileNetV1 models of a folder on Visual Wake Words: python -m visual_wake_words.test"""
+
+from __future__ import annotations
+
+from common import report
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    return report.main("visual_wake_words", argv, doc=__doc__)
+
+
+if __name__ == "__main__":
+    from common import cli
+
+    cli.run(main)
