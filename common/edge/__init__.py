@@ -1,0 +1,1 @@
+"""On-device: TFLite export split at the exit, the early-exit runtime, tflite-micro."""

@@ -1,0 +1,1 @@
+"""Training: the joint-loss engine, its callbacks."""
