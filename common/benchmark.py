@@ -19,8 +19,8 @@ from tqdm import tqdm
 from common import files, tasks
 from common.config import parse, save_run_info
 from common.deploy import DeployConfig, out_dir, read_graphs
+from common.edge.runtime import EarlyExitRuntime, SingleRuntime, runner
 from common.errors import ModelFileError
-from common.runtime import EarlyExitRuntime, SingleRuntime, runner
 
 log = logging.getLogger("trecx.benchmark")
 

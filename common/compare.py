@@ -12,10 +12,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths, plots, tasks
+from common import files, paths, tasks
 from common.config import parse
-from common.evaluate import write_csv
-from common.prior import METHODS
+from common.evaluation import plots
+from common.evaluation.evaluate import write_csv
+from common.models.prior import METHODS
 
 log = logging.getLogger("trecx.compare")
 

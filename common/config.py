@@ -83,7 +83,7 @@ def parse(cls: type, presets: dict[str, typing.Any], argv: list[str] | None = No
 class TrainConfig:
     """Fields shared by every task's config; each task's config.py subclasses it."""
 
-    variant: str = "trecx"  # registered model variant (common.registry.names(task))
+    variant: str = "trecx"  # registered model variant (common.models.registry.names(task))
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
     out_dir: str = ""  # run folder; "" = runs/<task>/<preset>/<variant>
     publish: bool = False  # copy best.keras, config and log to pretrained/<task>/ when done

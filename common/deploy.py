@@ -20,12 +20,15 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from common import files, flops, micro, paths, sweep, tasks
+from common import files, paths, tasks
 from common.config import parse, save_run_info
+from common.edge import micro
+from common.edge.export import TFLiteRunner, split_at_exit, to_tflite
+from common.edge.runtime import EarlyExitRuntime
 from common.errors import ConfigError, ModelFileError, TrecxError
-from common.evaluate import predict, write_csv
-from common.export import TFLiteRunner, split_at_exit, to_tflite
-from common.runtime import EarlyExitRuntime
+from common.evaluation import sweep
+from common.evaluation.evaluate import predict, write_csv
+from common.models import flops
 
 DROP_POINTS = (1, 2, 3)  # the trade-offs sweep.tradeoffs reports
 log = logging.getLogger("trecx.deploy")

@@ -67,7 +67,7 @@ def load_model(path: Path | str):
     import keras
 
     import common  # noqa: F401  (registers every serializable class of the project)
-    from common import contract
+    from common.models import contract
 
     path = Path(path)
     if not path.is_file():

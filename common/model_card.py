@@ -15,9 +15,9 @@ from pathlib import Path
 
 from common import files, paths, tasks
 from common.config import parse
+from common.data.sources import is_local_subset
 from common.errors import ModelFileError
-from common.evaluate import read_csv
-from common.sources import is_local_subset
+from common.evaluation.evaluate import read_csv
 
 log = logging.getLogger("trecx.model_card")
 

@@ -13,9 +13,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from common import files, model_card, paths, report, tasks
+from common import files, model_card, paths, tasks
 from common.errors import ConfigError
-from common.evaluate import read_csv
+from common.evaluation import report
+from common.evaluation.evaluate import read_csv
 
 log = logging.getLogger("trecx.reproduce")
 

@@ -10,9 +10,9 @@ from functools import partial
 import keras
 from keras import layers
 
-from common import prior
-from common.layers import attach_trecx, exit_model, pool_exit
-from common.registry import register
+from common.models import prior
+from common.models.layers import attach_trecx, exit_model, pool_exit
+from common.models.registry import register
 
 TASK = "image_classification"
 W_EE = 0.5  # the paper's early-exit loss weight for ResNet-8

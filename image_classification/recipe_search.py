@@ -18,9 +18,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths, plots
+from common import files, paths
 from common.config import parse
-from common.evaluate import write_csv
+from common.evaluation import plots
+from common.evaluation.evaluate import write_csv
 from image_classification.config import SEARCH
 
 TASK = "image_classification"

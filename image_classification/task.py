@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import tasks
-from common.images import CIFAR10_CLASSES, load_cifar10
+from common.data.images import CIFAR10_CLASSES, load_cifar10
 from image_classification import train
 
 

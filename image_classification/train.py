@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import cli, registry
-from common.images import load_cifar10
-from common.pipelines import eval_dataset, image_train_dataset
-from common.training import setup, train
+from common import cli
+from common.data.images import load_cifar10
+from common.data.pipelines import eval_dataset, image_train_dataset
+from common.models import registry
+from common.train.training import setup, train
 from image_classification.config import PRESETS, Config
 
 TASK = "image_classification"

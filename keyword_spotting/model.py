@@ -9,9 +9,9 @@ from functools import partial
 import keras
 from keras import layers
 
-from common import prior
-from common.layers import EarlyExitBlock, attach_trecx, exit_model
-from common.registry import register
+from common.models import prior
+from common.models.layers import EarlyExitBlock, attach_trecx, exit_model
+from common.models.registry import register
 
 TASK = "keyword_spotting"
 W_EE = 0.3  # the paper's early-exit loss weight for DS-CNN

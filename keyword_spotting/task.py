@@ -11,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common import audio, paths, plots, registry, tasks, weights
-from common.evaluate import curve_gain, write_csv
+from common import paths, tasks
+from common.data import audio
+from common.evaluation import plots
+from common.evaluation.evaluate import curve_gain, write_csv
+from common.models import registry, weights
 from keyword_spotting import train
 from keyword_spotting.config import REFERENCE
 

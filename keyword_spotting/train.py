@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import audio, cli, registry
+from common import cli
 from common.config import parse
-from common.pipelines import eval_dataset
-from common.training import setup, train
+from common.data import audio
+from common.data.pipelines import eval_dataset
+from common.models import registry
+from common.train.training import setup, train
 from keyword_spotting.config import PRESETS, Config
 
 TASK = "keyword_spotting"

@@ -33,7 +33,7 @@ def write_images(folder: Path, n: int, size: int, seed: int, fmt: str = "JPEG") 
 @pytest.fixture
 def cifar_root(tmp_path: Path) -> Path:
     """<tmp>/data/cifar10/train/<class>/*.jpg with 10 images per class."""
-    from common.images import CIFAR10_CLASSES
+    from common.data.images import CIFAR10_CLASSES
 
     root = tmp_path / "data" / "cifar10"
     for c, cls in enumerate(CIFAR10_CLASSES):

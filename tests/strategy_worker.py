@@ -13,7 +13,7 @@ def main(strategy: str, out_dir: str) -> None:
     if strategy == "mirrored":  # two logical CPU devices, set before TF starts
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from common.training import TrainConfig, get_strategy, train
+    from common.train.training import TrainConfig, get_strategy, train
 
     get_strategy(strategy)  # before any TF op
     rng = np.random.default_rng(0)

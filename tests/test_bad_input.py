@@ -155,7 +155,7 @@ def test_models_dir_without_baseline(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def saved_baseline(tmp_path_factory) -> Path:
-    from common import registry
+    from common.models import registry
 
     path = tmp_path_factory.mktemp("saved") / "baseline.keras"
     registry.get("image_classification", "baseline").builder().save(path)
@@ -210,7 +210,7 @@ def test_truncated_tflite(tmp_path, capsys):
 
     from common.benchmark import main
     from common.deploy import graph_file
-    from common.export import to_tflite
+    from common.edge.export import to_tflite
 
     inputs = keras.Input((4,))
     good = to_tflite(keras.Model(inputs, keras.layers.Dense(2)(inputs)))

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import plots
 from common.config import parse
 from common.errors import ConfigError
-from common.evaluate import curve_rows, read_csv, write_csv
-from common.sweep import sweep
-from common.training import get_strategy
+from common.evaluation import plots
+from common.evaluation.evaluate import curve_rows, read_csv, write_csv
+from common.evaluation.sweep import sweep
+from common.train.training import get_strategy
 from image_classification.config import PRESETS, Config
 
 
@@ -63,8 +63,8 @@ def test_figures_follow_the_data(tmp_path: Path, monkeypatch, scale: float):
 
 
 def test_aggregate_gives_mean_and_t_interval(tmp_path: Path):
-    from common.evaluate import read_csv
-    from common.report import aggregate
+    from common.evaluation.evaluate import read_csv
+    from common.evaluation.report import aggregate
 
     tables = {}
     for i, acc in enumerate([0.80, 0.84, 0.88]):

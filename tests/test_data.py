@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import tar_folder, write_images, write_wav
 
-from common import audio
+from common.data import audio
+from common.data.images import CIFAR10_CLASSES, load_cifar10, load_vww
+from common.data.sources import stratified_split
 from common.errors import DataError
-from common.images import CIFAR10_CLASSES, load_cifar10, load_vww
-from common.sources import stratified_split
 
 
 def test_cifar_folder_carves_stratified_val_and_test(cifar_root: Path, tmp_path: Path):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import needs_shared
 
-from common import export, micro, paths
-from common.runtime import EarlyExitRuntime
+from common import paths
+from common.edge import export, micro
+from common.edge.runtime import EarlyExitRuntime
 
 KWS_TRECX = paths.REPO / "pretrained" / "keyword_spotting" / "trecx.keras"
 
@@ -20,7 +21,7 @@ KWS_TRECX = paths.REPO / "pretrained" / "keyword_spotting" / "trecx.keras"
 @pytest.fixture(scope="module")
 def int8_split() -> tuple[bytes, bytes, np.ndarray]:
     """int8 head and tail of the shipped KWS T-RecX model (or an untrained one), and 20 inputs."""
-    from common import registry
+    from common.models import registry
 
     model = (keras.models.load_model(KWS_TRECX, compile=False) if KWS_TRECX.exists()
              else registry.get("keyword_spotting", "trecx").builder())

@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from common import registry, sweep
-from common.callbacks import EVWeightTransfer
-from common.training import compile_model, keyed
+from common.evaluation import sweep
+from common.models import registry
+from common.train.callbacks import EVWeightTransfer
+from common.train.training import compile_model, keyed
 from image_classification.model import resnet8
 
 
@@ -127,7 +128,7 @@ def test_head_phase_keeps_the_backbone_and_a_resumed_run_keeps_its_best(tmp_path
     from the run's log (so a resumed run does not let a worse epoch replace best.keras)."""
     import tensorflow as tf
 
-    from common.training import TrainConfig, train
+    from common.train.training import TrainConfig, train
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 49, 10, 1)).astype("float32")
@@ -147,13 +148,13 @@ def test_head_phase_keeps_the_backbone_and_a_resumed_run_keeps_its_best(tmp_path
     log = (run / "log.csv").read_text().splitlines()
     assert len(log) == 4  # header + 3 epochs
     best = min(float(r.split(",")[log[0].split(",").index("val_loss")]) for r in log[1:])
-    from common.training import _best_so_far
+    from common.train.training import _best_so_far
 
     assert _best_so_far(run / "log.csv", "val_loss", "min") == best
 
 
 def test_cached_outputs_belong_to_their_model(tmp_path):
-    from common.evaluate import cached_outputs
+    from common.evaluation.evaluate import cached_outputs
 
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     data = {"test": (x, np.arange(4))}
@@ -166,7 +167,7 @@ def test_cached_outputs_belong_to_their_model(tmp_path):
 
 def test_mixture_and_its_loss_follow_eenets():
     """Weights h1, (1-h1) h2, (1-h1)(1-h2); loss = CE(mixed prediction) + lambda x expected cost."""
-    from common.prior import ConfidenceMixture, MixtureLoss
+    from common.models.prior import ConfidenceMixture, MixtureLoss
 
     p = [np.array([[0.8, 0.2]]), np.array([[0.4, 0.6]]), np.array([[0.1, 0.9]])]
     h = [np.array([[0.5]]), np.array([[0.25]])]
@@ -183,7 +184,7 @@ def test_post_trained_exits_leave_the_backbone_bit_identical(tmp_path):
     classifier's included, stays exactly as warm-started."""
     import tensorflow as tf
 
-    from common.training import TrainConfig, train
+    from common.train.training import TrainConfig, train
     from keyword_spotting.model import dscnn
 
     rng = np.random.default_rng(0)
@@ -209,8 +210,8 @@ def test_post_trained_exits_leave_the_backbone_bit_identical(tmp_path):
 def test_report_compares_prior_methods_with_confidence_heads(tmp_path):
     """report.run on T-RecX and two prior methods (one thresholding confidence heads) writes Fig 7,
     Table 2 and comparison.md, with every method's trade-offs against the baseline."""
-    from common import report
-    from common.evaluate import read_csv
+    from common.evaluation import report
+    from common.evaluation.evaluate import read_csv
 
     rng = np.random.default_rng(0)
     data = {s: (rng.standard_normal((40, 49, 10, 1)).astype("float32"), rng.integers(0, 12, 40))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common import export, registry, tasks
-from common.runtime import EarlyExitRuntime, SingleRuntime
+from common import tasks
+from common.edge import export
+from common.edge.runtime import EarlyExitRuntime, SingleRuntime
+from common.models import registry
 
 INPUTS = {t.name: t.input_shape for t in tasks.all_tasks()}
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import common
-from common import flops, prior, registry, tasks
+from common import tasks
 from common.errors import ConfigError
+from common.models import flops, prior, registry
 
 VARIANTS = registry.all_variants()
 NUM_CLASSES = {t.name: len(t.classes) for t in tasks.all_tasks()}
@@ -47,7 +48,7 @@ def test_contract_and_round_trip(v: registry.Variant, tmp_path: Path):
     for name in model.output_names:
         np.testing.assert_allclose(again[name], out[name], atol=1e-6)
     if exits == ["early_exit", "final"] and v.name != "pool_ee":  # the custom layers came back as themselves
-        assert type(loaded.get_layer("early_exit")) is common.layers.EarlyExitBlock
+        assert type(loaded.get_layer("early_exit")) is common.models.layers.EarlyExitBlock
 
 
 @pytest.mark.parametrize("v", [v for v in VARIANTS if v.name in ("baseline", "trecx", "pool_ee", "eefmaps_concat",
@@ -98,7 +99,8 @@ def test_every_shipped_model_loads_after_import_common_alone():
     import sys
 
     code = ("import sys, keras, common\n"
-            "from common import contract, paths\n"
+            "from common import paths\n"
+            "from common.models import contract\n"
             "files = sorted((paths.REPO / 'pretrained').glob('*/*.keras'))\n"
             "for f in files:\n"
             "    contract.check(keras.models.load_model(f, compile=False))\n"

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 from conftest import SHARED, needs_shared
 
-from common import audio, registry, weights
+from common.data import audio
+from common.models import registry, weights
 
 REF = SHARED / "reference_models" / "mlperf_tiny"
 

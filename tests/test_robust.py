@@ -31,7 +31,7 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path: Path):
 
 
 def test_a_corrupt_cache_is_rebuilt_and_named(tmp_path: Path, caplog):
-    from common.sources import cached_arrays
+    from common.data.sources import cached_arrays
 
     cache = tmp_path / "c.npz"
     cache.write_bytes(b"PK\x03\x04 broken")
@@ -41,7 +41,7 @@ def test_a_corrupt_cache_is_rebuilt_and_named(tmp_path: Path, caplog):
 
 
 def test_corrupt_outputs_are_recomputed(tmp_path: Path):
-    from common.evaluate import cached_outputs
+    from common.evaluation.evaluate import cached_outputs
     from image_classification.model import resnet8
 
     model, x = resnet8(), np.zeros((2, 32, 32, 3), np.float32)
@@ -53,7 +53,7 @@ def test_corrupt_outputs_are_recomputed(tmp_path: Path):
 
 def test_best_model_is_replaced_only_whole(tmp_path: Path):
     """The checkpoint is written to a partial file and renamed over best.keras after the epoch."""
-    from common.callbacks import Promote
+    from common.train.callbacks import Promote
 
     best, partial = tmp_path / "best.keras", tmp_path / ".best.partial.keras"
     best.write_text("previous best")
@@ -67,7 +67,7 @@ def test_best_model_is_replaced_only_whole(tmp_path: Path):
 
 def test_presets_never_share_a_run_folder(monkeypatch, tmp_path: Path):
     from common.config import parse
-    from common.training import run_dir
+    from common.train.training import run_dir
     from keyword_spotting.config import PRESETS, Config
 
     monkeypatch.setenv("TRECX_RUNS", str(tmp_path))
@@ -95,7 +95,7 @@ def test_download_path_with_tfds_mock(tmp_path: Path):
     cache folder, with no temporary folder left anywhere."""
     import tensorflow_datasets as tfds
 
-    from common.images import load_cifar10
+    from common.data.images import load_cifar10
 
     (tmp_path / "empty").mkdir()
     before = {p for p in Path("/tmp").glob("tmp*") if p.is_dir()}

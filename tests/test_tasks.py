@@ -9,7 +9,7 @@ import pytest
 from conftest import SHARED, needs_shared
 
 from common import tasks
-from common.evaluate import read_csv
+from common.evaluation.evaluate import read_csv
 from common.reproduce import smoke
 
 DATA = {"image_classification": "cifar10", "keyword_spotting": "speech_commands",

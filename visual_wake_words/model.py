@@ -9,8 +9,8 @@ from functools import partial
 import keras
 from keras import layers
 
-from common.layers import attach_trecx, exit_model
-from common.registry import register
+from common.models.layers import attach_trecx, exit_model
+from common.models.registry import register
 
 TASK = "visual_wake_words"
 W_EE = 0.4  # the paper's early-exit loss weight for MobileNetV1

@@ -11,8 +11,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, report
+from common import paths
 from common.config import parse
+from common.evaluation import report
 from visual_wake_words import test, train
 
 TASK = "visual_wake_words"

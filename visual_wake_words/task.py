@@ -12,9 +12,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import files, paths, registry, tasks, weights
-from common.export import int8_report
-from common.images import VWW_CLASSES, load_vww
+from common import files, paths, tasks
+from common.data.images import VWW_CLASSES, load_vww
+from common.edge.export import int8_report
+from common.models import registry, weights
 from visual_wake_words import train
 from visual_wake_words.config import REFERENCE
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common import report
+from common.evaluation import report
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

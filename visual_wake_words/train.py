@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import cli, registry
+from common import cli
 from common.config import parse
-from common.images import load_vww
-from common.pipelines import eval_dataset, image_train_dataset
-from common.training import setup, train
+from common.data.images import load_vww
+from common.data.pipelines import eval_dataset, image_train_dataset
+from common.models import registry
+from common.train.training import setup, train
 from visual_wake_words.config import PRESETS, Config
 
 TASK = "visual_wake_words"

@@ -15,8 +15,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from common import paths
+from common.data.sources import cached_arrays, locate, stratified_split, tfds_download
 from common.errors import DataError, DataNotFound
-from common.sources import cached_arrays, locate, stratified_split, tfds_download
 
 log = logging.getLogger("trecx.data")
 

@@ -17,8 +17,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from common import paths
+from common.data.sources import cached_arrays, locate, stratified_split, tfds_download
 from common.errors import DataError, DataNotFound
-from common.sources import cached_arrays, locate, stratified_split, tfds_download
 
 log = logging.getLogger("trecx.data")
 

@@ -1,6 +1,6 @@
 """An early-exit runtime: the head graph, rho, and the tail only when needed.
 
-The same runtime serves float and int8 graphs (see common.export), at batch 1 as on a device, on
+The same runtime serves float and int8 graphs (see common.edge.export), at batch 1 as on a device, on
 ai-edge-litert ("litert") or on the tflite-micro interpreter ("tflm", int8 graphs).
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.export import TFLiteRunner
+from common.edge.export import TFLiteRunner
 
 
 @dataclass
@@ -25,7 +25,7 @@ def runner(content: bytes, backend: str = "litert", num_threads: int = 1):
     if backend == "litert":
         return TFLiteRunner(content, num_threads)
     if backend == "tflm":
-        from common.micro import MicroRunner
+        from common.edge.micro import MicroRunner
 
         return MicroRunner(content)
     raise ValueError(f"backend must be litert or tflm, got '{backend}'")

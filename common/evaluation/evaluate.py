@@ -12,7 +12,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import files, flops, sweep
+from common import files
+from common.evaluation import sweep
+from common.models import flops
 
 SPLITS = ("val", "test")
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from common import files
-from common.evaluate import read_csv
+from common.evaluation.evaluate import read_csv
 
 
 def _save(fig, ax, out: Path, title: str, legend: bool = True, grid_axis: str = "both") -> None:

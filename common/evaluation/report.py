@@ -9,10 +9,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import compare, files, paths, plots, prior, tasks
+from common import compare, files, paths, tasks
 from common.config import parse, save_run_info
 from common.errors import ModelFileError
-from common.evaluate import cached_outputs, evaluate_variant, read_csv, write_csv
+from common.evaluation import plots
+from common.evaluation.evaluate import cached_outputs, evaluate_variant, read_csv, write_csv
+from common.models import prior
 
 log = logging.getLogger("trecx.test")
 

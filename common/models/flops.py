@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from common import contract
+from common.models import contract
 
 
 def _n(shape) -> int:

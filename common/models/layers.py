@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from common import contract
+from common.models import contract
 
 
 def _reg(l2: float) -> keras.regularizers.Regularizer | None:
@@ -59,7 +59,7 @@ class EarlyExitBlock(_Sequence):
 
     The depthwise conv runs first so that the channel-doubling 1x1 conv works at a quarter of the
     resolution: with the 1x1 conv first, the DS-CNN exit after block 2 costs 95% of the whole
-    baseline's FLOPs (common/flops.py), which leaves early exit nothing to save."""
+    baseline's FLOPs (common/models/flops.py), which leaves early exit nothing to save."""
 
     def __init__(self, num_classes: int, width: int, kernel_size: int = 3, strides: int = 2,
                  l2: float = 0.0, return_features: bool = False, pool_grid: int = 1, **kwargs):

@@ -27,9 +27,9 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
-from common import contract, flops
 from common.config import LAMBDA
-from common.layers import pool_features
+from common.models import contract, flops
+from common.models.layers import pool_features
 
 METHODS = ("branchynet", "sdn", "eenets", "pteenet")
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import contract, files, paths
+from common import files, paths
 from common.errors import ConfigError, ModelFileError
+from common.models import contract
 
 _is_head = contract.is_head  # exit heads: never part of a backbone
 

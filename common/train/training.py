@@ -20,14 +20,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import contract, files, paths, registry
-from common.callbacks import EpochTimer, EVWeightTransfer, Promote
+from common import files, paths
 from common.config import NOT_RECIPE, TrainConfig, record, save_run_info
 from common.errors import ConfigError, DataError, TrecxError
-from common.flops import exit_names
-from common.losses import SmoothedSparseCE
-from common.prior import LAMBDA, MixtureLoss
-from common.weights import warm_start
+from common.models import contract, registry
+from common.models.flops import exit_names
+from common.models.losses import SmoothedSparseCE
+from common.models.prior import LAMBDA, MixtureLoss
+from common.models.weights import warm_start
+from common.train.callbacks import EpochTimer, EVWeightTransfer, Promote
 
 log = logging.getLogger("trecx.train")
 PATCHED_KERAS = "3.15."  # the Keras release whose multi-worker bugs _multiworker_workarounds patches
