@@ -28,7 +28,7 @@ def atomic(path: Path | str) -> Iterator[Path]:
     on success it replaces `path`, on any error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".partial-{os.getpid()}-{path.name}")  # ends as the target does (.weights.h5, .keras)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -59,6 +59,7 @@ def test_int8_threshold_matches_the_dequantized_confidence(int8_split):
 @needs_shared("datasets", "speech_commands")
 @needs_shared("reference_models", "mlperf_tiny", "keyword_spotting", "kws_ref_model")
 @pytest.mark.skipif(not KWS_TRECX.exists(), reason="no shipped KWS T-RecX model")
+@pytest.mark.slow
 def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     from common import benchmark, deploy, model_card
 

@@ -123,6 +123,7 @@ def test_joint_loss_is_weighted_sum_for_any_batch_size(batch: int):
     assert logs["loss"] == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_head_phase_keeps_the_backbone_and_a_resumed_run_keeps_its_best(tmp_path):
     """head_epochs trains only the heads on a frozen backbone, and the best value so far is read back
     from the run's log (so a resumed run does not let a worse epoch replace best.keras)."""

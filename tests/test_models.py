@@ -92,6 +92,7 @@ def test_confidence_heads_are_charged_to_the_samples_that_pass_them():
     assert c["exit_1"]["mflops"] > c["exit_1"]["mflops_alone"]  # its own confidence head
 
 
+@pytest.mark.slow
 def test_every_shipped_model_loads_after_import_common_alone():
     """In a fresh interpreter, `import common` is all it takes to load every file in pretrained/ with
     plain Keras, and each one meets the output contract."""

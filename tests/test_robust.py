@@ -112,6 +112,7 @@ def _train_cmd(data: Path, *extra: str) -> list[str]:
             "--data-dir", str(data), "--steps-per-epoch", "2", *extra]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_where_it_stopped(cifar_root: Path, tmp_path: Path):
     """kill -9 after the second epoch; the same command then trains only the epochs left, keeps the
     log whole and the best model of the whole run."""

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains or converts real models
+
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("strategy_worker.py")
 

@@ -12,6 +12,8 @@ from common import tasks
 from common.evaluation.evaluate import read_csv
 from common.reproduce import smoke
 
+pytestmark = pytest.mark.slow  # trains or converts real models
+
 DATA = {"image_classification": "cifar10", "keyword_spotting": "speech_commands",
         "visual_wake_words": "visual_wake_words"}
 

@@ -201,6 +201,73 @@ def _check_resume(cfg: TrainConfig, out: Path) -> None:
                           "use --restart true to train it again, or --out-dir for a new run")
 
 
+def _checkpoints(out: Path, monitor: str, mode: str) -> list[keras.callbacks.Callback]:
+    """Keep the best model: written to a partial file, then renamed over best.keras (a kill mid-save
+    never breaks it); a resumed run starts from the best value in its log, so a worse epoch cannot
+    replace it. Then the epoch's wall time and the CSV log."""
+    best_so_far = _best_so_far(out / "log.csv", monitor, mode)
+    partial = out / ".best.partial.keras"
+    partial.unlink(missing_ok=True)
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(partial), monitor=monitor, mode=mode, save_best_only=True,
+        initial_value_threshold=best_so_far if np.isfinite(best_so_far) else None)
+    return [checkpoint, Promote(partial, out / "best.keras"), EpochTimer(),
+            keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run's model, data and callbacks, trained in up to two phases by `phases`."""
+
+    cfg: TrainConfig
+    variant: registry.Variant
+    model: keras.Model
+    strategy: tf.distribute.Strategy
+    train_ds: tf.data.Dataset
+    val_ds: tf.data.Dataset
+    out: Path
+    callbacks: list
+
+    def fit(self, first: int, last: int, lr: float, backup: str, schedule, main: bool = True) -> None:
+        """Epochs first..last-1; the head-only phase (`main` False) uses plain Adam at `lr`."""
+        cfg = self.cfg
+        recipe = cfg if main else dataclasses.replace(cfg, optimizer="adam", weight_decay=0.0, ema=0.0)
+        with self.strategy.scope():
+            compile_model(self.model, self.variant.weights_for(self.model), make_optimizer(recipe, lr),
+                          cfg.cost_lambda, cfg.label_smoothing)
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            _multiworker_workarounds(self.model, self.strategy, next(iter(self.train_ds)))
+        # Order matters at an epoch's end: the backup keeps the raw weights, then the EMA weights are
+        # swapped in for the checkpoint (and swapped back at the next epoch's start).
+        ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe.ema else []
+        # double_checkpoint: a kill while the backup is written leaves the one before it to resume from
+        callbacks = [keras.callbacks.BackupAndRestore(str(self.out / backup), double_checkpoint=True),
+                     keras.callbacks.LearningRateScheduler(schedule), *ema, *self.callbacks]
+        self.model.fit(self.train_ds, validation_data=self.val_ds, initial_epoch=first, epochs=last,
+                       steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
+                       verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
+
+    def phases(self) -> None:
+        """PTEENet: the exit heads only, all epochs. Otherwise an optional head-only phase on the frozen
+        warm-started backbone (done once: its weights are kept for a resume), then joint training."""
+        cfg, model = self.cfg, self.model
+        if self.variant.post_trained:  # only the exit heads ever train, the final classifier included
+            _freeze_backbone(model, True, final=False)
+            self.fit(0, cfg.epochs, cfg.head_lr, "backup", lambda epoch, lr: cfg.head_lr, main=False)
+            return
+        if cfg.head_epochs:
+            heads_done = self.out / "heads.weights.h5"
+            if heads_done.exists():
+                model.load_weights(heads_done)
+            else:
+                _freeze_backbone(model, True)
+                self.fit(0, cfg.head_epochs, cfg.head_lr, "backup_heads", lambda epoch, lr: cfg.head_lr, main=False)
+                _freeze_backbone(model, False)
+                with files.atomic(heads_done) as tmp:
+                    model.save_weights(tmp)
+        self.fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg))
+
+
 def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
           info: dict | None = None) -> Path:
     """Train `cfg.variant` of `task` on batched (x, y) datasets; returns the run folder."""
@@ -217,69 +284,25 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
     _check_resume(cfg, out)
     if (out / "done.json").exists():
         log.info(f"{out} is a finished run (delete its done.json to train again)")
-        if chief and cfg.publish:
-            publish(out, task, cfg.publish_as or cfg.variant)
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    save_run_info(out, cfg, {"task": task, "data": info or {}})
-    with strategy.scope():
-        model = variant.builder()
-        if cfg.init_from:
-            n = warm_start(model, cfg.init_from)
-            log.info(f"copied {n} layers from {cfg.init_from}")
-    names = list(model.output_names)
-    # A multi-exit model is kept by its joint validation loss: by the final exit's accuracy alone, the
-    # best epoch can come before the early exit has learnt anything.
-    monitor, mode = ("val_loss", "min") if len(names) > 1 else ("val_accuracy", "max")
-    # Saved to a partial file, then renamed over best.keras: a kill mid-save never breaks the best model.
-    # A resumed run starts from the best value in its log, so a worse epoch cannot replace best.keras.
-    best_so_far = _best_so_far(out / "log.csv", monitor, mode)
-    partial = out / ".best.partial.keras"
-    partial.unlink(missing_ok=True)
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(partial), monitor=monitor, mode=mode, save_best_only=True,
-        initial_value_threshold=best_so_far if np.isfinite(best_so_far) else None)
-    shared = [checkpoint, Promote(partial, out / "best.keras"), EpochTimer(),
-              keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
-    if variant.weight_transfer:
-        shared.append(EVWeightTransfer(until_fraction=cfg.transfer_until, total_epochs=cfg.epochs))
-    train_ds, val_ds = finish(keyed(train_ds, names)), finish(keyed(val_ds, names))
-
-    def fit(first: int, last: int, lr: float, backup: str, schedule, main: bool = True) -> None:
-        """Epochs first..last-1; the head-only phase (`main` False) uses plain Adam at `lr`."""
-        recipe = cfg if main else dataclasses.replace(cfg, optimizer="adam", weight_decay=0.0, ema=0.0)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        save_run_info(out, cfg, {"task": task, "data": info or {}})
         with strategy.scope():
-            compile_model(model, variant.weights_for(model), make_optimizer(recipe, lr), cfg.cost_lambda,
-                          cfg.label_smoothing)
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            _multiworker_workarounds(model, strategy, next(iter(train_ds)))
-        # Order matters at an epoch's end: the backup keeps the raw weights, then the EMA weights are
-        # swapped in for the checkpoint (and swapped back at the next epoch's start).
-        ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe.ema else []
-        # double_checkpoint: a kill while the backup is written leaves the one before it to resume from
-        callbacks = [keras.callbacks.BackupAndRestore(str(out / backup), double_checkpoint=True),
-                     keras.callbacks.LearningRateScheduler(schedule), *ema, *shared]
-        model.fit(train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
-                  steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
-                  verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
-
-    if variant.post_trained:  # PTEENet: only the exit heads ever train, the final classifier included
-        _freeze_backbone(model, True, final=False)
-        fit(0, cfg.epochs, cfg.head_lr, "backup", lambda epoch, lr: cfg.head_lr, main=False)
-    elif cfg.head_epochs:  # phase 1: new exit heads only, on a frozen warm-started backbone
-        heads_done = out / "heads.weights.h5"
-        if heads_done.exists():
-            model.load_weights(heads_done)
-        else:
-            _freeze_backbone(model, True)
-            fit(0, cfg.head_epochs, cfg.head_lr, "backup_heads", lambda epoch, lr: cfg.head_lr, main=False)
-            _freeze_backbone(model, False)
-            model.save_weights(heads_done)
-    if not variant.post_trained:
-        fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg))
-    if not (out / "best.keras").exists():
-        raise TrecxError(f"run {out} kept no model: no epoch gave a finite {monitor} (the loss diverged?)")
-    files.write_json(out / "done.json", {"epochs": cfg.epochs, "best": float(checkpoint.best)})
+            model = variant.builder()
+            if cfg.init_from:
+                log.info(f"copied {warm_start(model, cfg.init_from)} layers from {cfg.init_from}")
+        names = list(model.output_names)
+        # A multi-exit model is kept by its joint validation loss: by the final exit's accuracy alone, the
+        # best epoch can come before the early exit has learnt anything.
+        monitor, mode = ("val_loss", "min") if len(names) > 1 else ("val_accuracy", "max")
+        callbacks = _checkpoints(out, monitor, mode)
+        if variant.weight_transfer:
+            callbacks.append(EVWeightTransfer(until_fraction=cfg.transfer_until, total_epochs=cfg.epochs))
+        _Run(cfg, variant, model, strategy, finish(keyed(train_ds, names)), finish(keyed(val_ds, names)), out,
+             callbacks).phases()
+        if not (out / "best.keras").exists():
+            raise TrecxError(f"run {out} kept no model: no epoch gave a finite {monitor} (the loss diverged?)")
+        files.write_json(out / "done.json", {"epochs": cfg.epochs, "best": float(callbacks[0].best)})
     if chief and cfg.publish:
         publish(out, task, cfg.publish_as or cfg.variant)
     return out
