@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import files, paths
-from common.config import parse
+from common.config import PATH_FIELDS, parse
 from common.evaluation import plots
 from common.evaluation.evaluate import write_csv
 from image_classification.config import SEARCH
@@ -44,9 +44,12 @@ def collect(runs: Path, dest: Path) -> list[str]:
     for name in SEARCH:
         run = runs / TASK / name / "baseline"
         if (run / "done.json").exists():
-            for f in ("log.csv", "config.json"):
-                with files.atomic(dest / name / f) as tmp:
-                    shutil.copy(run / f, tmp)
+            with files.atomic(dest / name / "log.csv") as tmp:
+                shutil.copy(run / "log.csv", tmp)
+            cfg = json.loads((run / "config.json").read_text())
+            cfg["data"]["source"] = paths.portable(cfg["data"]["source"], paths.data_dir())  # no machine paths
+            files.write_json(dest / name / "config.json", {k: paths.portable(v) if k in PATH_FIELDS and v else v
+                                                           for k, v in cfg.items()})
             copied.append(name)
     return copied
 
