@@ -35,7 +35,7 @@ class _Stderr(logging.StreamHandler):
 def setup_logging(argv: list[str]) -> None:
     level = logging.WARNING if "--quiet" in argv else logging.DEBUG if "--verbose" in argv else logging.INFO
     handler = _Stderr()
-    handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("absl").setLevel(logging.WARNING if "--verbose" in argv else logging.ERROR)
 

@@ -1,6 +1,6 @@
 """Train a list of runs in order, in the background, surviving interruption.
 
-    nohup python -m common.runqueue image_classification/queues/recipe_search.txt --jobs 2 &
+    nohup python -m common.runqueue --queue image_classification/queues/recipe_search.txt --jobs 2 &
 
 The queue file holds one run a line, a module and its options (`image_classification.train --config
 search_sgd --variant baseline`); `#` starts a comment. Each run goes to its own run folder, where
@@ -8,12 +8,11 @@ search_sgd --variant baseline`); `#` starts a comment. Each run goes to its own 
 command started again after any interruption carries on where it stopped. `--jobs 2 --threads 1`
 runs two single-threaded trainings side by side (faster on 2 cores than one run on two threads:
 see README). A run that fails is recorded and skipped next time unless `--retry-failed`.
-Each run's output goes to <runs>/queue/<queue name>/<line>.log; the queue's own progress to stdout.
+Each run's output goes to <runs>/queue/<queue name>/<line>.log; the queue's own progress to stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -24,9 +23,11 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import paths
+from common.config import parse
 from common.errors import ConfigError
 
 log = logging.getLogger("trecx.runqueue")
@@ -105,20 +106,27 @@ class Queue:
         return {o: outcomes.count(o) for o in set(outcomes)}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("queue", type=Path, help="queue file: one run a line (module and options)")
-    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default 2)")
-    parser.add_argument("--threads", type=int, default=1, help="TF threads per run, 0 = all cores (default 1)")
-    parser.add_argument("--retry-failed", action="store_true", help="run again the lines that failed before")
-    args = parser.parse_args(argv)
-    if args.jobs < 1 or args.threads < 0:
-        raise ConfigError(f"--jobs must be at least 1 and --threads 0 or more, got {args.jobs} and {args.threads}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    queue = Queue(args.queue, args.jobs, args.threads, args.retry_failed)
+@dataclass
+class QueueConfig:
+    """Options of common.runqueue."""
+
+    queue: str = ""  # the queue file: one run a line (a module and its options)
+    jobs: int = 2  # runs side by side
+    threads: int = 1  # TensorFlow threads per run (0 = all cores)
+    retry_failed: bool = False  # run again the lines that failed before
+
+
+def main(argv: list[str] | None = None) -> dict[str, int]:
+    cfg = parse(QueueConfig, {"default": QueueConfig()}, argv, description=__doc__)
+    if not cfg.queue or cfg.jobs < 1 or cfg.threads < 0:
+        raise ConfigError(f"--queue FILE is needed, --jobs at least 1 and --threads 0 or more "
+                          f"(got {cfg.queue!r}, {cfg.jobs}, {cfg.threads})")
+    queue = Queue(Path(cfg.queue), cfg.jobs, cfg.threads, cfg.retry_failed)
     signal.signal(signal.SIGTERM, queue.stop)
     signal.signal(signal.SIGINT, queue.stop)
-    log.info("finished: %s", queue.run())
+    outcomes = queue.run()
+    log.info("finished: %s", outcomes)
+    return outcomes
 
 
 if __name__ == "__main__":

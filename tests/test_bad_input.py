@@ -241,14 +241,14 @@ def test_resuming_with_other_options(cifar_root, tmp_path, capsys):
 def test_queue_file_missing(tmp_path, capsys):
     from common.runqueue import main
 
-    fails(main, [tmp_path / "q.txt"], capsys, tmp_path / "q.txt")
+    fails(main, ["--queue", tmp_path / "q.txt"], capsys, tmp_path / "q.txt")
 
 
 def test_queue_line_without_a_module(tmp_path, capsys):
     from common.runqueue import main
 
     (tmp_path / "q.txt").write_text("# a comment\n--epochs 3\n")
-    fails(main, [tmp_path / "q.txt"], capsys, f"{tmp_path / 'q.txt'}:2")
+    fails(main, ["--queue", tmp_path / "q.txt"], capsys, f"{tmp_path / 'q.txt'}:2")
 
 
 def test_speech_without_lists_offline(tmp_path, capsys, offline_empty):

@@ -143,3 +143,42 @@ def test_a_program_error_is_one_line_and_exit_2(tmp_path: Path):
     assert "Traceback" not in r.stderr
     r = subprocess.run([*cmd, "--debug"], cwd=paths.REPO, env=ENV, capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" in r.stderr and "ConfigError" in r.stderr
+
+
+@pytest.mark.slow
+def test_the_queue_trains_in_order_records_outcomes_and_skips_them_next_time(cifar_root: Path, tmp_path: Path,
+                                                                              monkeypatch, caplog):
+    from common import runqueue
+
+    monkeypatch.setenv("TRECX_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("TRECX_CACHE", str(tmp_path / "cache"))
+    queue = tmp_path / "q.txt"
+    queue.write_text("# two runs\n"
+                     f"image_classification.train --config smoke --variant baseline --data-dir {cifar_root}\n"
+                     "image_classification.train --config smoke --epochs 0\n")
+    caplog.set_level("INFO")
+    runqueue.main(["--queue", str(queue), "--jobs", "1"])
+    state = json.loads((tmp_path / "runs" / "queue" / "q" / "state.json").read_text())
+    assert sorted(state.values()) == ["done", "failed"]
+    assert (tmp_path / "runs" / "image_classification" / "smoke" / "baseline" / "done.json").exists()
+    assert "--epochs must be at least 1" in (tmp_path / "runs" / "queue" / "q" / "01.log").read_text()
+    caplog.clear()
+    runqueue.main(["--queue", str(queue)])  # started again: nothing left to do
+    assert "2 runs, 0 to do" in caplog.text
+
+
+def test_recipe_search_table_comes_from_the_runs_logs(tmp_path: Path):
+    from image_classification import recipe_search
+
+    run = tmp_path / "runs" / "image_classification" / "search_sgd" / "baseline"
+    run.mkdir(parents=True)
+    (run / "log.csv").write_text("epoch,accuracy,val_accuracy,epoch_seconds\n0,0.5,0.4,60\n1,0.7,0.65,60\n")
+    (run / "config.json").write_text(json.dumps({"optimizer": "sgd", "threads": 1, "data": {
+        "source": str(paths.data_dir() / "cifar10" / "x.tar.gz")}}))
+    (tmp_path / "runs" / "image_classification" / "search_adam" / "baseline").mkdir(parents=True)  # unfinished
+    (run / "done.json").write_text("{}")
+    rows = recipe_search.main(["--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path / "out")])
+    assert [(r["recipe"], r["val_accuracy"], r["cpu_minutes"], r["epochs"]) for r in rows] == [
+        ("search_sgd", 0.65, 2.0, 2)]
+    copied = json.loads((tmp_path / "out" / "recipe_search" / "search_sgd" / "config.json").read_text())
+    assert copied["data"]["source"] == "cifar10/x.tar.gz" and (tmp_path / "out" / "recipe_search.png").exists()
