@@ -12,4 +12,4 @@ import sys
 if "--verbose" not in sys.argv:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from common.models import layers, losses, prior  # noqa: F401  (register the serializable classes)
+from common.models import layers, losses, paper_exit, prior  # noqa: F401  (register the serializable classes)

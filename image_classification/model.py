@@ -12,11 +12,15 @@ from keras import layers
 
 from common.models import prior
 from common.models.layers import attach_trecx, exit_model, pool_exit
+from common.models.paper_exit import PaperConfig, attach_paper
 from common.models.registry import register
 
 TASK = "image_classification"
 W_EE = 0.5  # the paper's early-exit loss weight for ResNet-8
 POOL_GRID = 4  # the exit pools its 16x16 (T-RecX) or 32x32 (pool_ee) map to 4x4, not to 1x1 (see EarlyExitBlock)
+# The paper's published ResNet-8 exit (../shared/papers/README.md): 1x1 conv 16->32, depthwise 2x2 stride 2,
+# average pooling by 4 (-> 4x4x32); EV: depthwise 2x2 stride 2 on 32 of the final 64 channels (-> 512).
+PAPER = PaperConfig(pointwise=32, kernel=2, strides=2, pool=4, ev_channels=32, ev_strides=2)
 
 
 def _conv(x, filters: int, kernel: int, strides: int, l2: float):
@@ -42,10 +46,14 @@ def backbone(l2: float = 1e-4) -> tuple:
 
 def resnet8(exit_kind: str | None = None, ev_assist: bool = False, num_classes: int = 10,
             l2: float = 1e-4) -> keras.Model:
-    """`exit_kind`: None (baseline), "trecx" (T-RecX EE block) or "pool" (pooling + dense), after stack 1."""
+    """`exit_kind`, after stack 1: None (baseline), "paper" (the paper's published EE block), "dwfirst"
+    (this project's earlier layout: depthwise first, batch norm, a 4x4 grid) or "pool" (pooling + dense)."""
+    if exit_kind not in (None, "paper", "dwfirst", "pool"):
+        raise ValueError(f"exit_kind must be None, 'paper', 'dwfirst' or 'pool', got {exit_kind!r}")
     inputs, (stack1, _), x = backbone(l2)
-    early = None
-    if exit_kind == "trecx":
+    if exit_kind == "paper":
+        early, head = attach_paper(stack1, x, num_classes, PAPER, ev_assist=ev_assist, l2=l2)
+    elif exit_kind == "dwfirst":
         early, head = attach_trecx(stack1, x, num_classes, ev_assist=ev_assist, l2=l2, pool_grid=POOL_GRID)
     else:
         early = pool_exit(stack1, num_classes, l2, pool_grid=POOL_GRID) if exit_kind == "pool" else None
@@ -55,8 +63,10 @@ def resnet8(exit_kind: str | None = None, ev_assist: bool = False, num_classes: 
 
 _EE = {"early_exit": W_EE, "final": 1.0}
 register(TASK, "baseline", resnet8)
-register(TASK, "trecx", partial(resnet8, "trecx", True), _EE, weight_transfer=True)
-register(TASK, "trecx_noev", partial(resnet8, "trecx", False), _EE)
+register(TASK, "trecx", partial(resnet8, "paper", True), _EE, weight_transfer=True)
+register(TASK, "trecx_noev", partial(resnet8, "paper", False), _EE)
+# the earlier layout, kept to compare with the paper's on validation (issue 15)
+register(TASK, "trecx_dwfirst", partial(resnet8, "dwfirst", True), _EE, weight_transfer=True)
 register(TASK, "pool_ee", partial(resnet8, "pool", False), _EE)
 for _method in prior.METHODS:  # the prior early-exit methods on the same backbone (Fig 7, Table 2)
     build = partial(prior.build, _method, backbone, 10, name=f"resnet8_{_method}", pool_grid=POOL_GRID)

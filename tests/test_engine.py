@@ -91,8 +91,9 @@ def _tiny_data(n=24, seed=0):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(8), x, y
 
 
-def test_weight_transfer_copies_then_stops_at_its_cutoff():
-    model = resnet8("trecx", ev_assist=True)
+@pytest.mark.parametrize("layout", ["paper", "dwfirst"])
+def test_weight_transfer_copies_then_stops_at_its_cutoff(layout: str):
+    model = resnet8(layout, ev_assist=True)
     compile_model(model, {"early_exit": 0.5, "final": 1.0}, keras.optimizers.Adam(1e-2))
     ds, _, _ = _tiny_data()
     ee, ev = model.get_layer("early_exit").depthwise.kernel, model.get_layer("ev_assist").depthwise.kernel
@@ -111,7 +112,7 @@ def test_weight_transfer_copies_then_stops_at_its_cutoff():
 
 @pytest.mark.parametrize("batch", [1, 7, 32])
 def test_joint_loss_is_weighted_sum_for_any_batch_size(batch: int):
-    model = resnet8("trecx", ev_assist=True, l2=0.0)
+    model = resnet8("paper", ev_assist=True, l2=0.0)
     compile_model(model, {"early_exit": 0.5, "final": 1.0}, keras.optimizers.SGD(0.0))
     rng = np.random.default_rng(batch)
     x = rng.uniform(0, 255, (batch, 32, 32, 3)).astype("float32")

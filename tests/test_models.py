@@ -8,7 +8,6 @@ import keras
 import numpy as np
 import pytest
 
-import common
 from common import tasks
 from common.errors import ConfigError
 from common.models import flops, prior, registry
@@ -47,8 +46,8 @@ def test_contract_and_round_trip(v: registry.Variant, tmp_path: Path):
     again = loaded(x, training=False)
     for name in model.output_names:
         np.testing.assert_allclose(again[name], out[name], atol=1e-6)
-    if exits == ["early_exit", "final"] and v.name != "pool_ee":  # the custom layers came back as themselves
-        assert type(loaded.get_layer("early_exit")) is common.models.layers.EarlyExitBlock
+    for layer in model.layers:  # the custom layers came back as themselves
+        assert type(loaded.get_layer(layer.name)) is type(layer)
 
 
 @pytest.mark.parametrize("v", [v for v in VARIANTS if v.name in ("baseline", "trecx", "pool_ee", "eefmaps_concat",
@@ -110,3 +109,16 @@ def test_every_shipped_model_loads_after_import_common_alone():
     r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert int(r.stdout.split()[-1]) == len(list((repo / "pretrained").glob("*/*.keras"))) > 0
+
+
+def test_the_paper_resnet8_exit_matches_its_published_shape():
+    """ResNet-8 `trecx` is the block behind the paper's numbers: 1x1 conv 16->32, depthwise 2x2 stride 2,
+    average pooling to 4x4x32 = 512, dense; EV on 32 of the final 64 channels (512) beside the final pool
+    (64); 89.7K parameters in Table 1 (truncated: 89,780 with Keras' default biases)."""
+    model = registry.get("image_classification", "trecx").builder()
+    ee = model.get_layer("early_exit")
+    shapes = {sub.name: out for sub, _, out in ee.trace((None, 32, 32, 16))}
+    assert shapes["pointwise"] == (None, 32, 32, 32) and shapes["depthwise"] == (None, 16, 16, 32)
+    assert shapes["flatten"] == (None, 512)
+    assert model.get_layer("final").kernel.shape == (64 + 512, 10)
+    assert model.count_params() == 89780

@@ -1,0 +1,132 @@
+"""The early exit and early view exactly as the paper's published models build them.
+
+The paper's text gives the EE block in general (a pointwise conv doubling the channels, a strided
+depthwise conv, pooling, dense); its published models, checked against Table 1's parameter counts, use
+per model (../shared/papers/README.md, "The configuration behind the paper's numbers"):
+
+- ResNet-8: 1x1 conv 16->32 (no batch norm, no activation), depthwise 2x2 stride 2 + ReLU, average
+  pooling by 4 (-> 4x4x32 = 512), dense; EV: depthwise 2x2 stride 2 on 32 of the final block's 64
+  channels (-> 512, flattened), concatenated with the final global pool.
+- DS-CNN: no pointwise conv; depthwise 3x3 stride 2 on 32 of the 64 channels, average pooling by 2
+  (-> 192), dense; EV: depthwise 3x3 stride 1 on 32 channels, global pooling (-> 32).
+- MobileNetV1-0.25: 1x1 conv 32->64, depthwise 2x2 stride 2, average pooling by 4 (-> 576), dense;
+  EV: depthwise 2x2 on 32 of the final channels (-> 288, flattened).
+
+`common.models.layers.EarlyExitBlock` is this project's earlier layout (depthwise conv first, batch
+norm after each conv, a learned projection before the EV layer). Both layers here expose `.depthwise`,
+so `EVWeightTransfer` copies the EE kernel into the EV layer (its first channels) as for the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from common.models.layers import _reg, _Sequence
+
+
+@keras.saving.register_keras_serializable(package="trecx")
+class ChannelSlice(layers.Layer):
+    """The first `channels` channels of a feature map."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, x):
+        return x[..., : self.channels]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape[:-1], self.channels)
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"channels": self.channels}
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """One published model's EE and EV settings."""
+
+    pointwise: int = 0  # 1x1 conv to this many channels first (0: none)
+    channels: int = 0  # the EE reads only the first `channels` input channels (0: all)
+    kernel: int = 2  # EE depthwise kernel
+    strides: int = 2  # EE depthwise stride
+    pool: int = 4  # EE average pooling size (0: none), then flattened
+    ev_channels: int = 32  # the EV reads the first `ev_channels` of the final block
+    ev_strides: int = 2  # EV depthwise stride (its kernel is the EE's)
+    ev_global_pool: bool = False  # EV output: global average pooling, else flattened
+
+
+@keras.saving.register_keras_serializable(package="trecx")
+class PaperExit(_Sequence):
+    """[first `channels` channels] -> [1x1 conv to `pointwise`] -> depthwise conv + ReLU ->
+    [average pooling by `pool`] -> flatten -> dense softmax (see the module docstring)."""
+
+    def __init__(self, num_classes: int, pointwise: int = 0, channels: int = 0, kernel_size: int = 2,
+                 strides: int = 2, pool: int = 4, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.pointwise_width, self.channels = num_classes, pointwise, channels
+        self.kernel_size, self.strides, self.pool_size, self.l2 = kernel_size, strides, pool, l2
+        self.slice = ChannelSlice(channels, name="slice") if channels else None
+        self.pointwise = (layers.Conv2D(pointwise, 1, kernel_regularizer=_reg(l2), name="pointwise") if pointwise
+                          else None)
+        self.depthwise = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same",
+                                                depthwise_regularizer=_reg(l2), name="depthwise")
+        self.relu = layers.ReLU(name="relu")
+        self.pool = layers.AveragePooling2D(pool, name="pool") if pool else None
+        self.flatten = layers.Flatten(name="flatten")
+        self.classifier = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2),
+                                       name="classifier")
+
+    def _chain(self) -> list[layers.Layer]:
+        head = [self.pointwise] if self.pointwise is not None else []
+        pool = [self.pool] if self.pool is not None else []
+        first = [self.slice] if self.slice is not None else []
+        return [*first, *head, self.depthwise, self.relu, *pool, self.flatten, self.classifier]
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"num_classes": self.num_classes, "pointwise": self.pointwise_width,
+                                       "channels": self.channels, "kernel_size": self.kernel_size,
+                                       "strides": self.strides, "pool": self.pool_size, "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package="trecx")
+class PaperEV(_Sequence):
+    """Early view: first `channels` channels of the final block -> depthwise conv (the EE's kernel size,
+    its weights copied in by EVWeightTransfer) + ReLU -> global average pooling or flatten."""
+
+    def __init__(self, channels: int, kernel_size: int = 2, strides: int = 2, global_pool: bool = False,
+                 l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.kernel_size, self.strides, self.global_pool, self.l2 = (
+            channels, kernel_size, strides, global_pool, l2)
+        self.slice = ChannelSlice(channels, name="slice") if channels else None
+        self.depthwise = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same",
+                                                depthwise_regularizer=_reg(l2), name="depthwise")
+        self.relu = layers.ReLU(name="relu")
+        self.out = layers.GlobalAveragePooling2D(name="pool") if global_pool else layers.Flatten(name="flatten")
+
+    def _chain(self) -> list[layers.Layer]:
+        first = [self.slice] if self.slice is not None else []
+        return [*first, self.depthwise, self.relu, self.out]
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"channels": self.channels, "kernel_size": self.kernel_size,
+                                       "strides": self.strides, "global_pool": self.global_pool, "l2": self.l2}
+
+
+def attach_paper(features, final_features, num_classes: int, cfg: PaperConfig, ev_assist: bool = True,
+                 l2: float = 0.0):
+    """The paper's EE on `features` and, optionally, its EV on `final_features`. Returns (early-exit
+    probabilities, the tensor for the final classifier: the final global pool, with the EV output
+    concatenated when `ev_assist`)."""
+    early = PaperExit(num_classes, cfg.pointwise, cfg.channels, cfg.kernel, cfg.strides, cfg.pool, l2=l2,
+                      name="early_exit")(features)
+    pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
+    if not ev_assist:
+        return early, pooled
+    ev = PaperEV(cfg.ev_channels, cfg.kernel, cfg.ev_strides, cfg.ev_global_pool, l2=l2, name="ev_assist")(
+        final_features)
+    return early, layers.Concatenate(name="ev_concat")([pooled, ev])
