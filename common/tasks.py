@@ -28,6 +28,18 @@ class EvalData:
     calibration: Callable[[int], np.ndarray]  # n random training inputs (no augmentation), for int8
 
 
+def image_eval_data(data, split_seed: int, recorded: tuple[str, ...] = ("train", "val", "test")) -> EvalData:
+    """EvalData of an image dataset's `common.data.images.Splits`: float32 pixels 0..255; calibration from
+    random training images; the sample names of the `recorded` subsets."""
+    x = data.x["train"]
+
+    def calibration(n: int) -> np.ndarray:
+        return x[np.random.default_rng(split_seed).permutation(len(x))[:n]].astype("float32")
+
+    return EvalData({s: (data.x[s].astype("float32"), data.y[s]) for s in ("val", "test")}, data.info,
+                    {k: v for k, v in data.names.items() if k in recorded}, calibration)
+
+
 @dataclass(frozen=True)
 class Task:
     """A task: its data, the model its trade-offs are measured against, and its figures."""

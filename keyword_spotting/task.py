@@ -7,27 +7,21 @@ The trade-offs are measured against the MLPerf Tiny reference DS-CNN on the same
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from common import paths, tasks
+from common import tasks
 from common.data import audio
 from common.evaluation import plots
 from common.evaluation.evaluate import curve_gain, write_csv
-from common.models import registry, weights
+from common.models import weights
 from keyword_spotting import train
 from keyword_spotting.config import REFERENCE
 
 NAME = "keyword_spotting"
 BASELINE = "mlperf_reference"  # what the trade-offs are measured against
-
-
-def reference_model():
-    """The MLPerf reference DS-CNN, as our baseline builder with its weights copied in."""
-    model = registry.get(NAME, "baseline").builder()
-    weights.load_backbone(model, weights.from_checkpoint(paths.resolve(REFERENCE)))
-    return model
 
 
 def load(data_dir: str, split_seed: int) -> tasks.EvalData:
@@ -81,6 +75,6 @@ def placement(models: dict, out: Path, data: tasks.EvalData, models_dir: Path) -
 
 TASK = tasks.register(tasks.Task(
     name=NAME, input_shape=(49, 10, 1), classes=audio.KWS_CLASSES, baseline=BASELINE, load=load, train=train.main,
-    reference=reference_model, extra=placement,
+    reference=partial(weights.reference_model, NAME, REFERENCE), extra=placement,
     curves={"fig4b_benefit_curves.png": ["trecx", "trecx_noev"],
             "fig6_weight_transfer.png": ["trecx", "trecx_notransfer", "eefmaps_concat"]}))

@@ -7,15 +7,15 @@ T-RecX model is also quantized to full-integer int8 (calibrated on training imag
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from common import files, paths, tasks
+from common import files, tasks
 from common.data.images import VWW_CLASSES, load_vww
 from common.edge.export import int8_report
-from common.models import registry, weights
+from common.models import weights
 from visual_wake_words import train
 from visual_wake_words.config import REFERENCE
 
@@ -25,23 +25,9 @@ NAME = "visual_wake_words"
 BASELINE = "mlperf_reference"  # what the trade-offs are measured against
 
 
-def reference_model():
-    """The MLPerf reference MobileNetV1, as our baseline builder with its weights copied in."""
-    model = registry.get(NAME, "baseline").builder()
-    weights.load_backbone(model, weights.from_h5(paths.resolve(REFERENCE)))
-    return model
-
-
 def load(data_dir: str, split_seed: int) -> tasks.EvalData:
-    """Validation and test images (float32 0..255); calibration: random training images (both classes)."""
-    data = load_vww(data_dir or None, seed=split_seed)
-    x = data.x["train"]
-
-    def calibration(n: int) -> np.ndarray:
-        return x[np.random.default_rng(split_seed).permutation(len(x))[:n]].astype("float32")
-
-    return tasks.EvalData({s: (data.x[s].astype("float32"), data.y[s]) for s in ("val", "test")}, data.info,
-                          data.names, calibration)
+    """Validation and test images; calibration: random training images (both classes)."""
+    return tasks.image_eval_data(load_vww(data_dir or None, seed=split_seed), split_seed)
 
 
 def int8(models: dict[str, keras.Model], out: Path, data: tasks.EvalData, models_dir: Path) -> None:
@@ -57,4 +43,5 @@ def int8(models: dict[str, keras.Model], out: Path, data: tasks.EvalData, models
 
 TASK = tasks.register(tasks.Task(
     name=NAME, input_shape=(96, 96, 3), classes=VWW_CLASSES, baseline=BASELINE, load=load, train=train.main,
-    reference=reference_model, extra=int8, curves={"fig4c_benefit_curves.png": ["trecx", "trecx_noev"]}))
+    reference=partial(weights.reference_model, NAME, REFERENCE), extra=int8,
+    curves={"fig4c_benefit_curves.png": ["trecx", "trecx_noev"]}))

@@ -98,3 +98,13 @@ def warm_start(model: keras.Model, path: Path | str) -> int:
         return load_backbone(model, from_h5(p) if p.suffix == ".h5" else from_keras(p), strict=False)
     except (OSError, ValueError) as e:
         raise ModelFileError(f"--init-from: cannot warm-start {model.name} from {p}: {e}") from e
+
+
+def reference_model(task: str, path: str) -> keras.Model:
+    """The task's `baseline` builder with an MLPerf reference model's weights copied in (a SavedModel
+    folder or a Keras 2 .h5, `path` as configs record it)."""
+    from common.models import registry
+
+    model = registry.get(task, "baseline").builder()
+    warm_start(model, path)
+    return model
