@@ -13,7 +13,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from common import files, model_card, paths, tasks
+from common import files, model_card, paths, targets, tasks
 from common.errors import ConfigError
 from common.evaluation import report
 from common.evaluation.evaluate import read_csv
@@ -86,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             log.warning(f"=== {task}: MISSING pretrained/{task}/*.keras (no trained weights yet). Running the smoke "
                         f"configuration end to end instead; its numbers mean nothing.")
             smoked[task] = smoke(spec)
-    for task, out in results.items():  # model cards, from the results files just written
+    for task, out in results.items():  # model cards and targets, from the results files just written
         if (out / "trecx" / "summary.json").exists():
             files.write_text(out / "MODEL_CARD.md", model_card.card(task))
+        targets.main(["--task", task])
     if results:
         text = summary(results, "Results summary", missing=list(smoked))
         files.write_text(paths.results_dir() / "SUMMARY.md", text)

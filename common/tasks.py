@@ -41,6 +41,16 @@ def image_eval_data(data, split_seed: int, recorded: tuple[str, ...] = ("train",
 
 
 @dataclass(frozen=True)
+class Target:
+    """One target: `measure` must reach `at_least` (a number or a reference like `measure`)."""
+
+    name: str  # what is promised, in words
+    measure: str  # "model.column", "max(a,b).column" or "curve_gain(a,b)"
+    at_least: float | str  # a number, or a reference read the same way
+    paper: str = ""  # the paper's value, for the column beside ours
+
+
+@dataclass(frozen=True)
 class Task:
     """A task: its data, the model its trade-offs are measured against, and its figures."""
 
@@ -55,6 +65,7 @@ class Task:
     violin: tuple[str, str] | None = None  # two models whose early-exit confidence Fig 5 compares
     extra: Callable[[dict, Path, EvalData, Path], None] | None = None  # (models, results, data, models dir)
     smoke_variants: tuple[str, ...] = ("trecx",)  # what a smoke run trains when nothing is shipped
+    targets: tuple[Target, ...] = ()  # what its results must reach (checked by common.targets)
 
 
 _TASKS: dict[str, Task] = {}

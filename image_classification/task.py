@@ -13,7 +13,20 @@ def load(data_dir: str, split_seed: int) -> tasks.EvalData:
     return tasks.image_eval_data(load_cifar10(data_dir or None, seed=split_seed), split_seed, ("val", "test"))
 
 
+# Issue 15's targets; the paper's values from its Table 1 and Fig 7 (../shared/papers/README.md).
+TARGETS = (
+    tasks.Target("baseline reaches MLPerf Tiny's quality target", "baseline.final_test_accuracy", 0.85, "87.2%"),
+    tasks.Target("trecx final exit at least the baseline", "trecx.final_test_accuracy", "baseline.final_test_accuracy",
+                 "87.4% vs 87.2%"),
+    tasks.Target("trecx early exit", "trecx.early_exit_test_accuracy", 0.73, "73.3%"),
+    tasks.Target("FLOPs cut at <= 1 point, best of trecx / trecx_plus (%)",
+                 "max(trecx,trecx_plus).test_flops_reduction_pct_1pt", 30.0, "20.7%"),
+    tasks.Target("trecx curve above SDN's (mean gain, points)", "curve_gain(trecx,sdn)", 0.01, "above (Fig 7)"),
+    tasks.Target("trecx curve above BranchyNet's (mean gain, points)", "curve_gain(trecx,branchynet)", 0.01,
+                 "above (Fig 7)"),
+)
+
 TASK = tasks.register(tasks.Task(
     name="image_classification", input_shape=(32, 32, 3), classes=CIFAR10_CLASSES, baseline="baseline",
     load=load, train=train.main, curves={"fig4a_benefit_curves.png": ["trecx", "trecx_noev", "trecx_dwfirst"]},
-    violin=("trecx", "pool_ee"), smoke_variants=("baseline", "trecx")))
+    violin=("trecx", "pool_ee"), smoke_variants=("baseline", "trecx"), targets=TARGETS))

@@ -73,8 +73,17 @@ def placement(models: dict, out: Path, data: tasks.EvalData, models_dir: Path) -
                               title="DS-CNN from MLPerf weights: final-exit val loss")
 
 
+# Issue 14's targets; the paper's values from its Table 1 (../shared/papers/README.md).
+TARGETS = (
+    tasks.Target("trecx final exit at least the MLPerf reference", "trecx.final_test_accuracy",
+                 "mlperf_reference.final_test_accuracy", "92.37% vs 92.2%"),
+    tasks.Target("trecx early exit", "trecx.early_exit_test_accuracy", 0.88, "88.5%"),
+    tasks.Target("FLOPs cut at <= 1 point, best of trecx / trecx_plus (%)",
+                 "max(trecx,trecx_plus).test_flops_reduction_pct_1pt", 38.0, "37.7%"),
+)
+
 TASK = tasks.register(tasks.Task(
     name=NAME, input_shape=(49, 10, 1), classes=audio.KWS_CLASSES, baseline=BASELINE, load=load, train=train.main,
-    reference=partial(weights.reference_model, NAME, REFERENCE), extra=placement,
+    reference=partial(weights.reference_model, NAME, REFERENCE), extra=placement, targets=TARGETS,
     curves={"fig4b_benefit_curves.png": ["trecx", "trecx_noev"],
             "fig6_weight_transfer.png": ["trecx", "trecx_notransfer", "eefmaps_concat"]}))

@@ -75,3 +75,30 @@ def test_aggregate_gives_mean_and_t_interval(tmp_path: Path):
     assert row["mean"] == pytest.approx(0.84) and row["n"] == 3
     assert row["ci95_high"] - row["mean"] == pytest.approx(4.303 * 0.04 / np.sqrt(3), rel=1e-3)  # t(0.975, 2)
     assert len(read_csv(tmp_path / "summary.csv")) == 1  # the text column is left out
+
+
+def test_targets_read_the_results_and_report_gaps(tmp_path: Path):
+    from common import targets, tasks
+
+    write_csv(tmp_path / "table1.csv", [
+        {"model": "baseline", "final_test_accuracy": 0.80},
+        {"model": "trecx", "final_test_accuracy": 0.81, "test_flops_reduction_pct_1pt": 12.0},
+        {"model": "trecx_plus", "final_test_accuracy": 0.79, "test_flops_reduction_pct_1pt": 31.0}])
+    for name, acc in (("trecx", 0.8), ("sdn", 0.7)):
+        (tmp_path / name).mkdir()
+        write_csv(tmp_path / name / "benefit_curve_test.csv", [{"mflops": 1.0, "accuracy": acc},
+                                                               {"mflops": 2.0, "accuracy": acc}])
+    spec = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train=None, targets=(
+        tasks.Target("final", "trecx.final_test_accuracy", "baseline.final_test_accuracy"),
+        tasks.Target("cut", "max(trecx,trecx_plus).test_flops_reduction_pct_1pt", 30.0),
+        tasks.Target("early", "trecx.early_exit_test_accuracy", 0.73),
+        tasks.Target("curve", "curve_gain(trecx,sdn)", 0.01),
+        tasks.Target("missing model", "curve_gain(trecx,branchynet)", 0.01)))
+    rows = {r["target"]: r for r in targets.check(spec, tmp_path)}
+    assert rows["final"]["met"] and rows["final"]["gap"] == pytest.approx(0.01)
+    assert rows["cut"]["met"] and rows["cut"]["measured"] == 31.0
+    assert rows["early"]["met"] is None and rows["missing model"]["met"] is None  # not measured, not passed
+    assert rows["curve"]["measured"] == pytest.approx(10.0) and rows["curve"]["met"]
+    bad = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train=None,
+                     targets=(tasks.Target("x", "trecx.final_test_accuracy", 0.9),))
+    assert targets.check(bad, tmp_path)[0]["met"] is False

@@ -41,7 +41,16 @@ def int8(models: dict[str, keras.Model], out: Path, data: tasks.EvalData, models
              f"int8 {rec['int8_accuracy']}")
 
 
+# Issue 14's targets; the paper's values from its Table 1 (../shared/papers/README.md).
+TARGETS = (
+    tasks.Target("trecx final exit at least the MLPerf reference", "trecx.final_test_accuracy",
+                 "mlperf_reference.final_test_accuracy", "86.44% vs 85.81%"),
+    tasks.Target("trecx early exit", "trecx.early_exit_test_accuracy", 0.80, "80.46%"),
+    tasks.Target("FLOPs cut at <= 1 point, best of trecx / trecx_plus (%)",
+                 "max(trecx,trecx_plus).test_flops_reduction_pct_1pt", 45.0, "36.3%"),
+)
+
 TASK = tasks.register(tasks.Task(
     name=NAME, input_shape=(96, 96, 3), classes=VWW_CLASSES, baseline=BASELINE, load=load, train=train.main,
-    reference=partial(weights.reference_model, NAME, REFERENCE), extra=int8,
+    reference=partial(weights.reference_model, NAME, REFERENCE), extra=int8, targets=TARGETS,
     curves={"fig4c_benefit_curves.png": ["trecx", "trecx_noev"]}))
