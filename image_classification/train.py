@@ -8,7 +8,8 @@ from common import cli
 from common.data.images import load_cifar10
 from common.data.pipelines import eval_dataset, image_train_dataset
 from common.models import registry
-from common.train.training import setup, train
+from common.train.distribute import setup
+from common.train.training import train
 from image_classification.config import PRESETS, Config
 
 TASK = "image_classification"

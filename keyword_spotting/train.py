@@ -9,7 +9,8 @@ from common.config import parse
 from common.data import audio
 from common.data.pipelines import eval_dataset
 from common.models import registry
-from common.train.training import setup, train
+from common.train.distribute import setup
+from common.train.training import train
 from keyword_spotting.config import PRESETS, Config
 
 TASK = "keyword_spotting"

@@ -9,7 +9,8 @@ from common.config import parse
 from common.data.images import load_vww
 from common.data.pipelines import eval_dataset, image_train_dataset
 from common.models import registry
-from common.train.training import setup, train
+from common.train.distribute import setup
+from common.train.training import train
 from visual_wake_words.config import PRESETS, Config
 
 TASK = "visual_wake_words"

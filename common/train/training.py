@@ -1,4 +1,4 @@
-"""Training shared by every task: seeding, tf.distribute strategies, joint loss, callbacks.
+"""Training shared by every task: seeding, joint loss, recipes, callbacks, resumable run folders.
 
 A run folder holds: backup/ (BackupAndRestore, so a killed run resumes from its last epoch),
 best.keras (best joint validation loss; for one-exit models, best validation accuracy), log.csv,
@@ -8,10 +8,8 @@ config.json, versions.json and, once finished, done.json.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -29,70 +27,9 @@ from common.models.losses import SmoothedSparseCE
 from common.models.prior import LAMBDA, MixtureLoss
 from common.models.weights import warm_start
 from common.train.callbacks import EpochTimer, EVWeightTransfer, Promote
+from common.train.distribute import get_strategy, multiworker_workarounds, worker
 
 log = logging.getLogger("trecx.train")
-PATCHED_KERAS = "3.15."  # the Keras release whose multi-worker bugs _multiworker_workarounds patches
-
-
-def setup(cfg: TrainConfig) -> tf.distribute.Strategy:
-    """First thing a train script does: CPU threads and the tf.distribute strategy, both of which
-    must be set before TensorFlow runs any op."""
-    if cfg.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
-    return get_strategy(cfg.strategy)
-
-
-@functools.cache
-def get_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy, made once. Train scripts call this first thing: a multi-worker
-    strategy must exist before TensorFlow runs any op."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multiworker needs TF_CONFIG describing the cluster")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"--strategy must be default, mirrored or multiworker, got '{name}'")
-
-
-def _worker() -> tuple[bool, int]:
-    """(is chief, worker index) from TF_CONFIG; a single process is the chief."""
-    cfg = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    kind, idx = cfg.get("type", "worker"), int(cfg.get("index", 0))
-    return kind == "chief" or (kind == "worker" and idx == 0), idx
-
-
-def _multiworker_workarounds(model: keras.Model, strategy: tf.distribute.Strategy, batch) -> None:
-    """Two Keras 3.15 bugs under MultiWorkerMirroredStrategy, worked around here only:
-    1. fit() builds the metrics from a first batch reduced by strategy.reduce over the whole (x, y)
-       structure, which this strategy cannot do: build them from one local batch instead.
-    2. Scalar logs are reduced with strategy.reduce("MEAN", v, axis=0), which fails on 0-d values:
-       reduce those with axis=None (the mean over replicas, which is what is meant)."""
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    if not keras.__version__.startswith(PATCHED_KERAS):
-        log.warning(f"Keras {keras.__version__}: the multi-worker workarounds were written for {PATCHED_KERAS}x "
-                    "and are not applied")
-        return
-    with strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda *args, **kwargs: None
-    original = getattr(tf_trainer.reduce_per_replica, "__wrapped__", tf_trainer.reduce_per_replica)
-
-    @functools.wraps(original)
-    def reduce_per_replica(values, strat, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strat):
-            def one(v):
-                rank = (strat.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues)
-                        else v).shape.rank
-                return strat.reduce("MEAN", v, axis=None if rank == 0 else 0)
-            return tf.nest.map_structure(one, values)
-        return original(values, strat, reduction)
-
-    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def finish(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -236,7 +173,7 @@ class _Run:
             compile_model(self.model, self.variant.weights_for(self.model), make_optimizer(recipe, lr),
                           cfg.cost_lambda, cfg.label_smoothing)
         if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            _multiworker_workarounds(self.model, self.strategy, next(iter(self.train_ds)))
+            multiworker_workarounds(self.model, self.strategy, next(iter(self.train_ds)))
         # Order matters at an epoch's end: the backup keeps the raw weights, then the EMA weights are
         # swapped in for the checkpoint (and swapped back at the next epoch's start).
         ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe.ema else []
@@ -279,7 +216,7 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
     for split, ds in (("training", train_ds), ("validation", val_ds)):
         if int(ds.cardinality()) == 0:
             raise DataError(f"the {split} split is empty: the data is too small for its split fractions")
-    chief, index = _worker()
+    chief, index = worker()
     out = run_dir(cfg, task) if chief else run_dir(cfg, task) / f"worker{index}"
     _check_resume(cfg, out)
     if (out / "done.json").exists():
