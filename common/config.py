@@ -105,6 +105,11 @@ class TrainConfig:
     head_lr: float = 1e-3  # constant learning rate of those head-only epochs
     transfer_until: float = 0.8  # fraction of epochs with EE->EV weight transfer (T-RecX)
     cost_lambda: float = LAMBDA  # weight of the expected-cost term in the EENets/PTEENet loss
+    teacher: str = ""  # distil from this frozen model (.keras, or an MLPerf reference: reference:...); "" = none
+    distill_weight: float = 0.5  # a: (1 - a) x label loss + a x T^2 x KL(teacher || exit), every exit
+    temperature: float = 4.0  # T, softening both teacher and exits in the distillation terms
+    self_distill: float = 0.0  # weight of the final exit (gradient stopped) teaching the early exits; 0 = off
+    keep_joint: bool = False  # keep the best epoch of the joint phase only, never a head-only epoch
     seed: int = 0  # seeds Python, NumPy and TF (weights, shuffling, augmentation)
     split_seed: int = 0  # seeds the data split; keep it fixed so test.py sees the same test set
     deterministic: bool = False  # TF op determinism (slower)
@@ -128,7 +133,10 @@ class TrainConfig:
                   ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
                   ("ema", 0 <= self.ema < 1, "in [0, 1)"), ("weight_decay", self.weight_decay >= 0, "0 or more"),
                   ("transfer_until", 0 <= self.transfer_until <= 1, "in [0, 1]"),
-                  ("threads", self.threads >= 0, "0 (all cores) or more")]
+                  ("threads", self.threads >= 0, "0 (all cores) or more"),
+                  ("distill_weight", 0 <= self.distill_weight < 1, "in [0, 1)"),
+                  ("temperature", self.temperature > 0, "above 0"),
+                  ("self_distill", self.self_distill >= 0, "0 or more")]
         for name, ok, want in checks:
             if not ok:
                 raise ConfigError(f"--{name.replace('_', '-')} must be {want}, got {getattr(self, name)!r}")
@@ -152,7 +160,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-PATH_FIELDS = ("data_dir", "out_dir", "models_dir", "init_from")  # recorded with paths.portable
+PATH_FIELDS = ("data_dir", "out_dir", "models_dir", "init_from", "teacher")  # recorded with paths.portable
 
 
 def record(config) -> dict:

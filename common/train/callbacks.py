@@ -7,6 +7,10 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
+
+from common.models import contract
+from common.train.distill import student_of
 
 
 class EVWeightTransfer(keras.callbacks.Callback):
@@ -37,8 +41,9 @@ class EVWeightTransfer(keras.callbacks.Callback):
             self.copy()
 
     def copy(self) -> None:
-        src = self.model.get_layer(self.ee_layer).depthwise.kernel
-        dst = self.model.get_layer(self.ev_layer).depthwise.kernel
+        model = student_of(self.model)
+        src = model.get_layer(self.ee_layer).depthwise.kernel
+        dst = model.get_layer(self.ev_layer).depthwise.kernel
         dst.assign(src[:, :, : dst.shape[2], :])
         self.copies += 1
 
@@ -66,3 +71,35 @@ class Promote(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if self.partial.exists():
             os.replace(self.partial, self.target)
+
+
+class BackboneDrift(keras.callbacks.Callback):
+    """Adds `backbone_change` to each epoch's logs: the mean absolute change of the backbone's kernels
+    (exit heads and final classifier left out) since the run started. The starting kernels are saved
+    once to `snapshot`, so a resumed run measures from the same warm start."""
+
+    def __init__(self, snapshot: Path):
+        super().__init__()
+        self.snapshot, self.start = snapshot, None
+
+    def _kernels(self) -> list:
+        model = student_of(self.model)
+        return [w for layer in model.layers if not contract.is_head(layer.name)
+                and not layer.name.startswith(contract.FINAL) for w in layer.weights if "kernel" in w.path]
+
+    def on_train_begin(self, logs=None) -> None:
+        if self.start is not None:
+            return
+        if not self.snapshot.exists():
+            from common import files
+
+            with files.atomic(self.snapshot) as tmp:
+                np.savez(tmp, *[np.asarray(w) for w in self._kernels()])
+        with np.load(self.snapshot) as z:
+            self.start = [z[f"arr_{i}"] for i in range(len(z.files))]
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if logs is not None:
+            now = self._kernels()
+            total = sum(float(np.abs(np.asarray(w) - s).sum()) for w, s in zip(now, self.start, strict=True))
+            logs["backbone_change"] = total / sum(s.size for s in self.start)

@@ -25,8 +25,9 @@ from common.models import contract, registry
 from common.models.flops import exit_names
 from common.models.losses import SmoothedSparseCE
 from common.models.prior import LAMBDA, MixtureLoss
-from common.models.weights import warm_start
-from common.train.callbacks import EpochTimer, EVWeightTransfer, Promote
+from common.models.weights import reference_model, warm_start
+from common.train.callbacks import BackboneDrift, EpochTimer, EVWeightTransfer, Promote
+from common.train.distill import Distiller, student_of
 from common.train.distribute import get_strategy, multiworker_workarounds, worker
 
 log = logging.getLogger("trecx.train")
@@ -50,7 +51,8 @@ def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer,
     """Joint loss: sum over exits of weight x cross-entropy, as Keras output-keyed losses (no loop
     over the batch, so any batch size works). A `mixture` output (EENets, PTEENet) takes the
     cost-aware MixtureLoss; confidence heads get no loss of their own (they train through it)."""
-    names = [n for n in model.output_names if n in exit_names(model) or n == contract.MIXTURE]
+    spec = student_of(model)  # a Distiller compiles the losses of the student's outputs
+    names = [n for n in spec.output_names if n in exit_names(spec) or n == contract.MIXTURE]
     ce = SmoothedSparseCE(label_smoothing) if label_smoothing else keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=optimizer,
                   loss={n: MixtureLoss(cost_lambda) if n == contract.MIXTURE else ce for n in names},
@@ -91,15 +93,16 @@ def make_optimizer(cfg: TrainConfig, lr: float) -> keras.optimizers.Optimizer:
     return opt
 
 
-def _best_so_far(log: Path, monitor: str, mode: str) -> float:
-    """Best value of `monitor` in an earlier part of this run's log, or the worst possible value."""
+def _best_so_far(log: Path, monitor: str, mode: str, from_epoch: int = 0) -> float:
+    """Best value of `monitor` in an earlier part of this run's log (epochs from `from_epoch` on), or
+    the worst possible value."""
     worst = -np.inf if mode == "max" else np.inf
     if not log.exists():
         return worst
     import csv
 
     with open(log) as f:
-        values = [float(r[monitor]) for r in csv.DictReader(f) if r.get(monitor)]
+        values = [float(r[monitor]) for r in csv.DictReader(f) if r.get(monitor) and int(r["epoch"]) >= from_epoch]
     return (max if mode == "max" else min)(values, default=worst)
 
 
@@ -138,18 +141,23 @@ def _check_resume(cfg: TrainConfig, out: Path) -> None:
                           "use --restart true to train it again, or --out-dir for a new run")
 
 
-def _checkpoints(out: Path, monitor: str, mode: str) -> list[keras.callbacks.Callback]:
+class StudentCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that saves the student when training runs through a Distiller."""
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(student_of(model))
+
+
+def _checkpoints(out: Path, monitor: str, mode: str, from_epoch: int = 0) -> list[keras.callbacks.Callback]:
     """Keep the best model: written to a partial file, then renamed over best.keras (a kill mid-save
-    never breaks it); a resumed run starts from the best value in its log, so a worse epoch cannot
-    replace it. Then the epoch's wall time and the CSV log."""
-    best_so_far = _best_so_far(out / "log.csv", monitor, mode)
+    never breaks it). It starts from the best value of the run's log since `from_epoch`, so neither a
+    resumed run nor a later phase lets a worse epoch replace it."""
+    best_so_far = _best_so_far(out / "log.csv", monitor, mode, from_epoch)
     partial = out / ".best.partial.keras"
     partial.unlink(missing_ok=True)
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(partial), monitor=monitor, mode=mode, save_best_only=True,
-        initial_value_threshold=best_so_far if np.isfinite(best_so_far) else None)
-    return [checkpoint, Promote(partial, out / "best.keras"), EpochTimer(),
-            keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
+    checkpoint = StudentCheckpoint(str(partial), monitor=monitor, mode=mode, save_best_only=True,
+                                   initial_value_threshold=best_so_far if np.isfinite(best_so_far) else None)
+    return [checkpoint, Promote(partial, out / "best.keras")]
 
 
 @dataclasses.dataclass
@@ -158,35 +166,43 @@ class _Run:
 
     cfg: TrainConfig
     variant: registry.Variant
-    model: keras.Model
+    model: keras.Model  # the model that is saved
+    fit_model: keras.Model  # what trains: the model, or a Distiller around it
     strategy: tf.distribute.Strategy
     train_ds: tf.data.Dataset
     val_ds: tf.data.Dataset
     out: Path
-    callbacks: list
+    monitor: tuple[str, str]  # (metric, "min" or "max") that picks best.keras
+    callbacks: list  # shared by every phase: timer, CSV log, ...
+    best: float = float("nan")  # the kept model's monitored value
 
-    def fit(self, first: int, last: int, lr: float, backup: str, schedule, main: bool = True) -> None:
-        """Epochs first..last-1; the head-only phase (`main` False) uses plain Adam at `lr`."""
+    def fit(self, first: int, last: int, lr: float, backup: str, schedule, main: bool = True,
+            best_from: int = 0) -> None:
+        """Epochs first..last-1; the head-only phase (`main` False) uses plain Adam at `lr`. The kept
+        model is the best since epoch `best_from`."""
         cfg = self.cfg
         recipe = cfg if main else dataclasses.replace(cfg, optimizer="adam", weight_decay=0.0, ema=0.0)
         with self.strategy.scope():
-            compile_model(self.model, self.variant.weights_for(self.model), make_optimizer(recipe, lr),
+            compile_model(self.fit_model, self.variant.weights_for(self.model), make_optimizer(recipe, lr),
                           cfg.cost_lambda, cfg.label_smoothing)
         if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            multiworker_workarounds(self.model, self.strategy, next(iter(self.train_ds)))
+            multiworker_workarounds(self.fit_model, self.strategy, next(iter(self.train_ds)))
+        checkpoints = _checkpoints(self.out, *self.monitor, from_epoch=best_from)
         # Order matters at an epoch's end: the backup keeps the raw weights, then the EMA weights are
         # swapped in for the checkpoint (and swapped back at the next epoch's start).
         ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe.ema else []
         # double_checkpoint: a kill while the backup is written leaves the one before it to resume from
         callbacks = [keras.callbacks.BackupAndRestore(str(self.out / backup), double_checkpoint=True),
-                     keras.callbacks.LearningRateScheduler(schedule), *ema, *self.callbacks]
-        self.model.fit(self.train_ds, validation_data=self.val_ds, initial_epoch=first, epochs=last,
-                       steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
-                       verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
+                     keras.callbacks.LearningRateScheduler(schedule), *ema, *checkpoints, *self.callbacks]
+        self.fit_model.fit(self.train_ds, validation_data=self.val_ds, initial_epoch=first, epochs=last,
+                           steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
+                           verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
+        self.best = float(checkpoints[0].best)
 
     def phases(self) -> None:
         """PTEENet: the exit heads only, all epochs. Otherwise an optional head-only phase on the frozen
-        warm-started backbone (done once: its weights are kept for a resume), then joint training."""
+        warm-started backbone (done once: its weights are kept for a resume), then joint training, whose
+        best epoch alone is kept with --keep-joint."""
         cfg, model = self.cfg, self.model
         if self.variant.post_trained:  # only the exit heads ever train, the final classifier included
             _freeze_backbone(model, True, final=False)
@@ -202,7 +218,18 @@ class _Run:
                 _freeze_backbone(model, False)
                 with files.atomic(heads_done) as tmp:
                     model.save_weights(tmp)
-        self.fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg))
+        self.fit(cfg.head_epochs, cfg.epochs, cfg.lr, "backup", _schedule(cfg),
+                 best_from=cfg.head_epochs if cfg.keep_joint else 0)
+
+
+def _teacher(cfg: TrainConfig, task: str) -> keras.Model | None:
+    """The frozen teacher of --teacher: a .keras model, else an MLPerf reference (SavedModel or .h5)
+    loaded into the task's baseline builder."""
+    if not cfg.teacher:
+        return None
+    if cfg.teacher.endswith(".keras"):
+        return files.load_model(paths.resolve(cfg.teacher))
+    return reference_model(task, cfg.teacher)
 
 
 def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
@@ -228,18 +255,26 @@ def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.dat
             model = variant.builder()
             if cfg.init_from:
                 log.info(f"copied {warm_start(model, cfg.init_from)} layers from {cfg.init_from}")
+            fit_model = model
+            if cfg.teacher or cfg.self_distill:
+                fit_model = Distiller(model, _teacher(cfg, task), variant.weights_for(model), cfg.distill_weight,
+                                      cfg.temperature, cfg.self_distill)
         names = list(model.output_names)
         # A multi-exit model is kept by its joint validation loss: by the final exit's accuracy alone, the
         # best epoch can come before the early exit has learnt anything.
-        monitor, mode = ("val_loss", "min") if len(names) > 1 else ("val_accuracy", "max")
-        callbacks = _checkpoints(out, monitor, mode)
+        monitor = ("val_loss", "min") if len(names) > 1 else ("val_accuracy", "max")
+        callbacks = [EpochTimer()]
+        if cfg.init_from:  # how far joint training moves the warm-started backbone
+            callbacks.append(BackboneDrift(out / "init_backbone.npz"))
+        callbacks.append(keras.callbacks.CSVLogger(str(out / "log.csv"), append=True))  # after what adds to logs
         if variant.weight_transfer:
             callbacks.append(EVWeightTransfer(until_fraction=cfg.transfer_until, total_epochs=cfg.epochs))
-        _Run(cfg, variant, model, strategy, finish(keyed(train_ds, names)), finish(keyed(val_ds, names)), out,
-             callbacks).phases()
+        run = _Run(cfg, variant, model, fit_model, strategy, finish(keyed(train_ds, names)),
+                   finish(keyed(val_ds, names)), out, monitor, callbacks)
+        run.phases()
         if not (out / "best.keras").exists():
-            raise TrecxError(f"run {out} kept no model: no epoch gave a finite {monitor} (the loss diverged?)")
-        files.write_json(out / "done.json", {"epochs": cfg.epochs, "best": float(callbacks[0].best)})
+            raise TrecxError(f"run {out} kept no model: no epoch gave a finite {monitor[0]} (the loss diverged?)")
+        files.write_json(out / "done.json", {"epochs": cfg.epochs, "best": run.best})
     if chief and cfg.publish:
         publish(out, task, cfg.publish_as or cfg.variant)
     return out
