@@ -21,6 +21,7 @@ import tensorflow as tf
 from common import files, paths
 from common.config import NOT_RECIPE, TrainConfig, record, save_run_info
 from common.errors import ConfigError, DataError, TrecxError
+from common.evaluation.evaluate import read_csv
 from common.models import contract, registry
 from common.models.flops import exit_names
 from common.models.losses import SmoothedSparseCE
@@ -99,10 +100,7 @@ def _best_so_far(log: Path, monitor: str, mode: str, from_epoch: int = 0) -> flo
     worst = -np.inf if mode == "max" else np.inf
     if not log.exists():
         return worst
-    import csv
-
-    with open(log) as f:
-        values = [float(r[monitor]) for r in csv.DictReader(f) if r.get(monitor) and int(r["epoch"]) >= from_epoch]
+    values = [r[monitor] for r in read_csv(log) if r.get(monitor) is not None and r["epoch"] >= from_epoch]
     return (max if mode == "max" else min)(values, default=worst)
 
 
