@@ -152,11 +152,15 @@ def versions() -> dict[str, str]:
 
     # the OS and processor, not the host's kernel build: a rerun elsewhere then writes the same record
     out = {"python": platform.python_version(), "platform": f"{platform.system()}-{platform.machine()}"}
-    for pkg in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "ai-edge-litert", "librosa", "matplotlib"):
+    for pkg in ("tensorflow-cpu", "tensorflow", "keras", "jax", "jaxlib", "numpy", "ai-edge-litert", "librosa",
+                "matplotlib"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             pass
+    import keras
+
+    out["keras_backend"] = keras.backend.backend()  # "jax" for runs trained on a GPU without TensorFlow
     return out
 
 

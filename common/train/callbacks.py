@@ -44,7 +44,8 @@ class EVWeightTransfer(keras.callbacks.Callback):
         model = student_of(self.model)
         src = model.get_layer(self.ee_layer).depthwise.kernel
         dst = model.get_layer(self.ev_layer).depthwise.kernel
-        dst.assign(src[:, :, : dst.shape[2], :])
+        # a copy, never the source's own buffer: on JAX two variables sharing one buffer break training
+        dst.assign(np.array(src)[:, :, : dst.shape[2], :])
         self.copies += 1
 
 

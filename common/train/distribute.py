@@ -1,14 +1,18 @@
-"""CPU threads and tf.distribute: the strategy, the worker's role, and two Keras multi-worker fixes."""
+"""CPU threads and tf.distribute: the strategy, the worker's role, and two Keras multi-worker fixes.
+
+TensorFlow is imported only on the TensorFlow backend: on another Keras backend (JAX on a GPU) one
+process trains on its default device and the strategy is `NoStrategy`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 
 import keras
-import tensorflow as tf
 
 from common.config import TrainConfig
 
@@ -16,9 +20,26 @@ log = logging.getLogger("trecx.train")
 PATCHED_KERAS = "3.15."  # the Keras release whose multi-worker bugs multiworker_workarounds patches
 
 
-def setup(cfg: TrainConfig) -> tf.distribute.Strategy:
+class NoStrategy:
+    """Stands for tf.distribute's default strategy on a backend without one: one device, no scope."""
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+
+def on_tensorflow() -> bool:
+    return keras.backend.backend() == "tensorflow"
+
+
+def setup(cfg: TrainConfig):
     """First thing a train script does: CPU threads and the tf.distribute strategy, both of which
     must be set before TensorFlow runs any op."""
+    if not on_tensorflow():
+        if cfg.strategy != "default":
+            raise ValueError(f"--strategy {cfg.strategy} needs the TensorFlow backend, not {keras.backend.backend()}")
+        return NoStrategy()
+    import tensorflow as tf
+
     if cfg.threads:
         tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
         tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
@@ -26,9 +47,13 @@ def setup(cfg: TrainConfig) -> tf.distribute.Strategy:
 
 
 @functools.cache
-def get_strategy(name: str) -> tf.distribute.Strategy:
+def get_strategy(name: str):
     """The tf.distribute strategy, made once. Train scripts call this first thing: a multi-worker
     strategy must exist before TensorFlow runs any op."""
+    if not on_tensorflow() and name == "default":
+        return NoStrategy()
+    import tensorflow as tf
+
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -47,12 +72,13 @@ def worker() -> tuple[bool, int]:
     return kind == "chief" or (kind == "worker" and idx == 0), idx
 
 
-def multiworker_workarounds(model: keras.Model, strategy: tf.distribute.Strategy, batch) -> None:
+def multiworker_workarounds(model: keras.Model, strategy, batch) -> None:
     """Two Keras 3.15 bugs under MultiWorkerMirroredStrategy, worked around here only:
     1. fit() builds the metrics from a first batch reduced by strategy.reduce over the whole (x, y)
        structure, which this strategy cannot do: build them from one local batch instead.
     2. Scalar logs are reduced with strategy.reduce("MEAN", v, axis=0), which fails on 0-d values:
        reduce those with axis=None (the mean over replicas, which is what is meant)."""
+    import tensorflow as tf
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
     if not keras.__version__.startswith(PATCHED_KERAS):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from common import files, paths
 from common.config import NOT_RECIPE, TrainConfig, record, save_run_info
+from common.data.pipelines import ArrayBatches
 from common.errors import ConfigError, DataError, TrecxError
 from common.evaluation.evaluate import read_csv
 from common.models import contract, registry
@@ -29,21 +29,27 @@ from common.models.prior import LAMBDA, MixtureLoss
 from common.models.weights import reference_model, warm_start
 from common.train.callbacks import BackboneDrift, EpochTimer, EVWeightTransfer, Promote
 from common.train.distill import Distiller, student_of
-from common.train.distribute import get_strategy, multiworker_workarounds, worker
+from common.train.distribute import get_strategy, multiworker_workarounds, on_tensorflow, worker
 
 log = logging.getLogger("trecx.train")
 
 
-def finish(ds: tf.data.Dataset) -> tf.data.Dataset:
+def finish(ds):
     """Pipeline options used everywhere: no autotune (slower here), shard by data across workers."""
+    if isinstance(ds, ArrayBatches):
+        return ds
+    import tensorflow as tf
+
     opts = tf.data.Options()
     opts.autotune.enabled = False
     opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(opts)
 
 
-def keyed(ds: tf.data.Dataset, names: list[str]) -> tf.data.Dataset:
+def keyed(ds, names: list[str]):
     """(x, y) -> (x, {output name: y}): the same label for every exit."""
+    if isinstance(ds, ArrayBatches):
+        return ds.keyed(names)
     return ds.map(lambda x, y: (x, {n: y for n in names}))
 
 
@@ -166,9 +172,9 @@ class _Run:
     variant: registry.Variant
     model: keras.Model  # the model that is saved
     fit_model: keras.Model  # what trains: the model, or a Distiller around it
-    strategy: tf.distribute.Strategy
-    train_ds: tf.data.Dataset
-    val_ds: tf.data.Dataset
+    strategy: object  # a tf.distribute.Strategy, or NoStrategy on another backend
+    train_ds: object  # a tf.data.Dataset, or ArrayBatches on another backend
+    val_ds: object
     out: Path
     monitor: tuple[str, str]  # (metric, "min" or "max") that picks best.keras
     callbacks: list  # shared by every phase: timer, CSV log, ...
@@ -183,7 +189,7 @@ class _Run:
         with self.strategy.scope():
             compile_model(self.fit_model, self.variant.weights_for(self.model), make_optimizer(recipe, lr),
                           cfg.cost_lambda, cfg.label_smoothing)
-        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if type(self.strategy).__name__ == "MultiWorkerMirroredStrategy":
             multiworker_workarounds(self.fit_model, self.strategy, next(iter(self.train_ds)))
         checkpoints = _checkpoints(self.out, *self.monitor, from_epoch=best_from)
         # Order matters at an epoch's end: the backup keeps the raw weights, then the EMA weights are
@@ -230,16 +236,22 @@ def _teacher(cfg: TrainConfig, task: str) -> keras.Model | None:
     return reference_model(task, cfg.teacher)
 
 
-def train(cfg: TrainConfig, task: str, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
-          info: dict | None = None) -> Path:
-    """Train `cfg.variant` of `task` on batched (x, y) datasets; returns the run folder."""
+def _batches(ds) -> int:
+    return len(ds) if isinstance(ds, ArrayBatches) else int(ds.cardinality())
+
+
+def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = None) -> Path:
+    """Train `cfg.variant` of `task` on batched (x, y) datasets (tf.data, or ArrayBatches off the
+    TensorFlow backend); returns the run folder."""
     strategy = get_strategy(cfg.strategy)
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.deterministic:
+    if cfg.deterministic and on_tensorflow():
+        import tensorflow as tf
+
         tf.config.experimental.enable_op_determinism()
     variant = registry.get(task, cfg.variant)
     for split, ds in (("training", train_ds), ("validation", val_ds)):
-        if int(ds.cardinality()) == 0:
+        if _batches(ds) == 0:
             raise DataError(f"the {split} split is empty: the data is too small for its split fractions")
     chief, index = worker()
     out = run_dir(cfg, task) if chief else run_dir(cfg, task) / f"worker{index}"
