@@ -41,6 +41,16 @@ def image_eval_data(data, split_seed: int, recorded: tuple[str, ...] = ("train",
 
 
 @dataclass(frozen=True)
+class Study:
+    """An exit study (issue 14, Fig 2 extended): one model per (width, position) cell."""
+
+    widths: tuple[str, ...]  # heat-map rows
+    positions: tuple[int, ...]  # heat-map columns: the layer or block the exit follows
+    name: Callable[[int, str], str]  # (position, width) -> registered variant
+    position_label: str = "after block"  # column labels read "<label> <position>"
+
+
+@dataclass(frozen=True)
 class Target:
     """One target: `measure` must reach `at_least` (a number or a reference like `measure`)."""
 
@@ -66,6 +76,7 @@ class Task:
     extra: Callable[[dict, Path, EvalData, Path], None] | None = None  # (models, results, data, models dir)
     smoke_variants: tuple[str, ...] = ("trecx",)  # what a smoke run trains when nothing is shipped
     targets: tuple[Target, ...] = ()  # what its results must reach (checked by common.targets)
+    study: Study | None = None  # the exit width x position study (common.exit_study)
 
 
 _TASKS: dict[str, Task] = {}

@@ -11,15 +11,12 @@ epoch). Recipes are ranked by last-epoch validation accuracy; the test split is 
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths
-from common.config import PATH_FIELDS, parse
+from common import paths, search
+from common.config import parse
 from common.evaluation import plots
 from common.evaluation.evaluate import write_csv
 from image_classification.config import SEARCH
@@ -38,33 +35,12 @@ class SearchConfig:
     out_dir: str = ""  # "" = results/image_classification
 
 
-def collect(runs: Path, dest: Path) -> list[str]:
-    """Copy the log and config of every finished search run into dest/<recipe>/; returns the recipes copied."""
-    copied = []
-    for name in SEARCH:
-        run = runs / TASK / name / "baseline"
-        if (run / "done.json").exists():
-            with files.atomic(dest / name / "log.csv") as tmp:
-                shutil.copy(run / "log.csv", tmp)
-            cfg = json.loads((run / "config.json").read_text())
-            cfg["data"]["source"] = paths.portable(cfg["data"]["source"], paths.data_dir())  # no machine paths
-            files.write_json(dest / name / "config.json", {k: paths.portable(v) if k in PATH_FIELDS and v else v
-                                                           for k, v in cfg.items()})
-            copied.append(name)
-    return copied
-
-
 def row(folder: Path) -> dict:
     """One recipe's settings and outcome, from its copied log and config."""
-    cfg = json.loads((folder / "config.json").read_text())
-    with open(folder / "log.csv") as f:
-        epochs = list(csv.DictReader(f))
-    last = epochs[-1]
-    threads = cfg.get("threads") or 2
-    seconds = sum(float(e.get("epoch_seconds") or 0) for e in epochs)
-    best = max(epochs, key=lambda e: float(e["val_accuracy"]))
+    cfg, epochs = search.read(folder)
+    last, best = epochs[-1], search.kept_epoch(cfg, epochs)
     return {"recipe": folder.name, **{k: cfg.get(k) for k in SETTINGS}, "epochs": len(epochs),
-            "threads": threads, "cpu_minutes": round(seconds * threads / 60, 1),
+            "threads": cfg.get("threads") or 2, "cpu_minutes": search.cpu_minutes(cfg, epochs),
             "train_accuracy": round(float(last["accuracy"]), 4), "val_accuracy": round(float(last["val_accuracy"]), 4),
             "best_val_accuracy": round(float(best["val_accuracy"]), 4), "best_epoch": int(best["epoch"]) + 1}
 
@@ -72,7 +48,7 @@ def row(folder: Path) -> dict:
 def main(argv: list[str] | None = None) -> list[dict]:
     cfg = parse(SearchConfig, {"default": SearchConfig()}, argv, description=__doc__)
     out = Path(cfg.out_dir or paths.results_dir() / TASK)
-    copied = collect(Path(cfg.runs_dir or paths.runs_dir()), out / "recipe_search")
+    copied = search.collect(Path(cfg.runs_dir or paths.runs_dir()), TASK, SEARCH, "baseline", out / "recipe_search")
     log.info("copied %d finished run(s): %s", len(copied), ", ".join(copied) or "none")
     folders = sorted(p for p in (out / "recipe_search").glob("search_*") if (p / "log.csv").exists())
     rows = sorted((row(f) for f in folders), key=lambda r: -r["val_accuracy"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from common import paths
 from common.config import TrainConfig
@@ -26,8 +26,23 @@ class Config(TrainConfig):
     silence_fraction: float = 0.1  # extra background-noise `_silence_` examples per epoch (of train size)
 
 
+# Issue 14, item 1: joint training distilled from the frozen MLPerf reference, settings chosen on
+# validation (`python -m common.distill_search` tabulates them). Every one keeps an epoch of
+# the joint phase (keep_joint), so the backbone has moved (log.csv: backbone_change).
+_JOINT = Config(keep_joint=True)
+_DISTILL = replace(_JOINT, teacher=REFERENCE)
+DISTILL_SEARCH = {
+    "joint_plain": _JOINT,  # labels only: what joint training does without a teacher
+    "distill_a0.5_t4": replace(_DISTILL, distill_weight=0.5, temperature=4.0),
+    "distill_a0.9_t4": replace(_DISTILL, distill_weight=0.9, temperature=4.0),
+    "distill_a0.5_t4_lr1e-4": replace(_DISTILL, distill_weight=0.5, temperature=4.0, lr=1e-4),
+    "distill_a0.9_t2_lr1e-4": replace(_DISTILL, distill_weight=0.9, temperature=2.0, lr=1e-4),
+    "distill_a0.9_t4_lr1e-4": replace(_DISTILL, distill_weight=0.9, temperature=4.0, lr=1e-4),
+}
+
 PRESETS = {
     "default": Config(),
     "scratch": Config(init_from="", head_epochs=0, epochs=150, lr=1e-3),
     "smoke": Config(epochs=2, head_epochs=1, steps_per_epoch=3, batch_size=16),
+    **DISTILL_SEARCH,
 }

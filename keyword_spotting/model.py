@@ -11,10 +11,30 @@ from keras import layers
 
 from common.models import prior
 from common.models.layers import EarlyExitBlock, attach_trecx, exit_model
+from common.models.paper_exit import PaperConfig, attach_paper
 from common.models.registry import register
 
 TASK = "keyword_spotting"
 W_EE = 0.3  # the paper's early-exit loss weight for DS-CNN
+# The paper's published DS-CNN exit after DS block 2 (../shared/papers/README.md): no pointwise conv,
+# depthwise 3x3 stride 2 on 32 of the 64 channels, average pooling by 2 (-> 6x1x32 = 192), dense;
+# EV: depthwise 3x3 stride 1 on 32 of the final 64 channels, global pooling (-> 32). 28,248 parameters.
+PAPER = PaperConfig(pointwise=0, channels=32, kernel=3, strides=2, pool=2, ev_channels=32, ev_strides=1,
+                    ev_global_pool=True)
+WIDTHS = {"none": 0, "0.5x": 32, "1x": 64, "2x": 128}  # exit-width study: the 1x1 conv's output channels
+
+
+def study_name(block: int, width: str) -> str:
+    """The registered variant of the exit study's cell: `trecx` is the paper's own (block 2, no 1x1 conv)."""
+    return "trecx" if (block, width) == (2, "none") else f"trecx_ee{block}_{width}"
+
+
+def study_config(width: str) -> PaperConfig:
+    """The paper's exit with a 1x1 conv of `width` (WIDTHS) in front, reading all 64 channels; "none"
+    is the paper's own (no 1x1 conv, 32 channels)."""
+    pointwise = WIDTHS[width]
+    return PaperConfig(pointwise=pointwise, channels=0 if pointwise else 32, kernel=3, strides=2, pool=2,
+                       ev_channels=32, ev_strides=1, ev_global_pool=True)
 
 
 def backbone(l2: float = 1e-4) -> tuple:
@@ -38,10 +58,20 @@ def _layers(l2: float) -> tuple:
     return inputs, taps, layers.Dropout(0.4)(x)
 
 
+def dscnn_paper(ee_after: int = 2, ev_assist: bool = True, eefmaps_concat: bool = False,
+                cfg: PaperConfig = PAPER, num_classes: int = 12, l2: float = 1e-4) -> keras.Model:
+    """DS-CNN with the paper's EE block (or a `study_config` one) after DS block `ee_after`."""
+    inputs, taps, x = _layers(l2)
+    early, head = attach_paper(taps[ee_after - 1], x, num_classes, cfg, ev_assist=ev_assist, l2=l2,
+                               eefmaps_concat=eefmaps_concat)
+    return exit_model(inputs, head, num_classes, early, l2=l2, name=f"dscnn_paper_ee{ee_after}")
+
+
 def dscnn(ee_after: int | None = None, ev_assist: bool = False, eefmaps_concat: bool = False,
           num_classes: int = 12, l2: float = 1e-4) -> keras.Model:
-    """`ee_after`: the DS block (1-4) after which the T-RecX EE block sits, None for the baseline.
-    `eefmaps_concat`: concatenate the EE block's pooled features before the final classifier."""
+    """`ee_after`: the DS block (1-4) after which this project's earlier EE block (depthwise first, a
+    1x1 conv doubling the channels, batch norm) sits, None for the baseline. `eefmaps_concat`:
+    concatenate the EE block's pooled features before the final classifier."""
     inputs, taps, x = _layers(l2)
     early = None
     if ee_after is None:
@@ -59,12 +89,19 @@ def dscnn(ee_after: int | None = None, ev_assist: bool = False, eefmaps_concat: 
 
 _EE = {"early_exit": W_EE, "final": 1.0}
 register(TASK, "baseline", dscnn)
-register(TASK, "trecx", partial(dscnn, 2, True), _EE, weight_transfer=True)
-register(TASK, "trecx_noev", partial(dscnn, 2, False), _EE)
-register(TASK, "trecx_notransfer", partial(dscnn, 2, True), _EE, weight_transfer=False)
-register(TASK, "eefmaps_concat", partial(dscnn, 2, False, True), _EE)
-for _block in (1, 2, 3):  # the Fig 2 placement study
-    register(TASK, f"trecx_ee{_block}", partial(dscnn, _block, True), _EE, weight_transfer=True)
+register(TASK, "trecx", partial(dscnn_paper, 2, True), _EE, weight_transfer=True)
+register(TASK, "trecx_noev", partial(dscnn_paper, 2, False), _EE)
+register(TASK, "trecx_notransfer", partial(dscnn_paper, 2, True), _EE, weight_transfer=False)
+register(TASK, "eefmaps_concat", partial(dscnn_paper, 2, False, True), _EE)
+# this project's earlier layout (the models shipped before issue 14), kept for comparison
+register(TASK, "trecx_dwfirst", partial(dscnn, 2, True), _EE, weight_transfer=True)
+# Issue 14's exit study, position (DS block 1-3) x width (WIDTHS): trecx_ee{block}_{width}; the
+# paper's own point (block 2, no 1x1 conv) is `trecx`
+for _block in (1, 2, 3):
+    for _width in WIDTHS:
+        if study_name(_block, _width) != "trecx":
+            register(TASK, study_name(_block, _width), partial(dscnn_paper, _block, True, cfg=study_config(_width)),
+                     _EE, weight_transfer=True)
 for _method in prior.METHODS:  # the prior early-exit methods on the same backbone (Fig 7, Table 2)
     register(TASK, _method, partial(prior.build, _method, backbone, 12, name=f"dscnn_{_method}"),
              prior.loss_weights(_method), post_trained=_method == "pteenet")

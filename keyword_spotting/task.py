@@ -17,7 +17,7 @@ from common.data import audio
 from common.evaluation import plots
 from common.evaluation.evaluate import curve_gain, write_csv
 from common.models import weights
-from keyword_spotting import train
+from keyword_spotting import model, train
 from keyword_spotting.config import REFERENCE
 
 NAME = "keyword_spotting"
@@ -36,7 +36,7 @@ def load(data_dir: str, split_seed: int) -> tasks.EvalData:
                           data.names, calibration)
 
 
-PLACEMENT = {1: "trecx_ee1", 2: "trecx", 3: "trecx_ee3"}  # EE after DS block n (trecx: block 2)
+PLACEMENT = {b: model.study_name(b, "none") for b in (1, 2, 3)}  # the paper's EE after DS block b (trecx: 2)
 
 
 def placement(models: dict, out: Path, data: tasks.EvalData, models_dir: Path) -> None:
@@ -85,5 +85,6 @@ TARGETS = (
 TASK = tasks.register(tasks.Task(
     name=NAME, input_shape=(49, 10, 1), classes=audio.KWS_CLASSES, baseline=BASELINE, load=load, train=train.main,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=placement, targets=TARGETS,
+    study=tasks.Study(tuple(model.WIDTHS), (1, 2, 3), model.study_name),
     curves={"fig4b_benefit_curves.png": ["trecx", "trecx_noev"],
             "fig6_weight_transfer.png": ["trecx", "trecx_notransfer", "eefmaps_concat"]}))

@@ -234,7 +234,7 @@ def test_resuming_with_other_options(cifar_root, tmp_path, capsys):
     run = tmp_path / "runs" / "image_classification" / "smoke" / "baseline"
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(record(PRESETS["smoke"]) | {"lr": 0.5, "preset": "smoke"}))
-    fails(ic_train, [*IC, "--variant", "baseline", "--data-dir", cifar_root], capsys, run, "lr: 0.5 -> 0.001",
+    fails(ic_train, [*IC, "--variant", "baseline", "--data-dir", cifar_root], capsys, run, "lr: 0.5 -> 0.1",
           "--restart")
 
 

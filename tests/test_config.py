@@ -35,8 +35,8 @@ def test_help_shows_each_fields_comment_and_default(capsys):
     with pytest.raises(SystemExit):
         parse(Config, PRESETS, ["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--pad-crop PAD_CROP zero-pad by this many pixels" in text and "(default: 0)" in text
-    assert "--epochs EPOCHS the paper trained 500 epochs on a GPU (default: 130)" in text
+    assert "--pad-crop PAD_CROP zero-pad by this many pixels" in text and "(default: 4)" in text
+    assert "--epochs EPOCHS search runs still rising at epoch 15" in text and "(default: 100)" in text
 
 
 @pytest.mark.parametrize("scale", [1.0, 1000.0])

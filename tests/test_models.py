@@ -122,3 +122,26 @@ def test_the_paper_resnet8_exit_matches_its_published_shape():
     assert shapes["flatten"] == (None, 512)
     assert model.get_layer("final").kernel.shape == (64 + 512, 10)
     assert model.count_params() == 89780
+
+
+@pytest.mark.parametrize("task, ee_in, flat, final_in, params", [
+    # DS-CNN: no 1x1 conv, depthwise 3x3 stride 2 on 32 of 64 channels, pool 2 -> 6x1x32; EV pooled to 32
+    ("keyword_spotting", (None, 25, 5, 64), 192, 64 + 32, 28248),  # Table 1: 28.2K
+    # MobileNetV1: 1x1 conv 32->64, depthwise 2x2 stride 2, pool 4 -> 3x3x64; EV flattened 3x3x32
+    ("visual_wake_words", (None, 24, 24, 32), 576, 256 + 288, 226116),  # Table 1: 226.2K
+])
+def test_the_paper_exits_of_kws_and_vww_match_their_published_shape(task, ee_in, flat, final_in, params):
+    model = registry.get(task, "trecx").builder()
+    ee = model.get_layer("early_exit")
+    assert ee.input.shape == ee_in
+    assert {sub.name: out for sub, _, out in ee.trace(ee_in)}["flatten"] == (None, flat)
+    assert model.get_layer("final").kernel.shape[0] == final_in
+    assert model.count_params() == params
+
+
+def test_exit_study_grid_is_registered_once_per_cell():
+    for name in ("keyword_spotting", "visual_wake_words"):
+        study = tasks.get(name).study
+        cells = {study.name(p, w) for p in study.positions for w in study.widths}
+        assert len(cells) == len(study.positions) * len(study.widths) and "trecx" in cells
+        assert cells <= set(registry.names(name))

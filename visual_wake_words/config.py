@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from common import paths
 from common.config import TrainConfig
@@ -31,4 +31,17 @@ class Config(TrainConfig):
     flip: bool = True
 
 
-PRESETS = {"default": Config(), "smoke": Config(epochs=2, head_epochs=1, steps_per_epoch=3, batch_size=16)}
+# Issue 14, item 1: joint training distilled from the frozen MLPerf reference, settings chosen on
+# validation (`python -m common.distill_search --task visual_wake_words`). Every one keeps an epoch of
+# the joint phase (keep_joint): 20 head-only epochs, then 30 joint ones with the teacher.
+_JOINT = Config(keep_joint=True)
+_DISTILL = replace(_JOINT, teacher=REFERENCE, head_epochs=20, lr=1e-4)
+DISTILL_SEARCH = {
+    "joint_plain": _JOINT,  # labels only, the shipped recipe's 10 joint epochs at 2e-5
+    "distill_a0.5_t4": replace(_DISTILL, distill_weight=0.5, temperature=4.0),
+    "distill_a0.9_t4": replace(_DISTILL, distill_weight=0.9, temperature=4.0),
+    "distill_a0.9_t4_lr3e-5": replace(_DISTILL, distill_weight=0.9, temperature=4.0, lr=3e-5),
+}
+
+PRESETS = {"default": Config(), "smoke": Config(epochs=2, head_epochs=1, steps_per_epoch=3, batch_size=16),
+           **DISTILL_SEARCH}

@@ -16,7 +16,7 @@ from common import files, tasks
 from common.data.images import VWW_CLASSES, load_vww
 from common.edge.export import int8_report
 from common.models import weights
-from visual_wake_words import train
+from visual_wake_words import model, train
 from visual_wake_words.config import REFERENCE
 
 log = logging.getLogger("trecx.int8")
@@ -53,4 +53,5 @@ TARGETS = (
 TASK = tasks.register(tasks.Task(
     name=NAME, input_shape=(96, 96, 3), classes=VWW_CLASSES, baseline=BASELINE, load=load, train=train.main,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=int8, targets=TARGETS,
-    curves={"fig4c_benefit_curves.png": ["trecx", "trecx_noev"]}))
+    curves={"fig4c_benefit_curves.png": ["trecx", "trecx_noev"]},
+    study=tasks.Study(tuple(model.WIDTHS), model.STUDY_LAYERS, model.study_name, position_label="after layer")))

@@ -91,3 +91,42 @@ def training_curves(logs: dict[str, Path], out: Path, metric: str = "val_final_l
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     _save(fig, ax, out, title)
+
+
+def heatmaps(panels: dict[str, np.ndarray], rows: list[str], cols: list[str], out: Path, title: str = "",
+             xlabel: str = "", ylabel: str = "") -> None:
+    """One annotated heat map per panel (same rows and columns, e.g. exit width x position); NaN cells
+    (not measured) stay blank. The colour scale of each panel follows its own data."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 2.6 * len(panels), 0.9 + 0.55 * len(rows)),
+                             squeeze=False)
+    for ax, (name, grid) in zip(axes[0], panels.items(), strict=True):
+        im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):  # dark text on the bright end of the scale
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
+                        color="k" if im.norm(v) > 0.6 else "w")
+        ax.set_xticks(range(len(cols)), cols)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.05)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with files.atomic(out) as tmp:
+        fig.savefig(tmp, dpi=130)
+    plt.close(fig)
+
+
+def gain_intervals(rows: list[dict], out: Path, title: str = "") -> None:
+    """Mean gain (points) with its 95% interval, one marker per (comparison, metric) row of a
+    report.aggregate table; zero drawn, so a gain beyond its interval is seen at once."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.8 + 0.45 * len(rows)))
+    ys = np.arange(len(rows))[::-1]
+    for y, r in zip(ys, rows, strict=True):
+        ax.errorbar(r["mean"], y, xerr=[[r["mean"] - r["ci95_low"]], [r["ci95_high"] - r["mean"]]], fmt="o",
+                    capsize=3, color="C0" if "curve" in r["metric"] else "C1")
+    ax.axvline(0, color="k", lw=1)
+    ax.set_yticks(ys, [f"{r['model']}\n{r['metric']} (n={r['n']})" for r in rows], fontsize=7)
+    ax.set_xlabel("gain of T-RecX, accuracy points (mean, 95% interval)")
+    _save(fig, ax, out, title, legend=False, grid_axis="x")

@@ -65,10 +65,11 @@ class PaperExit(_Sequence):
     [average pooling by `pool`] -> flatten -> dense softmax (see the module docstring)."""
 
     def __init__(self, num_classes: int, pointwise: int = 0, channels: int = 0, kernel_size: int = 2,
-                 strides: int = 2, pool: int = 4, l2: float = 0.0, **kwargs):
+                 strides: int = 2, pool: int = 4, l2: float = 0.0, return_features: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.num_classes, self.pointwise_width, self.channels = num_classes, pointwise, channels
         self.kernel_size, self.strides, self.pool_size, self.l2 = kernel_size, strides, pool, l2
+        self.return_features = return_features  # also return the flattened features (eefmaps concat)
         self.slice = ChannelSlice(channels, name="slice") if channels else None
         self.pointwise = (layers.Conv2D(pointwise, 1, kernel_regularizer=_reg(l2), name="pointwise") if pointwise
                           else None)
@@ -86,10 +87,19 @@ class PaperExit(_Sequence):
         first = [self.slice] if self.slice is not None else []
         return [*first, *head, self.depthwise, self.relu, *pool, self.flatten, self.classifier]
 
+    def compute_output_shape(self, input_shape: tuple):
+        steps = self.trace(input_shape)
+        return (steps[-1][2], steps[-2][2]) if self.return_features else steps[-1][2]
+
+    def call(self, x, training=None):
+        steps = self._run(x, training)
+        return (steps[-1], steps[-2]) if self.return_features else steps[-1]
+
     def get_config(self) -> dict:
         return super().get_config() | {"num_classes": self.num_classes, "pointwise": self.pointwise_width,
                                        "channels": self.channels, "kernel_size": self.kernel_size,
-                                       "strides": self.strides, "pool": self.pool_size, "l2": self.l2}
+                                       "strides": self.strides, "pool": self.pool_size, "l2": self.l2,
+                                       "return_features": self.return_features}
 
 
 @keras.saving.register_keras_serializable(package="trecx")
@@ -118,13 +128,17 @@ class PaperEV(_Sequence):
 
 
 def attach_paper(features, final_features, num_classes: int, cfg: PaperConfig, ev_assist: bool = True,
-                 l2: float = 0.0):
+                 l2: float = 0.0, eefmaps_concat: bool = False):
     """The paper's EE on `features` and, optionally, its EV on `final_features`. Returns (early-exit
     probabilities, the tensor for the final classifier: the final global pool, with the EV output
-    concatenated when `ev_assist`)."""
+    concatenated when `ev_assist`, or the EE's own flattened features when `eefmaps_concat`: the
+    paper's Fig 6 alternative to the EV layer)."""
     early = PaperExit(num_classes, cfg.pointwise, cfg.channels, cfg.kernel, cfg.strides, cfg.pool, l2=l2,
-                      name="early_exit")(features)
+                      return_features=eefmaps_concat, name="early_exit")(features)
     pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
+    if eefmaps_concat:
+        early, ee_features = early
+        return early, layers.Concatenate(name="eefmaps_concat")([pooled, ee_features])
     if not ev_assist:
         return early, pooled
     ev = PaperEV(cfg.ev_channels, cfg.kernel, cfg.ev_strides, cfg.ev_global_pool, l2=l2, name="ev_assist")(

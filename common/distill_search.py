@@ -1,0 +1,80 @@
+"""Tabulate a joint-training (distillation) search (issue 14, item 1) from its runs' logs:
+
+    python -m common.distill_search --task keyword_spotting
+
+Copies each finished run of the task's DISTILL_SEARCH presets (`<task>/config.py`; variant `trecx`,
+under $TRECX_RUNS or runs/) into results/<task>/distill_search/<preset>/, then writes from those
+copies distill_search.csv
+(one row a setting: teacher weight a, temperature T, learning rate; the kept epoch, by the training's
+own rule, with its validation accuracy of both exits and how far the backbone moved) and
+distill_search.png (validation early-exit accuracy per epoch). Settings are ranked by the mean of the
+two exits' validation accuracy at the kept epoch; the test split is never read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import paths, search, tasks
+from common.config import parse
+from common.errors import ConfigError
+from common.evaluation import plots
+from common.evaluation.evaluate import write_csv
+
+VARIANT = "trecx"
+SETTINGS = ("teacher", "distill_weight", "temperature", "self_distill", "lr", "head_epochs", "epochs", "keep_joint")
+log = logging.getLogger("trecx.distill_search")
+
+
+@dataclass
+class DistillSearchConfig:
+    """Options of common.distill_search."""
+
+    task: str = "keyword_spotting"  # a task whose config.py has DISTILL_SEARCH presets
+    runs_dir: str = ""  # where the search runs are; "" = $TRECX_RUNS or runs/
+    out_dir: str = ""  # "" = results/keyword_spotting
+
+
+def row(folder: Path) -> dict:
+    """One setting and what its kept model measured on validation."""
+    cfg, epochs = search.read(folder)
+    kept = search.kept_epoch(cfg, epochs)
+    ee, final = float(kept["val_early_exit_accuracy"]), float(kept["val_final_accuracy"])
+    return {"setting": folder.name, **{k: cfg.get(k) for k in SETTINGS}, "kept_epoch": int(kept["epoch"]) + 1,
+            "val_early_exit_accuracy": round(ee, 4), "val_final_accuracy": round(final, 4),
+            "val_mean_accuracy": round((ee + final) / 2, 4),
+            "backbone_change": round(float(kept.get("backbone_change") or 0), 5),
+            "cpu_minutes": search.cpu_minutes(cfg, epochs)}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    cfg = parse(DistillSearchConfig, {"default": DistillSearchConfig()}, argv, description=__doc__)
+    task = tasks.get(cfg.task).name
+    presets = getattr(importlib.import_module(f"{task}.config"), "DISTILL_SEARCH", None)
+    if not presets:
+        raise ConfigError(f"--task {task} has no DISTILL_SEARCH presets in {task}/config.py")
+    out = Path(cfg.out_dir or paths.results_dir() / task)
+    copied = search.collect(Path(cfg.runs_dir or paths.runs_dir()), task, presets, VARIANT, out / "distill_search")
+    log.info("copied %d finished run(s): %s", len(copied), ", ".join(copied) or "none")
+    folders = sorted(p for p in (out / "distill_search").iterdir() if (p / "log.csv").exists()) \
+        if (out / "distill_search").is_dir() else []
+    rows = sorted((row(f) for f in folders), key=lambda r: -r["val_mean_accuracy"])
+    write_csv(out / "distill_search.csv", rows)
+    if folders:
+        plots.training_curves({f.name: f / "log.csv" for f in folders}, out / "distill_search.png",
+                              metric="val_early_exit_accuracy", mark=rows[0]["head_epochs"],
+                              title=f"{task} trecx: joint training settings (validation)")
+    for r in rows:
+        log.info("%-24s EE %.2f%%  final %.2f%%  kept epoch %d  backbone moved %.4f", r["setting"],
+                 100 * r["val_early_exit_accuracy"], 100 * r["val_final_accuracy"], r["kept_epoch"],
+                 r["backbone_change"])
+    return rows
+
+
+if __name__ == "__main__":
+    from common import cli
+
+    cli.run(main)

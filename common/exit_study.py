@@ -1,0 +1,106 @@
+"""The exit study (issue 14): where the early exit goes and how wide it is, judged by what it saves.
+
+    python -m common.exit_study --task keyword_spotting
+
+For every cell of the task's `Study` (exit width x position) whose model is in --models-dir and has
+been tested (`<task>.test` wrote results/<task>/<variant>/summary.json), it reads the FLOPs cut at
+<= 1 point below the baseline (rho chosen on validation; the validation cut judges the designs), then
+deploys the model as int8 (`common.deploy`) and times it on TFLM's kernels (`common.benchmark`) into
+results/<task>/exit_study/<variant>/, once. Writes exit_study.csv and exit_study.png (heat maps of the
+validation FLOPs cut, the test FLOPs cut and the int8 TFLM latency cut) in results/<task>/.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common import benchmark, deploy, paths, tasks
+from common.config import parse
+from common.errors import ConfigError
+from common.evaluation import plots
+from common.evaluation.evaluate import write_csv
+
+log = logging.getLogger("trecx.exit_study")
+
+
+@dataclass
+class StudyConfig:
+    """Options of common.exit_study."""
+
+    task: str = "keyword_spotting"  # a task with a Study in its spec
+    models_dir: str = ""  # "" = pretrained/<task>
+    results_dir: str = ""  # where test.py wrote each model's summary.json; "" = results/<task>
+    data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
+    split_seed: int = 0  # the data split the models were trained with
+    samples: int = 300  # benchmark: test samples timed per model (0 = all)
+
+
+def cell(summary: dict) -> dict:
+    """FLOPs cuts (%) at the first trade-off (<= 1 point), on validation and test, from a summary.json."""
+    t, base = summary["tradeoffs"][0], summary["baseline"]["mflops"]
+    return {"rho": t["rho"], "val_flops_cut_pct": 100 * (1 - t["val_mflops"] / base),
+            "test_flops_cut_pct": t["test_flops_reduction_pct"],
+            "early_exit_test_accuracy": summary["standalone"]["early_exit"]["test"],
+            "final_test_accuracy": summary["standalone"]["final"]["test"], "params": summary["params"]}
+
+
+def latency(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
+    """The int8 TFLM benchmark of one model, run once (deploy, then benchmark) and read afterwards."""
+    if not (out / "benchmark.json").exists():
+        common = ["--task", cfg.task, "--variant", variant, "--models-dir", str(models), "--out-dir", str(out),
+                  "--split-seed", str(cfg.split_seed), *(["--data-dir", cfg.data_dir] if cfg.data_dir else [])]
+        deploy.main(common)
+        benchmark.main([*common, "--samples", str(cfg.samples)])
+    tflm = json.loads((out / "benchmark.json").read_text())["tflm"]
+    return {"tflm_latency_cut_pct": tflm["latency_cut_pct"], "tflm_exit_rate": tflm["exit_rate"]}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    cfg = parse(StudyConfig, {"default": StudyConfig()}, argv, description=__doc__)
+    task = tasks.get(cfg.task)
+    if task.study is None:
+        raise ConfigError(f"--task {cfg.task} has no exit study")
+    study = task.study
+    models = Path(cfg.models_dir or paths.REPO / "pretrained" / cfg.task)
+    results = Path(cfg.results_dir or paths.results_dir() / cfg.task)
+    rows = []
+    for width in study.widths:
+        for position in study.positions:
+            variant = study.name(position, width)
+            summary = results / variant / "summary.json"
+            if not (models / f"{variant}.keras").exists() or not summary.exists():
+                log.info("%s: not trained or not tested yet, left blank", variant)
+                continue
+            row = {"variant": variant, "width": width, "position": position}
+            row |= cell(json.loads(summary.read_text()))
+            row |= latency(cfg, variant, models, results / "exit_study" / variant)
+            rows.append(row)
+    if not rows:
+        raise ConfigError(f"no model of the {cfg.task} exit study is trained and tested in {models}")
+    write_csv(results / "exit_study.csv", rows)
+    panels = {}
+    for key, title in (("val_flops_cut_pct", "FLOPs cut at <= 1 pt, validation (%)"),
+                       ("test_flops_cut_pct", "FLOPs cut at <= 1 pt, test (%)"),
+                       ("tflm_latency_cut_pct", "int8 TFLM latency cut, test (%)")):
+        grid = np.full((len(study.widths), len(study.positions)), np.nan)
+        for r in rows:
+            grid[study.widths.index(r["width"]), study.positions.index(r["position"])] = r[key]
+        panels[title] = grid
+    plots.heatmaps(panels, [f"{w}" for w in study.widths], [f"{study.position_label} {p}" for p in study.positions],
+                   results / "exit_study.png", title=f"{cfg.task}: early-exit width x position (rho on validation)",
+                   xlabel="exit position", ylabel="1x1 conv width")
+    best = max(rows, key=lambda r: r["val_flops_cut_pct"])
+    log.info("best on validation: %s (%.1f%% FLOPs cut on validation, %.1f%% on test)", best["variant"],
+             best["val_flops_cut_pct"], best["test_flops_cut_pct"])
+    return rows
+
+
+if __name__ == "__main__":
+    from common import cli
+
+    cli.run(main)

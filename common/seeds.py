@@ -1,0 +1,109 @@
+"""Train and test the same variants under several seeds, then report means and 95% intervals:
+
+    python -m common.seeds --task keyword_spotting --seeds 0 1 2
+    python -m common.seeds --task visual_wake_words --seeds 0 1 2 3 4 --vary-split true
+
+Each seed trains every variant (`<task>.train --seed k`, with `--split-seed k` too when --vary-split)
+into <runs>/<task>/seeds/seed<k>/, tests them together (`<task>.test`) into
+results/<task>/seeds/seed<k>/, and pairs T-RecX with its ablations on the same seed: the mean gain of
+its benefit curve over the ablation's (the paper's Fig 6) and the gain of its final exit. Writes
+summary.csv (every Table 1 number) and comparisons.csv (the paired gains) with the mean and a 95%
+t-interval across seeds, comparisons.png, and says which gains lie beyond their interval. A finished
+run is reused, so the command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import paths, tasks
+from common.config import parse
+from common.evaluation import plots, report
+from common.evaluation.evaluate import curve_gain, read_csv, write_csv
+
+log = logging.getLogger("trecx.seeds")
+PAIRS = (("trecx", "trecx_notransfer"), ("trecx", "trecx_noev"), ("trecx", "eefmaps_concat"))  # Fig 6, EV
+
+
+@dataclass
+class SeedsConfig:
+    """Options of common.seeds."""
+
+    task: str = "keyword_spotting"  # keyword_spotting or visual_wake_words
+    seeds: tuple[int, ...] = (0, 1, 2)  # training seeds
+    vary_split: bool = False  # each seed also draws its own data split (VWW: a 200-image test split)
+    variants: tuple[str, ...] = ("trecx", "trecx_noev", "trecx_notransfer", "eefmaps_concat")  # trained per seed
+    publish_seed: int = -1  # the seed whose models are copied to pretrained/ (-1: none)
+    train_config: str = "default"  # the training preset (--config of <task>.train)
+    data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
+    runs_dir: str = ""  # "" = $TRECX_RUNS/<task>/seeds
+    out_dir: str = ""  # "" = results/<task>/seeds
+    threads: int = 0  # TensorFlow CPU threads of each training (0 = all cores; a run queue passes 1)
+
+
+def pair_gains(out: Path) -> list[dict]:
+    """T-RecX against each ablation tested in `out`: curve gain and final-exit gain, in points."""
+    final = {r["model"]: r["final_test_accuracy"] for r in read_csv(out / "table1.csv")}
+    rows = []
+    for a, b in PAIRS:
+        if a in final and b in final:
+            curve = curve_gain(out / a / "benefit_curve_test.csv", out / b / "benefit_curve_test.csv")
+            rows.append({"model": f"{a} vs {b}", "curve_gain_points": curve["mean_gain_points"],
+                         "final_gain_points": 100 * (final[a] - final[b])})
+    write_csv(out / "comparisons.csv", rows)
+    return rows
+
+
+def verdict(row: dict) -> str:
+    """Whether a mean gain lies beyond its 95% interval's zero."""
+    if row["n"] < 2:
+        return "one seed: no interval"
+    if row["ci95_low"] > 0:
+        return "better, beyond the interval"
+    if row["ci95_high"] < 0:
+        return "worse, beyond the interval"
+    return "within the interval (no difference shown)"
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse(SeedsConfig, {"default": SeedsConfig()}, argv, description=__doc__)
+    task = tasks.get(args.task)
+    train, test = (importlib.import_module(f"{args.task}.{m}") for m in ("train", "test"))
+    runs_dir = Path(args.runs_dir or paths.runs_dir() / task.name / "seeds")
+    out_dir = Path(args.out_dir or paths.results_dir() / task.name / "seeds")
+    data = ["--data-dir", args.data_dir] if args.data_dir else []
+    tables, gains = {}, {}
+    for s in args.seeds:
+        split = s if args.vary_split else 0
+        models = runs_dir / f"seed{s}" / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        for v in args.variants:
+            run = train.main(["--config", args.train_config, "--variant", v, "--seed", str(s), "--split-seed",
+                              str(split), "--out-dir", str(models.parent / v), "--publish", str(s == args.publish_seed),
+                              "--threads", str(args.threads), *data])
+            shutil.copy(run / "best.keras", models / f"{v}.keras")
+        out = out_dir / f"seed{s}"
+        test.main(["--models-dir", str(models), "--out-dir", str(out), "--split-seed", str(split), *data])
+        tables[f"seed{s}"] = out / "table1.csv"
+        pair_gains(out)
+        gains[f"seed{s}"] = out / "comparisons.csv"
+    rows = report.aggregate(tables, out_dir / "summary.csv")
+    compared = [r | {"verdict": verdict(r)} for r in report.aggregate(gains, out_dir / "comparisons.csv")]
+    write_csv(out_dir / "comparisons.csv", compared)
+    if compared:
+        plots.gain_intervals(compared, out_dir / "comparisons.png",
+                             title=f"{task.name}: T-RecX minus each ablation, {len(args.seeds)} seeds (test)")
+    for r in compared:
+        log.info("%-28s %-18s %+.2f points [%+.2f, %+.2f] n=%d: %s", r["model"], r["metric"], r["mean"],
+                 r["ci95_low"], r["ci95_high"], r["n"], r["verdict"])
+    return rows
+
+
+if __name__ == "__main__":
+    from common import cli
+
+    cli.run(main)

@@ -1,0 +1,39 @@
+"""common.seeds: T-RecX paired with its ablations per seed, and the verdict across seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common import seeds
+from common.evaluation import report
+from common.evaluation.evaluate import write_csv
+
+
+def _seed(out: Path, final: dict[str, float], curve_shift: dict[str, float]) -> Path:
+    write_csv(out / "table1.csv", [{"model": m, "final_test_accuracy": a} for m, a in final.items()])
+    for m, shift in curve_shift.items():
+        write_csv(out / m / "benefit_curve_test.csv",
+                  [{"rho": r, "accuracy": 0.8 + shift + 0.1 * r, "mflops": 1 + r} for r in (0.0, 0.5, 1.0)])
+    return out
+
+
+@pytest.mark.parametrize("shifts, expected", [((0.02, 0.03, 0.025), "better"), ((0.02, -0.03, 0.01), "within")])
+def test_paired_gains_and_their_verdict(tmp_path: Path, shifts, expected):
+    tables = {}
+    for k, shift in enumerate(shifts):
+        out = _seed(tmp_path / f"seed{k}", {"trecx": 0.9, "trecx_noev": 0.9 - shift},
+                    {"trecx": shift, "trecx_noev": 0.0})
+        rows = seeds.pair_gains(out)
+        assert [r["model"] for r in rows] == ["trecx vs trecx_noev"]  # pairs with a missing model are skipped
+        assert rows[0]["curve_gain_points"] == pytest.approx(100 * shift)
+        assert rows[0]["final_gain_points"] == pytest.approx(100 * shift)
+        tables[f"seed{k}"] = out / "comparisons.csv"
+    summary = report.aggregate(tables, tmp_path / "comparisons.csv")
+    assert {r["metric"] for r in summary} == {"curve_gain_points", "final_gain_points"}
+    assert all(seeds.verdict(r).startswith(expected) and r["n"] == 3 for r in summary)
+
+
+def test_one_seed_has_no_interval():
+    assert seeds.verdict({"n": 1, "mean": 1.0, "ci95_low": 1.0, "ci95_high": 1.0}).startswith("one seed")
