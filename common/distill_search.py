@@ -46,7 +46,7 @@ def row(folder: Path) -> dict:
     return {"setting": folder.name, **{k: cfg.get(k) for k in SETTINGS}, "kept_epoch": int(kept["epoch"]) + 1,
             "val_early_exit_accuracy": round(ee, 4), "val_final_accuracy": round(final, 4),
             "val_mean_accuracy": round((ee + final) / 2, 4),
-            "backbone_change": round(float(kept.get("backbone_change") or 0), 5),
+            "backbone_change": float(f"{float(kept.get('backbone_change') or 0):.3g}"),
             "cpu_minutes": search.cpu_minutes(cfg, epochs)}
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                               metric="val_early_exit_accuracy", mark=rows[0]["head_epochs"],
                               title=f"{task} trecx: joint training settings (validation)")
     for r in rows:
-        log.info("%-24s EE %.2f%%  final %.2f%%  kept epoch %d  backbone moved %.4f", r["setting"],
+        log.info("%-24s EE %.2f%%  final %.2f%%  kept epoch %d  backbone moved %.3g", r["setting"],
                  100 * r["val_early_exit_accuracy"], 100 * r["val_final_accuracy"], r["kept_epoch"],
                  r["backbone_change"])
     return rows

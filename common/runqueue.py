@@ -8,7 +8,8 @@ search_sgd --variant baseline`); `#` starts a comment. Each run goes to its own 
 command started again after any interruption carries on where it stopped. `--jobs 2 --threads 1`
 runs two single-threaded trainings side by side (faster on 2 cores than one run on two threads:
 see README). A run that fails is recorded and skipped next time unless `--retry-failed`.
-Each run's output goes to <runs>/queue/<queue name>/<line>.log; the queue's own progress to stderr.
+Each run's output goes to <runs>/queue/<task>/<queue name>/<line>.log (see `queue_name`); the queue's
+own progress to stderr.
 """
 
 from __future__ import annotations
@@ -47,12 +48,19 @@ def read_queue(path: Path) -> list[list[str]]:
     return runs
 
 
+def queue_name(path: Path) -> str:
+    """Where a queue keeps its state and logs, under <runs>/queue/: `<task>/<stem>` for a file in a task's
+    queues/ folder (two tasks' `distill_search.txt` never share one), else the file's stem."""
+    path = path.resolve()
+    return f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "queues" else path.stem
+
+
 class Queue:
     """Runs a queue file's lines with a fixed number of workers, recording each line's outcome."""
 
     def __init__(self, path: Path, jobs: int, threads: int, retry_failed: bool):
-        self.runs, self.jobs, self.threads = read_queue(path), jobs, threads
-        self.folder = paths.runs_dir() / "queue" / path.stem
+        self.path, self.runs, self.jobs, self.threads = path, read_queue(path), jobs, threads
+        self.folder = paths.runs_dir() / "queue" / queue_name(path)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.state_file = self.folder / "state.json"
         self.state: dict[str, str] = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
@@ -100,7 +108,8 @@ class Queue:
 
     def run(self) -> dict[str, int]:
         todo = [(i, a) for i, a in enumerate(self.runs) if self.state.get(shlex.join(a)) not in ("done", "failed")]
-        log.info("queue %s: %d runs, %d to do, %d at a time", self.folder.name, len(self.runs), len(todo), self.jobs)
+        log.info("queue %s: %d runs, %d to do, %d at a time", queue_name(self.path), len(self.runs), len(todo),
+                 self.jobs)
         with ThreadPoolExecutor(self.jobs) as pool:
             outcomes = list(pool.map(lambda item: self._run(*item), todo))
         return {o: outcomes.count(o) for o in set(outcomes)}

@@ -167,6 +167,14 @@ def test_the_queue_trains_in_order_records_outcomes_and_skips_them_next_time(cif
     assert "2 runs, 0 to do" in caplog.text
 
 
+def test_queues_of_two_tasks_with_one_name_keep_separate_state(tmp_path: Path):
+    from common.runqueue import queue_name
+
+    kws, vww = (tmp_path / t / "queues" / "search.txt" for t in ("keyword_spotting", "visual_wake_words"))
+    assert queue_name(kws) == "keyword_spotting/search" and queue_name(vww) == "visual_wake_words/search"
+    assert queue_name(tmp_path / "q.txt") == "q"
+
+
 def test_recipe_search_table_comes_from_the_runs_logs(tmp_path: Path):
     from image_classification import recipe_search
 
