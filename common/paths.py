@@ -33,16 +33,18 @@ def runs_dir() -> Path:
 
 
 REFERENCE_PREFIX = "reference:"  # a path under reference_dir(), as configs record it
+RUNS_PREFIX = "runs:"  # a path under runs_dir() ($TRECX_RUNS), as configs record it
 
 
 def portable(path: Path | str, root: Path | None = None) -> str:
     """How a path is recorded in configs and results: relative to `root` (e.g. the data root),
-    `reference:<path>` under the MLPerf reference models, relative to the repo under it; any other
-    path as given. A record then reads the same on every machine."""
+    `reference:<path>` under the MLPerf reference models, `runs:<path>` under the run folders
+    ($TRECX_RUNS), relative to the repo under it; any other path as given. A record then reads the
+    same on every machine."""
     path = Path(path)
     if not path.is_absolute():
         return str(path)
-    for base, prefix in ((root, ""), (reference_dir(), REFERENCE_PREFIX), (REPO, "")):
+    for base, prefix in ((root, ""), (reference_dir(), REFERENCE_PREFIX), (runs_dir(), RUNS_PREFIX), (REPO, "")):
         if base is not None:
             try:
                 return prefix + str(path.resolve().relative_to(Path(base).resolve()))
@@ -56,5 +58,7 @@ def resolve(path: str) -> Path:
     the working folder when it exists there, else from the repo."""
     if path.startswith(REFERENCE_PREFIX):
         return reference_dir() / path[len(REFERENCE_PREFIX):]
+    if path.startswith(RUNS_PREFIX):
+        return runs_dir() / path[len(RUNS_PREFIX):]
     p = Path(path)
     return p if p.is_absolute() or p.exists() else REPO / p

@@ -85,6 +85,9 @@ def test_records_name_no_machine_paths():
     assert rec["init_from"] == "reference:keyword_spotting/kws_ref_model"
     assert paths.resolve(rec["init_from"]) == paths.reference_dir() / "keyword_spotting" / "kws_ref_model"
     assert paths.portable(paths.data_dir() / "cifar10" / "a.tar.gz", paths.data_dir()) == "cifar10/a.tar.gz"
+    run = paths.runs_dir() / "keyword_spotting" / "seeds" / "seed0" / "trecx"  # e.g. common.seeds' --out-dir
+    assert paths.portable(run) == "runs:keyword_spotting/seeds/seed0/trecx"
+    assert paths.resolve(paths.portable(run)) == run
     tracked = subprocess.run(["git", "grep", "-l", "-E", '"/(work|tmp|home|root|Users)/', "--", "results",
                               "pretrained"], cwd=paths.REPO, capture_output=True, text=True).stdout.split()
     assert tracked == []

@@ -189,7 +189,7 @@ class _Run:
         with self.strategy.scope():
             compile_model(self.fit_model, self.variant.weights_for(self.model), make_optimizer(recipe, lr),
                           cfg.cost_lambda, cfg.label_smoothing)
-        if type(self.strategy).__name__ == "MultiWorkerMirroredStrategy":
+        if _multiworker(self.strategy):
             multiworker_workarounds(self.fit_model, self.strategy, next(iter(self.train_ds)))
         checkpoints = _checkpoints(self.out, *self.monitor, from_epoch=best_from)
         # Order matters at an epoch's end: the backup keeps the raw weights, then the EMA weights are
@@ -234,6 +234,14 @@ def _teacher(cfg: TrainConfig, task: str) -> keras.Model | None:
     if cfg.teacher.endswith(".keras"):
         return files.load_model(paths.resolve(cfg.teacher))
     return reference_model(task, cfg.teacher)
+
+
+def _multiworker(strategy) -> bool:
+    if not on_tensorflow():
+        return False
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def _batches(ds) -> int:
