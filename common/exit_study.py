@@ -52,10 +52,10 @@ def cell(summary: dict) -> dict:
 def latency(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
     """The int8 TFLM benchmark of one model, run once (deploy, then benchmark) and read afterwards."""
     if not (out / "benchmark.json").exists():
-        common = ["--task", cfg.task, "--variant", variant, "--models-dir", str(models), "--out-dir", str(out),
+        args = ["--task", cfg.task, "--variant", variant, "--models-dir", str(models), "--out-dir", str(out),
                   "--split-seed", str(cfg.split_seed), *(["--data-dir", cfg.data_dir] if cfg.data_dir else [])]
-        deploy.main(common)
-        benchmark.main([*common, "--samples", str(cfg.samples)])
+        deploy.main(args)
+        benchmark.main([*args, "--samples", str(cfg.samples)])
     tflm = json.loads((out / "benchmark.json").read_text())["tflm"]
     return {"tflm_latency_cut_pct": tflm["latency_cut_pct"], "tflm_exit_rate": tflm["exit_rate"]}
 

@@ -85,12 +85,13 @@ class ArrayBatches(keras.utils.PyDataset):
         return x, ({n: y for n in self.names} if self.names else y)
 
 
-def _tensorflow() -> bool:
+def on_tensorflow() -> bool:
+    """Whether Keras runs on TensorFlow (tf.data, tf.distribute), not on JAX or another backend."""
     return keras.backend.backend() == "tensorflow"
 
 
 def eval_dataset(x: np.ndarray, y: np.ndarray, batch: int = 256):
-    if not _tensorflow():
+    if not on_tensorflow():
         return ArrayBatches(x, y, batch)
     import tensorflow as tf
 
@@ -103,7 +104,7 @@ def image_train_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, rot
     of a full turn), shift and zoom (fractions of the size), horizontal flip, and `pad_crop`: zero
     padding by that many pixels and a random crop back to size, done as a random whole-pixel
     translation with zero fill (the same images, drawn per sample on the batch)."""
-    if not _tensorflow():
+    if not on_tensorflow():
         return ArrayBatches(x, y, batch, seed, shuffle=True, pad_crop=pad_crop, flip=flip,
                             augment=_augmenters(seed, rotation, shift, zoom))
     import tensorflow as tf

@@ -37,8 +37,11 @@ class _Sequence(layers.Layer):
             shape = nxt
         return out
 
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return self.trace(input_shape)[-1][2]
+    return_features = False  # exit blocks that set it also return the features their classifier reads
+
+    def compute_output_shape(self, input_shape: tuple):
+        steps = self.trace(input_shape)
+        return (steps[-1][2], steps[-2][2]) if self.return_features else steps[-1][2]
 
     def _run(self, x, training=None) -> list:
         """Every sublayer's output, in order."""
@@ -49,7 +52,8 @@ class _Sequence(layers.Layer):
         return outs
 
     def call(self, x, training=None):
-        return self._run(x, training)[-1]
+        steps = self._run(x, training)
+        return (steps[-1], steps[-2]) if self.return_features else steps[-1]
 
 
 @keras.saving.register_keras_serializable(package="trecx")
@@ -100,14 +104,6 @@ class EarlyExitBlock(_Sequence):
         grid = [self.flatten] if self.pool_grid > 1 else []
         return [self.depthwise, self.depthwise_bn, self.depthwise_relu, self.pointwise, self.pointwise_bn,
                 self.pointwise_relu, self.pool, *grid, self.classifier]
-
-    def compute_output_shape(self, input_shape: tuple):
-        steps = self.trace(input_shape)
-        return (steps[-1][2], steps[-2][2]) if self.return_features else steps[-1][2]
-
-    def call(self, x, training=None):
-        steps = self._run(x, training)
-        return (steps[-1], steps[-2]) if self.return_features else steps[-1]
 
     def get_config(self) -> dict:
         return super().get_config() | {"num_classes": self.num_classes, "width": self.width,

@@ -87,14 +87,6 @@ class PaperExit(_Sequence):
         first = [self.slice] if self.slice is not None else []
         return [*first, *head, self.depthwise, self.relu, *pool, self.flatten, self.classifier]
 
-    def compute_output_shape(self, input_shape: tuple):
-        steps = self.trace(input_shape)
-        return (steps[-1][2], steps[-2][2]) if self.return_features else steps[-1][2]
-
-    def call(self, x, training=None):
-        steps = self._run(x, training)
-        return (steps[-1], steps[-2]) if self.return_features else steps[-1]
-
     def get_config(self) -> dict:
         return super().get_config() | {"num_classes": self.num_classes, "pointwise": self.pointwise_width,
                                        "channels": self.channels, "kernel_size": self.kernel_size,

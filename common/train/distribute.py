@@ -15,6 +15,7 @@ import os
 import keras
 
 from common.config import TrainConfig
+from common.data.pipelines import on_tensorflow
 
 log = logging.getLogger("trecx.train")
 PATCHED_KERAS = "3.15."  # the Keras release whose multi-worker bugs multiworker_workarounds patches
@@ -25,10 +26,6 @@ class NoStrategy:
 
     def scope(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
-
-
-def on_tensorflow() -> bool:
-    return keras.backend.backend() == "tensorflow"
 
 
 def setup(cfg: TrainConfig):
