@@ -42,7 +42,7 @@ def write_text(path: Path | str, text: str) -> None:
 
 
 def write_json(path: Path | str, obj) -> None:
-    write_text(path, json.dumps(obj, indent=1, default=str))
+    write_text(path, json.dumps(obj, indent=1, default=str) + "\n")
 
 
 def savez(path: Path | str, compressed: bool = False, **arrays: np.ndarray) -> None:

@@ -9,7 +9,8 @@ results/<task>/seeds/seed<k>/, and pairs T-RecX with its ablations on the same s
 its benefit curve over the ablation's (the paper's Fig 6) and the gain of its final exit. Writes
 summary.csv (every Table 1 number) and comparisons.csv (the paired gains) with the mean and a 95%
 t-interval across seeds, comparisons.png, and says which gains lie beyond their interval. A finished
-run is reused, so the command resumes where it stopped.
+run is reused, so the command resumes where it stopped. The models of `--publish-seed` go to
+pretrained/<task>/ as usual; every other seed's to pretrained/<task>/seeds/seed<k>/ (`--keep-seeds`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from common import paths, tasks
 from common.config import parse
 from common.evaluation import plots, report
 from common.evaluation.evaluate import curve_gain, read_csv, write_csv
+from common.train.training import publish
 
 log = logging.getLogger("trecx.seeds")
 PAIRS = (("trecx", "trecx_notransfer"), ("trecx", "trecx_noev"), ("trecx", "eefmaps_concat"))  # Fig 6, EV
@@ -38,6 +40,7 @@ class SeedsConfig:
     vary_split: bool = False  # each seed also draws its own data split (VWW: a 200-image test split)
     variants: tuple[str, ...] = ("trecx", "trecx_noev", "trecx_notransfer", "eefmaps_concat")  # trained per seed
     publish_seed: int = -1  # the seed whose models are copied to pretrained/ (-1: none)
+    keep_seeds: bool = True  # also keep every other seed's models in pretrained/<task>/seeds/seed<k>/
     train_config: str = "default"  # the training preset (--config of <task>.train)
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
     runs_dir: str = ""  # "" = $TRECX_RUNS/<task>/seeds
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                               str(split), "--out-dir", str(models.parent / v), "--publish", str(s == args.publish_seed),
                               "--threads", str(args.threads), *data])
             shutil.copy(run / "best.keras", models / f"{v}.keras")
+            if s != args.publish_seed and args.keep_seeds:  # the published seed went to pretrained/<task>/
+                publish(run, task.name, v, sub=f"seeds/seed{s}")
         out = out_dir / f"seed{s}"
         test.main(["--models-dir", str(models), "--out-dir", str(out), "--split-seed", str(split), *data])
         tables[f"seed{s}"] = out / "table1.csv"

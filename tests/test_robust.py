@@ -93,6 +93,25 @@ def test_records_name_no_machine_paths():
     assert tracked == []
 
 
+def test_publish_records_portable_paths(tmp_path: Path, monkeypatch):
+    """A run folder written by older code holds machine paths; what publish ships never does."""
+    import json
+
+    from common.train import training
+
+    monkeypatch.setattr(paths, "REPO", tmp_path)
+    run = paths.runs_dir() / "keyword_spotting" / "seeds" / "seed1" / "trecx"
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"out_dir": str(run), "variant": "trecx", "lr": 0.1}))
+    (src / "best.keras").write_bytes(b"model")
+    training.publish(src, "keyword_spotting", "trecx", sub="seeds/seed1")
+    dest = tmp_path / "pretrained" / "keyword_spotting" / "seeds" / "seed1"
+    assert json.loads((dest / "trecx.config.json").read_text()) == {
+        "out_dir": "runs:keyword_spotting/seeds/seed1/trecx", "variant": "trecx", "lr": 0.1}
+    assert (dest / "trecx.keras").read_bytes() == b"model"
+
+
 def test_download_path_with_tfds_mock(tmp_path: Path):
     """No local copy: CIFAR-10 comes from tensorflow-datasets (its own mock here), kept under the
     cache folder, with no temporary folder left anywhere."""

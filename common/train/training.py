@@ -298,12 +298,15 @@ def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = Non
     return out
 
 
-def publish(run: Path, task: str, variant: str) -> Path:
-    """Copy a run's best model, config and log to pretrained/<task>/<variant>.*"""
-    dest = paths.REPO / "pretrained" / task
-    for name, target in (("best.keras", f"{variant}.keras"), ("config.json", f"{variant}.config.json"),
-                         ("log.csv", f"{variant}.log.csv"), ("versions.json", f"{variant}.versions.json")):
+def publish(run: Path, task: str, variant: str, sub: str = "") -> Path:
+    """Copy a run's best model, config and log to pretrained/<task>/[<sub>/]<variant>.*; the config's
+    paths are recorded portably (a run folder started by older code may hold machine paths)."""
+    dest = paths.REPO / "pretrained" / task / sub
+    for name, target in (("best.keras", f"{variant}.keras"), ("log.csv", f"{variant}.log.csv"),
+                         ("versions.json", f"{variant}.versions.json")):
         if (run / name).exists():
             with files.atomic(dest / target) as tmp:
                 shutil.copy(run / name, tmp)
+    if (run / "config.json").exists():
+        files.write_json(dest / f"{variant}.config.json", record(json.loads((run / "config.json").read_text())))
     return dest / f"{variant}.keras"
