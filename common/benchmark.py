@@ -1,10 +1,10 @@
 """Measured latency of the int8 early-exit model against the int8 baseline: python -m common.benchmark --task TASK
 
-A benchmark, not a test. It reads what `python -m common.deploy` wrote to results/<task>/deploy/ and
+A benchmark, not a test. It reads what `python -m common.deploy` wrote to results/<task>/deploy/<variant>/ and
 runs the test split at batch 1 on ai-edge-litert, one interpreter thread. The two runtimes are
 interleaved sample by sample in a random order, so a noisy machine slows both alike and their
 ratio stays stable. The early-exit runtime uses the rho chosen on the int8 validation outputs.
-Writes results/<task>/deploy/benchmark.json.
+Writes results/<task>/deploy/<variant>/benchmark.json.
 """
 
 from __future__ import annotations

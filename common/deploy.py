@@ -1,6 +1,6 @@
 """Deploy a task's early-exit model as int8 graphs split at the exit: python -m common.deploy --task TASK
 
-Writes results/<task>/deploy/: the head and tail of the early-exit model and the baseline, each as
+Writes results/<task>/deploy/<variant>/: the head and tail of the early-exit model and the baseline, each as
 float32 and full-integer int8 .tflite (calibrated on training samples only), and deploy.json:
 - the float split graphs against the Keras model (max abs difference of every exit);
 - the accuracy of every exit, Keras float vs int8 graphs, on the validation and test splits;
@@ -41,7 +41,7 @@ class DeployConfig:
     task: str = "keyword_spotting"  # image_classification, keyword_spotting or visual_wake_words
     variant: str = "trecx"  # the early-exit model: <models_dir>/<variant>.keras
     models_dir: str = ""  # "" = pretrained/<task>
-    out_dir: str = ""  # "" = results/<task>/deploy
+    out_dir: str = ""  # "" = results/<task>/deploy/<variant>
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
     split_seed: int = 0  # the data split the models were trained with
     calibration: int = 300  # training samples that calibrate int8
@@ -53,7 +53,7 @@ class DeployConfig:
 
 
 def out_dir(cfg: DeployConfig) -> Path:
-    return Path(cfg.out_dir or paths.results_dir() / cfg.task / "deploy")
+    return Path(cfg.out_dir or paths.results_dir() / cfg.task / "deploy" / cfg.variant)
 
 
 def load_models(cfg: DeployConfig, task: tasks.Task) -> tuple[keras.Model, keras.Model]:

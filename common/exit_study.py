@@ -8,18 +8,23 @@ been tested (`<task>.test` wrote results/<task>/<variant>/summary.json), it read
 deploys the model as int8 (`common.deploy`) and times it on TFLM's kernels (`common.benchmark`) into
 results/<task>/exit_study/<variant>/, once. Writes exit_study.csv and exit_study.png (heat maps of the
 validation FLOPs cut, the test FLOPs cut and the int8 TFLM latency cut) in results/<task>/.
+
+`--publish-best trecx_plus` ships the cell with the highest validation FLOPs cut as
+pretrained/<task>/trecx_plus.* when it is not `trecx` itself (the paper's configuration is a cell);
+then run `<task>.test` again for its rows and curves, and `common.deploy --variant trecx_plus`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from common import benchmark, deploy, paths, tasks
+from common import benchmark, deploy, files, paths, tasks
 from common.config import parse
 from common.errors import ConfigError
 from common.evaluation import plots
@@ -38,6 +43,7 @@ class StudyConfig:
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
     split_seed: int = 0  # the data split the models were trained with
     samples: int = 300  # benchmark: test samples timed per model (0 = all)
+    publish_best: str = ""  # ship the best cell on validation under this name (e.g. trecx_plus); "" = no
 
 
 def cell(summary: dict) -> dict:
@@ -97,7 +103,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     best = max(rows, key=lambda r: r["val_flops_cut_pct"])
     log.info("best on validation: %s (%.1f%% FLOPs cut on validation, %.1f%% on test)", best["variant"],
              best["val_flops_cut_pct"], best["test_flops_cut_pct"])
+    if cfg.publish_best:
+        ship(models, best["variant"], cfg.publish_best)
     return rows
+
+
+def ship(models: Path, variant: str, name: str) -> None:
+    """Copy the files of the best cell to <name>.*, its config saying what it is and why it was chosen."""
+    if variant == "trecx":
+        log.info("the paper's configuration measured best on validation: nothing shipped as %s", name)
+        return
+    for suffix in (".keras", ".log.csv", ".versions.json"):
+        if (models / f"{variant}{suffix}").exists():
+            with files.atomic(models / f"{name}{suffix}") as tmp:
+                shutil.copy(models / f"{variant}{suffix}", tmp)
+    cfg = json.loads((models / f"{variant}.config.json").read_text())
+    files.write_json(models / f"{name}.config.json", cfg | {
+        "shipped_as": name, "chosen_by": "common.exit_study: highest FLOPs cut at <= 1 point on validation"})
+    log.info("shipped %s as %s", variant, models / f"{name}.keras")
 
 
 if __name__ == "__main__":

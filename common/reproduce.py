@@ -52,7 +52,7 @@ def summary(results: dict[str, Path], title: str, missing: list[str] = ()) -> st
                   "measured on the test split.", ""]
         if (out / "splits" / "summary.csv").exists():
             lines += [f"Mean and 95% interval over several data splits: `{task}/splits/summary.csv`.", ""]
-        extra = [f"`{task}/{f}`" for f in ("comparison.md", "MODEL_CARD.md", "deploy/benchmark.json")
+        extra = [f"`{task}/{f}`" for f in ("comparison.md", "MODEL_CARD.md", "deploy/trecx/benchmark.json")
                  if (out / f).exists()]
         if extra:
             lines += [f"See also {', '.join(extra)}.", ""]
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             smoked[task] = smoke(spec)
     for task, out in results.items():  # model cards and targets, from the results files just written
         if (out / "trecx" / "summary.json").exists():
-            files.write_text(out / "MODEL_CARD.md", model_card.card(task))
+            model_card.main(["--task", task])
         targets.main(["--task", task])
     if results:
         text = summary(results, "Results summary", missing=list(smoked))

@@ -8,7 +8,8 @@ into <runs>/<task>/seeds/seed<k>/, tests them together (`<task>.test`) into
 results/<task>/seeds/seed<k>/, and pairs T-RecX with its ablations on the same seed: the mean gain of
 its benefit curve over the ablation's (the paper's Fig 6) and the gain of its final exit. Writes
 summary.csv (every Table 1 number) and comparisons.csv (the paired gains) with the mean and a 95%
-t-interval across seeds, comparisons.png, and says which gains lie beyond their interval. A finished
+t-interval across seeds, comparisons.png, fig6_mean_curves.png (each variant's benefit curve, mean
+and interval band), and says which gains lie beyond their interval. A finished
 run is reused, so the command resumes where it stopped. The models of `--publish-seed` go to
 pretrained/<task>/ as usual; every other seed's to pretrained/<task>/seeds/seed<k>/ (`--keep-seeds`).
 """
@@ -102,6 +103,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if compared:
         plots.gain_intervals(compared, out_dir / "comparisons.png",
                              title=f"{task.name}: T-RecX minus each ablation, {len(args.seeds)} seeds (test)")
+    fig6 = {v: [out_dir / k / v / "benefit_curve_test.csv" for k in tables] for v in dict.fromkeys(sum(PAIRS, ()))}
+    fig6 = {v: ps for v, ps in fig6.items() if ps and all(p.exists() for p in ps)}
+    if fig6:
+        write_csv(out_dir / "fig6_mean_curves.csv", plots.mean_curves(
+            fig6, out_dir / "fig6_mean_curves.png", title=f"{task.name}: benefit curves, {len(tables)} seeds (test)"))
     for r in compared:
         log.info("%-28s %-18s %+.2f points [%+.2f, %+.2f] n=%d: %s", r["model"], r["metric"], r["mean"],
                  r["ci95_low"], r["ci95_high"], r["n"], r["verdict"])

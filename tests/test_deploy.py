@@ -68,7 +68,7 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     from common import benchmark, deploy, model_card
 
     res = tmp_path / "results"  # the model card reads this deploy run's files beside the test.py results
-    out = res / "deploy"
+    out = res / "deploy" / "trecx"
     for f in ("trecx/summary.json", "split.json"):
         (res / f).parent.mkdir(parents=True, exist_ok=True)
         (res / f).write_bytes((paths.results_dir() / "keyword_spotting" / f).read_bytes())

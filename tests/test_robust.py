@@ -212,3 +212,19 @@ def test_recipe_search_table_comes_from_the_runs_logs(tmp_path: Path):
         ("search_sgd", 0.65, 2.0, 2)]
     copied = json.loads((tmp_path / "out" / "recipe_search" / "search_sgd" / "config.json").read_text())
     assert copied["data"]["source"] == "cifar10/x.tar.gz" and (tmp_path / "out" / "recipe_search.png").exists()
+
+
+def test_exit_study_ships_the_best_cell_unless_it_is_trecx(tmp_path: Path):
+    import json
+
+    from common.exit_study import ship
+
+    for v in ("trecx", "trecx_ee1_none"):
+        (tmp_path / f"{v}.keras").write_bytes(v.encode())
+        (tmp_path / f"{v}.config.json").write_text(json.dumps({"variant": v}))
+    ship(tmp_path, "trecx", "trecx_plus")
+    assert not (tmp_path / "trecx_plus.keras").exists()  # the paper's configuration won: nothing beside it
+    ship(tmp_path, "trecx_ee1_none", "trecx_plus")
+    assert (tmp_path / "trecx_plus.keras").read_bytes() == b"trecx_ee1_none"
+    cfg = json.loads((tmp_path / "trecx_plus.config.json").read_text())
+    assert cfg["variant"] == "trecx_ee1_none" and cfg["shipped_as"] == "trecx_plus"

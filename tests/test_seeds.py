@@ -37,3 +37,15 @@ def test_paired_gains_and_their_verdict(tmp_path: Path, shifts, expected):
 
 def test_one_seed_has_no_interval():
     assert seeds.verdict({"n": 1, "mean": 1.0, "ci95_low": 1.0, "ci95_high": 1.0}).startswith("one seed")
+
+
+def test_mean_curves_average_seeds_on_their_shared_range(tmp_path: Path):
+    from common.evaluation import plots
+
+    paths = [_seed(tmp_path / f"seed{k}", {"trecx": 0.9}, {"trecx": shift}) / "trecx" / "benefit_curve_test.csv"
+             for k, shift in enumerate((0.0, 0.02, 0.04))]
+    rows = plots.mean_curves({"trecx": paths}, tmp_path / "fig.png", points=5)
+    assert (tmp_path / "fig.png").exists() and len(rows) == 5
+    assert rows[0]["mflops"] == 1 and rows[-1]["mflops"] == 2
+    assert rows[0]["accuracy_mean"] == pytest.approx(82.0) and rows[-1]["accuracy_mean"] == pytest.approx(92.0)
+    assert rows[0]["ci95_low"] < 82.0 < rows[0]["ci95_high"] and rows[0]["n"] == 3

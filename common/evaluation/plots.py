@@ -130,3 +130,30 @@ def gain_intervals(rows: list[dict], out: Path, title: str = "") -> None:
     ax.set_yticks(ys, [f"{r['model']}\n{r['metric']} (n={r['n']})" for r in rows], fontsize=7)
     ax.set_xlabel("gain of T-RecX, accuracy points (mean, 95% interval)")
     _save(fig, ax, out, title, legend=False, grid_axis="x")
+
+
+def mean_curves(curves: dict[str, list[Path]], out: Path, points: int = 60, title: str = "") -> list[dict]:
+    """Benefit curves averaged over seeds: each seed's curve interpolated on the MFLOPs range that all
+    of a variant's seeds cover, drawn as the mean with its 95% t-interval as a band. Returns the rows
+    drawn (variant, mflops, mean accuracy and interval, n)."""
+    from scipy import stats
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    rows = []
+    for label, paths in curves.items():
+        runs = [read_csv(p) for p in paths]
+        xs = [np.array([r["mflops"] for r in run]) for run in runs]
+        lo, hi = max(x.min() for x in xs), min(x.max() for x in xs)
+        grid = np.linspace(lo, hi, points)
+        ys = np.array([np.interp(grid, np.sort(x), np.array([r["accuracy"] for r in run])[np.argsort(x)])
+                       for x, run in zip(xs, runs, strict=True)]) * 100
+        mean = ys.mean(0)
+        half = stats.t.ppf(0.975, len(ys) - 1) * ys.std(0, ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else 0 * mean
+        line, = ax.plot(grid, mean, label=f"{label} (n={len(ys)})")
+        ax.fill_between(grid, mean - half, mean + half, color=line.get_color(), alpha=0.2, lw=0)
+        rows += [{"model": label, "mflops": float(g), "accuracy_mean": float(m), "ci95_low": float(m - h),
+                  "ci95_high": float(m + h), "n": len(ys)} for g, m, h in zip(grid, mean, mean * 0 + half, strict=True)]
+    ax.set_xlabel("mean MFLOPs per sample")
+    ax.set_ylabel("accuracy (%), mean and 95% interval")
+    _save(fig, ax, out, title)
+    return rows
