@@ -1,8 +1,10 @@
-"""T-RecX against the prior early-exit methods, from a task's results files (Fig 7, Table 2, comparison.md).
+"""T-RecX against the paper and the prior early-exit methods, from a task's results files: Table 1
+and Table 2 beside the paper's (table1_paper.csv, table2_paper.csv), Fig 7, table2.csv, comparison.md.
 
-Called by report.run when any prior-method model was evaluated; also `python -m common.compare --task TASK`.
-Every number comes from results/<task>/<model>/summary.json and benefit_curve_test.csv, which the
-task's test.py wrote from one inference pass per model, with rho chosen on the validation split.
+Called by report.run (every task's test.py); also `python -m common.compare --task TASK`. Every number of
+ours comes from results/<task>/<model>/summary.json and benefit_curve_test.csv, which the task's test.py
+wrote from one inference pass per model, with rho chosen on the validation split; the paper's come from
+common.paper (its Tables 1 and 2, cited).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths, tasks
+from common import files, paper, paths, tasks
 from common.config import parse
 from common.evaluation import plots
 from common.evaluation.evaluate import write_csv
@@ -21,10 +23,7 @@ from common.models.prior import METHODS
 log = logging.getLogger("trecx.compare")
 
 TRECX = ("trecx", "trecx_plus")  # T-RecX as in the paper, and the best measured design beside it
-# The paper's Table 2 values were not available offline when this was written; the columns stay
-# empty rather than typed from memory (fill them from the paper to compare).
-PAPER_NOTE = ("The paper's published Table 2 numbers are not reproduced here: no copy of the paper was "
-              "available offline.")
+PAPER_NOTE = f"The paper's numbers: {paper.CITATION}; its test sets are the full ones, ours may be subsets."
 
 
 def _summary(out: Path, name: str) -> dict | None:
@@ -49,7 +48,62 @@ def table2(out: Path, models: list[str]) -> list[dict]:
     return [{c: r.get(c) for c in cols} for r in rows]
 
 
-def comparison_md(out: Path, models: list[str], baseline: str) -> str:
+def table1_vs_paper(out: Path, task: str, baseline: str) -> list[dict]:
+    """Table 1's numbers, ours (baseline and every T-RecX model tested) beside the paper's."""
+    ref = paper.TABLE1.get(task)
+    base, rows = _summary(out, baseline), []
+    if ref is None or base is None:
+        return rows
+    rows += [{"metric": "baseline test accuracy (%)", "model": baseline,
+              "ours": 100 * base["standalone"]["final"]["test"], "paper": ref["baseline_accuracy"]},
+             {"metric": "baseline MFLOPs", "model": baseline, "ours": base["exit_costs"]["final"]["mflops"],
+              "paper": ref["baseline_mflops"]},
+             {"metric": "baseline params", "model": baseline, "ours": base["params"], "paper": ref["baseline_params"]}]
+    for m in TRECX:
+        s = _summary(out, m)
+        if s is None:
+            continue
+        rows += [{"metric": "params", "model": m, "ours": s["params"], "paper": ref["trecx_params"]},
+                 {"metric": "early exit test accuracy (%)", "model": m,
+                  "ours": 100 * s["standalone"]["early_exit"]["test"], "paper": ref["early_exit_accuracy"]},
+                 {"metric": "final exit test accuracy (%)", "model": m, "ours": 100 * s["standalone"]["final"]["test"],
+                  "paper": ref["final_accuracy"]}]
+        for t, p in zip(s.get("tradeoffs", []), ref["trecx_mflops"], strict=False):
+            rows.append({"metric": f"MFLOPs at {t['drop_points']} pt", "model": m,
+                         "ours": None if t["rho"] is None else t["test_mflops"], "paper": p})
+        t = s.get("tradeoffs", [{}])[0]
+        rows.append({"metric": "FLOPs reduction at 1 pt (%)", "model": m,
+                     "ours": t.get("test_flops_reduction_pct") if t.get("rho") is not None else None,
+                     "paper": ref["flops_reduction_pct_1pt"]})
+    return rows
+
+
+def table2_vs_paper(out: Path, task: str) -> list[dict]:
+    """Table 2: parameters and standalone exit accuracies of T-RecX and the prior methods, ours and the paper's."""
+    rows = []
+    for m, (params, accs) in paper.TABLE2.get(task, {}).items():
+        s = _summary(out, m)
+        ours = [100 * s["standalone"][e]["test"] for e in s["exits"]] if s else []
+        rows.append({"model": m, "params": s["params"] if s else None, "paper_params": params,
+                     "exit_accuracies": " / ".join(f"{a:.1f}" for a in ours),
+                     "paper_exit_accuracies": " / ".join(f"{a:.1f}" for a in accs)})
+    return rows
+
+
+def _cell(v) -> str:
+    return "" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def _md(rows: list[dict]) -> list[str]:
+    """A Markdown table of rows that share their keys."""
+    if not rows:
+        return []
+    cols = list(rows[0])
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
+            *("| " + " | ".join(_cell(r[c]) for c in cols) + " |" for r in rows), ""]
+
+
+def comparison_md(out: Path, models: list[str], baseline: str, task: str = "") -> str:
     base = _summary(out, baseline)
     lines = [f"# T-RecX vs prior early-exit methods: {out.name}", "",
              f"Generated by `python -m common.compare --task {out.name}` from `results/{out.name}/*/summary.json`.",
@@ -71,23 +125,39 @@ def comparison_md(out: Path, models: list[str], baseline: str) -> str:
         acc = 100 * s["standalone"]["final"]["test"]
         lines.append(f"| {m} | {s['params']:,} | {acc:.2f}% | " + " | ".join(cells) + " |")
     missing = [m for m, s in summaries.items() if s is None]
-    lines += ["", "A negative cut means the method costs more than the baseline at that accuracy.", "", PAPER_NOTE]
+    lines += ["", "A negative cut means the method costs more than the baseline at that accuracy."]
     if missing:
         lines += ["", f"Not trained yet: {', '.join(missing)}."]
+    task = task or out.name
+    t1, t2 = table1_vs_paper(out, task, baseline), table2_vs_paper(out, task)
+    if t1 or t2:
+        lines += ["", "## Beside the paper", "", PAPER_NOTE, ""]
+    if t1:
+        lines += ["Table 1 (test split; rho chosen on validation):", "", *_md(t1)]
+    if t2:
+        lines += ["Table 2 (standalone test accuracy of every exit in order, the final exit last, %):", "", *_md(t2)]
     return "\n".join(lines) + "\n"
 
 
-def write(out: Path, baseline: str) -> list[str]:
-    """Fig 7, table2.csv and comparison.md for the models of `out` among T-RecX and the prior methods."""
+def write(out: Path, baseline: str, task: str = "") -> list[str]:
+    """comparison.md and the paper tables for the models of `out` among T-RecX and the prior methods;
+    Fig 7 and table2.csv when a prior method was tested. `task` defaults to the folder's name."""
+    task = task or out.name
     models = [m for m in (*TRECX, *METHODS) if (out / m / "summary.json").exists()]
     base = _summary(out, baseline)
-    curves = {m: out / m / "benefit_curve_test.csv" for m in models if (out / m / "benefit_curve_test.csv").exists()}
-    point = (base["exit_costs"]["final"]["mflops"], base["standalone"]["final"]["test"]) if base else None
-    plots.benefit_curves(curves, out / "fig7_prior_methods.png", baseline=point, baseline_label=baseline,
-                         title=f"{out.name}: test split", logx=True)
-    write_csv(out / "table2.csv", table2(out, [baseline, *models]))
-    files.write_text(out / "comparison.md", comparison_md(out, [*models, *(m for m in METHODS if m not in models)],
-                                                     baseline))
+    if any(m in METHODS for m in models):
+        curves = {m: out / m / "benefit_curve_test.csv" for m in models
+                  if (out / m / "benefit_curve_test.csv").exists()}
+        point = (base["exit_costs"]["final"]["mflops"], base["standalone"]["final"]["test"]) if base else None
+        plots.benefit_curves(curves, out / "fig7_prior_methods.png", baseline=point, baseline_label=baseline,
+                             title=f"{out.name}: test split", logx=True)
+        write_csv(out / "table2.csv", table2(out, [baseline, *models]))
+    for name, rows in (("table1_paper.csv", table1_vs_paper(out, task, baseline)),
+                       ("table2_paper.csv", table2_vs_paper(out, task))):
+        if rows:
+            write_csv(out / name, rows)
+    shown = [*models, *(m for m in METHODS if m not in models)] if any(m in METHODS for m in models) else models
+    files.write_text(out / "comparison.md", comparison_md(out, shown, baseline, task))
     return models
 
 
@@ -100,7 +170,7 @@ class CompareConfig:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(CompareConfig, {"default": CompareConfig()}, argv, description=__doc__)
-    shown = write(paths.results_dir() / cfg.task, tasks.get(cfg.task).baseline)
+    shown = write(paths.results_dir() / cfg.task, tasks.get(cfg.task).baseline, cfg.task)
     log.info(f"{cfg.task}: {', '.join(shown)}")
 
 

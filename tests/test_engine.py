@@ -219,12 +219,19 @@ def test_report_compares_prior_methods_with_confidence_heads(tmp_path):
     data = {s: (rng.standard_normal((40, 49, 10, 1)).astype("float32"), rng.integers(0, 12, 40))
             for s in ("val", "test")}
     models = {n: registry.get("keyword_spotting", n).builder() for n in ("baseline", "trecx", "sdn", "eenets")}
-    report.run(models, data, tmp_path, "baseline")
-    for f in ("fig7_prior_methods.png", "table2.csv", "comparison.md"):
+    report.run(models, data, tmp_path, "baseline", task="keyword_spotting")
+    for f in ("fig7_prior_methods.png", "table2.csv", "comparison.md", "table1_paper.csv", "table2_paper.csv"):
         assert (tmp_path / f).exists(), f
     rows = {r["model"]: r for r in read_csv(tmp_path / "table2.csv")}
     assert set(rows) == {"baseline", "trecx", "sdn", "eenets"} and rows["sdn"]["exits"] == 4
     text = (tmp_path / "comparison.md").read_text()
     assert "| eenets |" in text and "Not trained yet: branchynet, pteenet" in text
+    # the paper's numbers beside ours: Table 1 for baseline and trecx, Table 2 for trecx, branchynet, sdn
+    t1 = {(r["model"], r["metric"]): r for r in read_csv(tmp_path / "table1_paper.csv")}
+    assert t1[("trecx", "early exit test accuracy (%)")]["paper"] == 88.5
+    assert t1[("baseline", "baseline params")]["ours"] == rows["baseline"]["params"]
+    t2 = {r["model"]: r for r in read_csv(tmp_path / "table2_paper.csv")}
+    assert t2["sdn"]["paper_exit_accuracies"] == "63.7 / 81.7 / 89.0 / 91.8" and t2["branchynet"]["params"] is None
+    assert "## Beside the paper" in text
     curve = read_csv(tmp_path / "eenets" / "benefit_curve_test.csv")
     assert {"exit_rate_exit_1", "exit_rate_final"} <= set(curve[0])

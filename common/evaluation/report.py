@@ -44,7 +44,8 @@ def main(task_name: str, argv: list[str] | None, doc: str = "") -> list[dict]:
                              f"python -m {task.name}.train --variant {task.baseline} --publish true")
     data = task.load(cfg.data_dir, cfg.split_seed)
     files.write_json(out / "split.json", data.info | {"files": data.files})
-    rows = run(models, data.splits, out, task.baseline, task.curves, violin=task.violin, config=cfg, info=data.info)
+    rows = run(models, data.splits, out, task.baseline, task.curves, violin=task.violin, config=cfg, info=data.info,
+               task=task.name)
     if task.extra is not None:
         task.extra(models, out, data, models_dir)
     return rows
@@ -59,10 +60,11 @@ def load_models(models_dir: Path) -> dict[str, keras.Model]:
 
 def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
         baseline: str, curves: dict[str, list[str]] | None = None, violin: tuple[str, str] | None = None,
-        config=None, info: dict | None = None) -> list[dict]:
+        config=None, info: dict | None = None, task: str = "") -> list[dict]:
     """Evaluate `models` on data["val"] and data["test"] into `out_dir`; `baseline` names the model
     that the trade-offs are measured against. `curves` maps a figure file to the variants it shows;
-    `violin` names two variants whose early-exit confidence is compared."""
+    `violin` names two variants whose early-exit confidence is compared; `task` (default: the folder's
+    name) picks the paper's numbers beside ours."""
     if baseline not in models:
         raise ValueError(f"baseline model '{baseline}' not among {sorted(models)}")
     outs, summaries = {}, {}
@@ -91,8 +93,8 @@ def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.nda
     if violin and all(v in outs for v in violin):
         conf = {v: outs[v]["test"]["early_exit"].max(axis=1) for v in violin}
         plots.confidence_violin(conf, out_dir / "fig5_ee_confidence_violin.png", title=f"{out_dir.name}: test split")
-    if any(m in summaries for m in prior.METHODS):
-        compare.write(out_dir, baseline)  # Fig 7, Table 2, comparison.md
+    if any(m in summaries for m in (*compare.TRECX, *prior.METHODS)):
+        compare.write(out_dir, baseline, task)  # beside the paper; Fig 7 and Table 2 with prior methods
     save_run_info(out_dir, config or {}, {"data": info or {}, "baseline": baseline, "models": order})
     return rows
 
