@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for r in rows:
             grid[study.widths.index(r["width"]), study.positions.index(r["position"])] = r[key]
         panels[title] = grid
-    plots.heatmaps(panels, [f"{w}" for w in study.widths], [f"{study.position_label} {p}" for p in study.positions],
+    plots.heatmaps(panels, [f"{w}" for w in study.widths], [f"{p}" for p in study.positions],
                    results / "exit_study.png", title=f"{cfg.task}: early-exit width x position (rho on validation)",
-                   xlabel="exit position", ylabel="1x1 conv width")
+                   xlabel=f"early exit {study.position_label} n", ylabel="1x1 conv width")
     best = max(rows, key=lambda r: r["val_flops_cut_pct"])
     log.info("best on validation: %s (%.1f%% FLOPs cut on validation, %.1f%% on test)", best["variant"],
              best["val_flops_cut_pct"], best["test_flops_cut_pct"])

@@ -47,7 +47,7 @@ class Study:
     widths: tuple[str, ...]  # heat-map rows
     positions: tuple[int, ...]  # heat-map columns: the layer or block the exit follows
     name: Callable[[int, str], str]  # (position, width) -> registered variant
-    position_label: str = "after block"  # column labels read "<label> <position>"
+    position_label: str = "after block"  # the heat map's x axis reads "early exit <label> n"
 
 
 @dataclass(frozen=True)
