@@ -10,21 +10,21 @@ results/<task>/exit_study/<variant>/, once. Writes exit_study.csv and exit_study
 validation FLOPs cut, the test FLOPs cut and the int8 TFLM latency cut) in results/<task>/.
 
 `--publish-best trecx_plus` ships the cell with the highest validation FLOPs cut as
-pretrained/<task>/trecx_plus.* when it is not `trecx` itself (the paper's configuration is a cell);
-then run `<task>.test` again for its rows and curves, and `common.deploy --variant trecx_plus`.
+pretrained/<task>/trecx_plus.* when it is not `trecx` itself (the paper's configuration is a cell;
+the choice is common.promote's); then run `<task>.test` again for its rows and curves, and
+`common.deploy --variant trecx_plus`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from common import benchmark, deploy, files, paths, tasks
+from common import benchmark, deploy, paths, promote, tasks
 from common.config import parse
 from common.errors import ConfigError
 from common.evaluation import plots
@@ -48,8 +48,8 @@ class StudyConfig:
 
 def cell(summary: dict) -> dict:
     """FLOPs cuts (%) at the first trade-off (<= 1 point), on validation and test, from a summary.json."""
-    t, base = summary["tradeoffs"][0], summary["baseline"]["mflops"]
-    return {"rho": t["rho"], "val_flops_cut_pct": 100 * (1 - t["val_mflops"] / base),
+    t = summary["tradeoffs"][0]
+    return {"rho": t["rho"], "val_flops_cut_pct": promote.val_cut(summary),
             "test_flops_cut_pct": t["test_flops_reduction_pct"],
             "early_exit_test_accuracy": summary["standalone"]["early_exit"]["test"],
             "final_test_accuracy": summary["standalone"]["final"]["test"], "params": summary["params"]}
@@ -100,27 +100,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     plots.heatmaps(panels, [f"{w}" for w in study.widths], [f"{p}" for p in study.positions],
                    results / "exit_study.png", title=f"{cfg.task}: early-exit width x position (rho on validation)",
                    xlabel=f"early exit {study.position_label} n", ylabel="1x1 conv width")
-    best = max(rows, key=lambda r: r["val_flops_cut_pct"])
+    best = next(r for r in rows if r["variant"] == promote.choose(results, [r["variant"] for r in rows])[0])
     log.info("best on validation: %s (%.1f%% FLOPs cut on validation, %.1f%% on test)", best["variant"],
              best["val_flops_cut_pct"], best["test_flops_cut_pct"])
     if cfg.publish_best:
-        ship(models, best["variant"], cfg.publish_best)
+        promote.ship(models, best["variant"], cfg.publish_best)
     return rows
 
-
-def ship(models: Path, variant: str, name: str) -> None:
-    """Copy the files of the best cell to <name>.*, its config saying what it is and why it was chosen."""
-    if variant == "trecx":
-        log.info("the paper's configuration measured best on validation: nothing shipped as %s", name)
-        return
-    for suffix in (".keras", ".log.csv", ".versions.json"):
-        if (models / f"{variant}{suffix}").exists():
-            with files.atomic(models / f"{name}{suffix}") as tmp:
-                shutil.copy(models / f"{variant}{suffix}", tmp)
-    cfg = json.loads((models / f"{variant}.config.json").read_text())
-    files.write_json(models / f"{name}.config.json", cfg | {
-        "shipped_as": name, "chosen_by": "common.exit_study: highest FLOPs cut at <= 1 point on validation"})
-    log.info("shipped %s as %s", variant, models / f"{name}.keras")
 
 
 if __name__ == "__main__":

@@ -214,17 +214,26 @@ def test_recipe_search_table_comes_from_the_runs_logs(tmp_path: Path):
     assert copied["data"]["source"] == "cifar10/x.tar.gz" and (tmp_path / "out" / "recipe_search.png").exists()
 
 
-def test_exit_study_ships_the_best_cell_unless_it_is_trecx(tmp_path: Path):
+def test_promote_ships_the_best_on_validation_unless_it_is_trecx(tmp_path: Path):
     import json
 
-    from common.exit_study import ship
+    from common import promote
 
-    for v in ("trecx", "trecx_ee1_none"):
+    def tested(v: str, val_mflops: float | None) -> None:
         (tmp_path / f"{v}.keras").write_bytes(v.encode())
         (tmp_path / f"{v}.config.json").write_text(json.dumps({"variant": v}))
-    ship(tmp_path, "trecx", "trecx_plus")
-    assert not (tmp_path / "trecx_plus.keras").exists()  # the paper's configuration won: nothing beside it
-    ship(tmp_path, "trecx_ee1_none", "trecx_plus")
+        (tmp_path / v).mkdir()
+        (tmp_path / v / "summary.json").write_text(json.dumps(
+            {"tradeoffs": [{"val_mflops": val_mflops}], "baseline": {"mflops": 10.0}}))
+
+    tested("trecx", 7.0)
+    tested("trecx_sd", None)  # no rho within 1 point on validation: never chosen
+    cuts = {"trecx": pytest.approx(30.0), "trecx_sd": None}
+    assert promote.choose(tmp_path, ["trecx", "trecx_sd"]) == ("trecx", cuts)
+    assert not promote.ship(tmp_path, "trecx", "trecx_plus") and not (tmp_path / "trecx_plus.keras").exists()
+    tested("trecx_ee1_none", 6.0)
+    assert promote.main(["--task", "keyword_spotting", "--candidates", "trecx_sd", "trecx_ee1_none",
+                         "--models-dir", str(tmp_path), "--results-dir", str(tmp_path)]) == "trecx_ee1_none"
     assert (tmp_path / "trecx_plus.keras").read_bytes() == b"trecx_ee1_none"
     cfg = json.loads((tmp_path / "trecx_plus.config.json").read_text())
     assert cfg["variant"] == "trecx_ee1_none" and cfg["shipped_as"] == "trecx_plus"
