@@ -17,7 +17,7 @@ from pathlib import Path
 from common import files, paper, paths, tasks
 from common.config import parse
 from common.evaluation import plots
-from common.evaluation.evaluate import write_csv
+from common.evaluation.evaluate import read_csv, write_csv
 from common.models.prior import METHODS
 
 log = logging.getLogger("trecx.compare")
@@ -90,6 +90,32 @@ def table2_vs_paper(out: Path, task: str) -> list[dict]:
     return rows
 
 
+SEEDS_METRICS = {"early_exit_test_accuracy": "early exit (%)", "final_test_accuracy": "final exit (%)",
+                 "test_flops_reduction_pct_1pt": "FLOPs cut at 1 pt (%)"}
+
+
+def seeds_md(out: Path) -> list[str]:
+    """Table 1's main numbers and the paired ablation gains across seeds (common.seeds), mean [95% interval]."""
+    summary, pairs = out / "seeds" / "summary.csv", out / "seeds" / "comparisons.csv"
+    if not summary.exists():
+        return []
+    lines = ["## Across seeds (`seeds/`: mean [95% interval])", ""]
+    table: dict[str, dict] = {}
+    for r in read_csv(summary):
+        if r["metric"] in SEEDS_METRICS:
+            scale = 1 if r["metric"].endswith("pct_1pt") else 100
+            table.setdefault(r["model"], {"model": r["model"], "n": int(r["n"])})[SEEDS_METRICS[r["metric"]]] = (
+                f"{scale * r['mean']:.2f} [{scale * r['ci95_low']:.2f}, {scale * r['ci95_high']:.2f}]")
+    lines += _md([{c: r.get(c, "") for c in ("model", "n", *SEEDS_METRICS.values())} for r in table.values()])
+    if pairs.exists():
+        lines += ["Paired on each seed, T-RecX minus the ablation (points; curve: mean gain over the shared "
+                  "MFLOPs range, the paper's Fig 6; final: the final exit's accuracy):", "",
+                  *_md([{"comparison": r["model"], "metric": r["metric"], "n": int(r["n"]),
+                         "mean [95% interval]": f"{r['mean']:+.2f} [{r['ci95_low']:+.2f}, {r['ci95_high']:+.2f}]",
+                         "verdict": r["verdict"]} for r in read_csv(pairs)])]
+    return lines
+
+
 def _cell(v) -> str:
     return "" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:.2f}" if isinstance(v, float) else str(v)
 
@@ -136,6 +162,7 @@ def comparison_md(out: Path, models: list[str], baseline: str, task: str = "") -
         lines += ["Table 1 (test split; rho chosen on validation):", "", *_md(t1)]
     if t2:
         lines += ["Table 2 (standalone test accuracy of every exit in order, the final exit last, %):", "", *_md(t2)]
+    lines += seeds_md(out)
     return "\n".join(lines) + "\n"
 
 

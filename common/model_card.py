@@ -165,7 +165,11 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
     split, cfg = _json(res / "split.json") or {}, _json(pre / f"{variant}.config.json") or {}
     deploy, bench = _json(res / "deploy" / variant / "deploy.json"), _json(res / "deploy" / variant / "benchmark.json")
     n_test = split.get("counts", {}).get("test", 0)
-    lines = [*_model(task, variant, summary, split), *_training(task, variant, cfg, pre), *_accuracy(summary, n_test),
+    origin = ([f"`{variant}` is `{cfg['shipped_from']}`, chosen by {cfg.get('chosen_by', '?')} "
+               f"(`pretrained/{task}/{cfg['shipped_from']}.keras` is the same model).", ""]
+              if cfg.get("shipped_from") else [])
+    lines = [*_model(task, variant, summary, split), *origin, *_training(task, variant, cfg, pre),
+             *_accuracy(summary, n_test),
              *_deployment(task, variant, deploy), *_latency(bench), *_limits(split, n_test, bench)]
     return "\n".join(lines) + "\n"
 
@@ -182,7 +186,9 @@ def overview(task: str, variants: list[str], results: Path | None = None) -> str
     for v in variants:
         r = table.get(v, {})
         cut = r.get("test_flops_reduction_pct_1pt")
-        lines.append(f"| `{v}` | {r.get('params', '')} | {r.get('mflops_full', '')} | "
+        params, mflops = r.get("params"), r.get("mflops_full")
+        lines.append(f"| `{v}` | {'' if params is None else f'{int(params):,}'} | "
+                     f"{'' if mflops is None else f'{mflops:.3f}'} | "
                      f"{_pct(r.get('final_test_accuracy'))} | {_pct(r.get('early_exit_test_accuracy'))} | "
                      f"{'' if cut is None else f'{cut:.1f}%'} |")
     return "\n".join([*lines, "", "rho is chosen on the validation split, then measured on the test split.", ""])

@@ -49,3 +49,17 @@ def test_mean_curves_average_seeds_on_their_shared_range(tmp_path: Path):
     assert rows[0]["mflops"] == 1 and rows[-1]["mflops"] == 2
     assert rows[0]["accuracy_mean"] == pytest.approx(82.0) and rows[-1]["accuracy_mean"] == pytest.approx(92.0)
     assert rows[0]["ci95_low"] < 82.0 < rows[0]["ci95_high"] and rows[0]["n"] == 3
+
+
+def test_comparison_reports_the_seed_means(tmp_path: Path):
+    from common import compare
+
+    write_csv(tmp_path / "seeds" / "summary.csv", [
+        {"model": "trecx", "metric": "early_exit_test_accuracy", "n": 3, "mean": 0.89, "ci95_low": 0.86,
+         "ci95_high": 0.92, "values": "0.88 0.89 0.9"}])
+    write_csv(tmp_path / "seeds" / "comparisons.csv", [
+        {"model": "trecx vs trecx_noev", "metric": "final_gain_points", "n": 3, "mean": -0.26, "ci95_low": -0.81,
+         "ci95_high": 0.29, "values": "0 0 0", "verdict": "within the interval (no difference shown)"}])
+    text = "\n".join(compare.seeds_md(tmp_path))
+    assert "| trecx | 3 | 89.00 [86.00, 92.00] |" in text
+    assert "| trecx vs trecx_noev | final_gain_points | 3 | -0.26 [-0.81, +0.29] | within the interval" in text
