@@ -50,8 +50,9 @@ def summary(results: dict[str, Path], title: str, missing: list[str] = ()) -> st
             lines.append("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
         lines += ["", "rho is chosen on the validation split; the accuracy and FLOPs reduction it gives are "
                   "measured on the test split.", ""]
-        if (out / "splits" / "summary.csv").exists():
-            lines += [f"Mean and 95% interval over several data splits: `{task}/splits/summary.csv`.", ""]
+        if (out / "seeds" / "summary.csv").exists():
+            lines += [f"Mean and 95% interval over several seeds (and data splits for VWW): "
+                      f"`{task}/seeds/summary.csv`, ablation verdicts in `{task}/seeds/comparisons.csv`.", ""]
         extra = [f"`{task}/{f}`" for f in ("comparison.md", "MODEL_CARD.md", "deploy/trecx/benchmark.json")
                  if (out / f).exists()]
         if extra:
