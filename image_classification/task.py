@@ -28,5 +28,6 @@ TARGETS = (
 
 TASK = tasks.register(tasks.Task(
     name="image_classification", input_shape=(32, 32, 3), classes=CIFAR10_CLASSES, baseline="baseline",
-    load=load, train=train.main, curves={"fig4a_benefit_curves.png": ["trecx", "trecx_noev", "trecx_dwfirst"]},
+    load=load, train=train.main,
+    curves={"fig4a_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"]},
     violin=("trecx", "pool_ee"), smoke_variants=("baseline", "trecx"), targets=TARGETS))

@@ -86,5 +86,5 @@ TASK = tasks.register(tasks.Task(
     name=NAME, input_shape=(49, 10, 1), classes=audio.KWS_CLASSES, baseline=BASELINE, load=load, train=train.main,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=placement, targets=TARGETS,
     study=tasks.Study(tuple(model.WIDTHS), (1, 2, 3), model.study_name),
-    curves={"fig4b_benefit_curves.png": ["trecx", "trecx_noev"],
+    curves={"fig4b_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"],
             "fig6_weight_transfer.png": ["trecx", "trecx_notransfer", "eefmaps_concat"]}))

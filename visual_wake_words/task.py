@@ -53,5 +53,5 @@ TARGETS = (
 TASK = tasks.register(tasks.Task(
     name=NAME, input_shape=(96, 96, 3), classes=VWW_CLASSES, baseline=BASELINE, load=load, train=train.main,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=int8, targets=TARGETS,
-    curves={"fig4c_benefit_curves.png": ["trecx", "trecx_noev"]},
+    curves={"fig4c_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"]},
     study=tasks.Study(tuple(model.WIDTHS), model.STUDY_LAYERS, model.study_name, position_label="after layer")))
