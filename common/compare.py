@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paper, paths, tasks
+from common import cost, files, paper, paths, tasks
 from common.config import parse
 from common.evaluation import plots
 from common.evaluation.evaluate import read_csv, write_csv
@@ -163,7 +163,20 @@ def comparison_md(out: Path, models: list[str], baseline: str, task: str = "") -
     if t2:
         lines += ["Table 2 (standalone test accuracy of every exit in order, the final exit last, %):", "", *_md(t2)]
     lines += seeds_md(out)
+    lines += cost_md(cost.training_cost(paths.REPO / "pretrained" / task))
     return "\n".join(lines) + "\n"
+
+
+def cost_md(rows: list[dict]) -> list[str]:
+    """The training cost of every shipped model (common.cost), as a section of comparison.md."""
+    rows = [r for r in rows if r["cpu_hours"] is not None]
+    if not rows:
+        return []
+    return ["## Training cost (`training_cost.csv`, from each shipped model's log)", "",
+            "CPU hours: the epochs' wall time times the run's threads (epochs of a stopped process counted "
+            "at the run's median). A warm-started model counts its own epochs only.", "",
+            *_md([{k: r[k] for k in ("model", "epochs", "threads", "cpu_hours", "paused_epochs", "init_from")}
+                  for r in rows])]
 
 
 def write(out: Path, baseline: str, task: str = "") -> list[str]:
@@ -184,6 +197,7 @@ def write(out: Path, baseline: str, task: str = "") -> list[str]:
         if rows:
             write_csv(out / name, rows)
     shown = [*models, *(m for m in METHODS if m not in models)] if any(m in METHODS for m in models) else models
+    write_csv(out / "training_cost.csv", cost.training_cost(paths.REPO / "pretrained" / task))
     files.write_text(out / "comparison.md", comparison_md(out, shown, baseline, task))
     return models
 

@@ -39,9 +39,27 @@ def read(folder: Path) -> tuple[dict, list[dict]]:
         return json.loads((folder / "config.json").read_text()), list(csv.DictReader(f))
 
 
+# An epoch that ran over PAUSED times the run's median and over PAUSED_S seconds longer was stopped
+# (SIGSTOP, a sleeping machine), not training; a first epoch (tracing, data caches) or the first
+# epoch of a joint phase (a new graph) may legitimately take several times the median, so both hold.
+PAUSED, PAUSED_S = 10.0, 600.0
+
+
+def epoch_seconds(epochs: list[dict]) -> tuple[float, int]:
+    """Wall seconds of all epochs, and how many of them were counted at the run's median instead
+    because the process was stopped during them (see PAUSED)."""
+    secs = sorted(float(e["epoch_seconds"]) for e in epochs if e.get("epoch_seconds"))
+    if not secs:
+        return 0.0, 0
+    median = secs[len(secs) // 2]
+    paused = [s for s in secs if s > PAUSED * median and s - median > PAUSED_S]
+    return sum(secs) - sum(paused) + median * len(paused), len(paused)
+
+
 def cpu_minutes(cfg: dict, epochs: list[dict]) -> float:
-    """Wall time of all epochs times the run's threads (2, the whole machine, when it used them all)."""
-    return round(sum(float(e.get("epoch_seconds") or 0) for e in epochs) * (cfg.get("threads") or 2) / 60, 1)
+    """Wall time of all epochs (paused ones at the median) times the run's threads (2, the whole machine,
+    when it used them all)."""
+    return round(epoch_seconds(epochs)[0] * (cfg.get("threads") or 2) / 60, 1)
 
 
 def kept_epoch(cfg: dict, epochs: list[dict]) -> dict:

@@ -237,3 +237,17 @@ def test_promote_ships_the_best_on_validation_unless_it_is_trecx(tmp_path: Path)
     assert (tmp_path / "trecx_plus.keras").read_bytes() == b"trecx_ee1_none"
     cfg = json.loads((tmp_path / "trecx_plus.config.json").read_text())
     assert cfg["variant"] == "trecx_ee1_none" and cfg["shipped_as"] == "trecx_plus"
+
+
+def test_training_cost_counts_a_stopped_epoch_at_the_median(tmp_path: Path):
+    from common import cost
+
+    seconds = [30, 100, 100, 5571, 100]  # a slow first epoch is real cost; 5,571 s is a SIGSTOP pause
+    (tmp_path / "trecx.log.csv").write_text("epoch,epoch_seconds\n" + "".join(
+        f"{i},{s}\n" for i, s in enumerate(seconds)) + "4,100\n")  # a resumed run logged epoch 4 twice
+    (tmp_path / "trecx.config.json").write_text(json.dumps({"threads": 1, "preset": "default"}))
+    (tmp_path / "old.log.csv").write_text("epoch,loss\n0,1.0\n")  # no timings, no config
+    rows = {r["model"]: r for r in cost.training_cost(tmp_path)}
+    assert rows["trecx"]["epochs"] == 5 and rows["trecx"]["paused_epochs"] == 1
+    assert rows["trecx"]["cpu_hours"] == round(430 / 3600, 2)
+    assert rows["old"]["cpu_hours"] is None and rows["old"]["threads"] == 2

@@ -1,0 +1,71 @@
+"""What each shipped model cost to train, from the log and config published beside it
+(pretrained/<task>/<model>.log.csv and .config.json): results/<task>/training_cost.csv.
+
+    python -m common.cost --task image_classification
+
+CPU hours are the epochs' wall time times the run's threads; an epoch that ran far over the run's
+median (search.PAUSED: its process was stopped, not training) is counted at the median and reported in
+`paused_epochs`. A model warm-started from another (`init_from`, e.g. PTEENet's heads on the frozen
+baseline) counts only its own epochs: add the other model's row for the whole cost.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import paths, tasks
+from common.config import parse
+from common.errors import ConfigError
+from common.evaluation.evaluate import write_csv
+from common.search import epoch_seconds
+
+log = logging.getLogger("trecx.cost")
+
+
+def model_cost(log_csv: Path, config_json: Path) -> dict:
+    """One model's row: epochs trained, threads, wall and CPU hours, paused epochs, preset, warm start."""
+    with open(log_csv) as f:
+        by_epoch = {r["epoch"]: r for r in csv.DictReader(f)}  # a resumed run may log an epoch twice
+    cfg = json.loads(config_json.read_text()) if config_json.exists() else {}
+    threads = cfg.get("threads") or 2
+    seconds, paused = epoch_seconds(list(by_epoch.values()))
+    timed = seconds > 0
+    return {"model": log_csv.name.removesuffix(".log.csv"), "preset": cfg.get("preset", ""),
+            "epochs": len(by_epoch), "threads": threads,
+            "wall_hours": round(seconds / 3600, 2) if timed else None,
+            "cpu_hours": round(seconds * threads / 3600, 2) if timed else None,
+            "paused_epochs": paused, "init_from": cfg.get("init_from", "")}
+
+
+def training_cost(pretrained: Path) -> list[dict]:
+    """A row per shipped model of one task folder (seeds/ and other subfolders left out)."""
+    return [model_cost(p, p.with_name(p.name.replace(".log.csv", ".config.json")))
+            for p in sorted(pretrained.glob("*.log.csv"))]
+
+
+@dataclass
+class CostConfig:
+    """Options of common.cost."""
+
+    task: str = "image_classification"  # image_classification, keyword_spotting or visual_wake_words
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse(CostConfig, {"default": CostConfig()}, argv, description=__doc__)
+    if cfg.task not in tasks.NAMES:  # checked without importing the task (and TensorFlow)
+        raise ConfigError(f"--task must be one of {', '.join(tasks.NAMES)}, got '{cfg.task}'")
+    rows = training_cost(paths.REPO / "pretrained" / cfg.task)
+    out = paths.results_dir() / cfg.task / "training_cost.csv"
+    write_csv(out, rows)
+    total = sum(r["cpu_hours"] or 0 for r in rows)
+    log.info(f"{cfg.task}: {len(rows)} models, {total:.1f} CPU hours in all -> {paths.portable(out)}")
+
+
+if __name__ == "__main__":
+    from common import cli
+
+    cli.run(main)
