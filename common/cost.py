@@ -19,9 +19,8 @@ from pathlib import Path
 
 from common import paths, tasks
 from common.config import parse
-from common.errors import ConfigError
 from common.evaluation.evaluate import write_csv
-from common.search import epoch_seconds
+from common.search import epoch_seconds, threads
 
 log = logging.getLogger("trecx.cost")
 
@@ -31,13 +30,12 @@ def model_cost(log_csv: Path, config_json: Path) -> dict:
     with open(log_csv) as f:
         by_epoch = {r["epoch"]: r for r in csv.DictReader(f)}  # a resumed run may log an epoch twice
     cfg = json.loads(config_json.read_text()) if config_json.exists() else {}
-    threads = cfg.get("threads") or 2
-    seconds, paused = epoch_seconds(list(by_epoch.values()))
+    n, (seconds, paused) = threads(cfg), epoch_seconds(list(by_epoch.values()))
     timed = seconds > 0
     return {"model": log_csv.name.removesuffix(".log.csv"), "preset": cfg.get("preset", ""),
-            "epochs": len(by_epoch), "threads": threads,
+            "epochs": len(by_epoch), "threads": n,
             "wall_hours": round(seconds / 3600, 2) if timed else None,
-            "cpu_hours": round(seconds * threads / 3600, 2) if timed else None,
+            "cpu_hours": round(seconds * n / 3600, 2) if timed else None,
             "paused_epochs": paused, "init_from": cfg.get("init_from", "")}
 
 
@@ -56,13 +54,12 @@ class CostConfig:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(CostConfig, {"default": CostConfig()}, argv, description=__doc__)
-    if cfg.task not in tasks.NAMES:  # checked without importing the task (and TensorFlow)
-        raise ConfigError(f"--task must be one of {', '.join(tasks.NAMES)}, got '{cfg.task}'")
-    rows = training_cost(paths.REPO / "pretrained" / cfg.task)
-    out = paths.results_dir() / cfg.task / "training_cost.csv"
+    task = tasks.check(cfg.task)
+    rows = training_cost(paths.REPO / "pretrained" / task)
+    out = paths.results_dir() / task / "training_cost.csv"
     write_csv(out, rows)
     total = sum(r["cpu_hours"] or 0 for r in rows)
-    log.info(f"{cfg.task}: {len(rows)} models, {total:.1f} CPU hours in all -> {paths.portable(out)}")
+    log.info(f"{task}: {len(rows)} models, {total:.1f} CPU hours in all -> {paths.portable(out)}")
 
 
 if __name__ == "__main__":

@@ -56,10 +56,15 @@ def epoch_seconds(epochs: list[dict]) -> tuple[float, int]:
     return sum(secs) - sum(paused) + median * len(paused), len(paused)
 
 
+def threads(cfg: dict) -> int:
+    """The threads a run trained on: its config's, or 2 (the whole machine) when it used them all or
+    recorded none."""
+    return cfg.get("threads") or 2
+
+
 def cpu_minutes(cfg: dict, epochs: list[dict]) -> float:
-    """Wall time of all epochs (paused ones at the median) times the run's threads (2, the whole machine,
-    when it used them all)."""
-    return round(epoch_seconds(epochs)[0] * (cfg.get("threads") or 2) / 60, 1)
+    """Wall time of all epochs (paused ones at the median) times the run's threads."""
+    return round(epoch_seconds(epochs)[0] * threads(cfg) / 60, 1)
 
 
 def kept_epoch(cfg: dict, epochs: list[dict]) -> dict:

@@ -92,11 +92,16 @@ def register(task: Task) -> Task:
     return task
 
 
-def get(name: str) -> Task:
-    """The spec of task `name` (importing `<name>.task`, where it registers itself)."""
+def check(name: str) -> str:
+    """`name` when it is one of NAMES (without importing the task, and TensorFlow with it)."""
     if name not in NAMES:
         raise ConfigError(f"--task must be one of {', '.join(NAMES)}, got '{name}'")
-    if name not in _TASKS:
+    return name
+
+
+def get(name: str) -> Task:
+    """The spec of task `name` (importing `<name>.task`, where it registers itself)."""
+    if check(name) not in _TASKS:
         importlib.import_module(f"{name}.task")
     return _TASKS[name]
 

@@ -40,7 +40,7 @@ def row(folder: Path) -> dict:
     cfg, epochs = search.read(folder)
     last, best = epochs[-1], search.kept_epoch(cfg, epochs)
     return {"recipe": folder.name, **{k: cfg.get(k) for k in SETTINGS}, "epochs": len(epochs),
-            "threads": cfg.get("threads") or 2, "cpu_minutes": search.cpu_minutes(cfg, epochs),
+            "threads": search.threads(cfg), "cpu_minutes": search.cpu_minutes(cfg, epochs),
             "train_accuracy": round(float(last["accuracy"]), 4), "val_accuracy": round(float(last["val_accuracy"]), 4),
             "best_val_accuracy": round(float(best["val_accuracy"]), 4), "best_epoch": int(best["epoch"]) + 1}
 

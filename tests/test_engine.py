@@ -155,6 +155,40 @@ def test_head_phase_keeps_the_backbone_and_a_resumed_run_keeps_its_best(tmp_path
     assert _best_so_far(run / "log.csv", "val_loss", "min") == best
 
 
+@pytest.mark.slow
+def test_an_epoch_is_logged_and_checkpointed_before_its_backup(tmp_path, monkeypatch):
+    """The backup marks an epoch done, so it comes last: the log row and best.keras (the EMA weights)
+    are already written, and the model holds the raw weights that training resumes from."""
+    import tensorflow as tf
+
+    from common.train.training import TrainConfig, train
+    from keyword_spotting.model import dscnn
+
+    seen = []
+
+    class Spy(keras.callbacks.BackupAndRestore):
+        def on_epoch_end(self, epoch, logs=None):
+            run = tmp_path / "run"
+            best = keras.models.load_model(run / "best.keras").trainable_variables[0]
+            ema = self.model.optimizer._model_variables_moving_average[0]
+            seen.append((len((run / "log.csv").read_text().splitlines()) - 1, np.asarray(best),
+                         np.asarray(self.model.trainable_variables[0]), np.asarray(ema)))
+            super().on_epoch_end(epoch, logs)
+
+    monkeypatch.setattr(keras.callbacks, "BackupAndRestore", Spy)
+    rng = np.random.default_rng(0)
+    ds = tf.data.Dataset.from_tensor_slices((rng.standard_normal((32, 49, 10, 1)).astype("float32"),
+                                             rng.integers(0, 12, 32))).batch(16)
+    dscnn().save(tmp_path / "base.keras")
+    cfg = TrainConfig(variant="trecx", out_dir=str(tmp_path / "run"), init_from=str(tmp_path / "base.keras"),
+                      epochs=2, batch_size=16, lr=1e-2, ema=0.5)
+    train(cfg, "keyword_spotting", ds, ds)
+    rows, best, model, ema = seen[0]
+    assert rows == 1  # the epoch's log row is written before its backup
+    np.testing.assert_array_equal(best, ema)  # best.keras holds the moving averages ...
+    assert not np.array_equal(model, ema)  # ... and the model the raw weights again
+
+
 def test_cached_outputs_belong_to_their_model(tmp_path):
     from common.evaluation.evaluate import cached_outputs
 

@@ -74,6 +74,19 @@ class Promote(keras.callbacks.Callback):
             os.replace(self.partial, self.target)
 
 
+class RawWeights(keras.callbacks.Callback):
+    """At an epoch's end, put the raw weights back in the model after `ema` (a SwapEMAWeights with
+    swap_on_epoch) swapped the moving averages in for the checkpoint, so that a backup after it keeps
+    what training resumes from. It uses `ema`'s own epoch-start swap, which then does nothing."""
+
+    def __init__(self, ema: keras.callbacks.SwapEMAWeights):
+        super().__init__()
+        self.ema = ema
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self.ema.on_epoch_begin(epoch + 1)
+
+
 class BackboneDrift(keras.callbacks.Callback):
     """Adds `backbone_change` to each epoch's logs: the mean absolute change of the backbone's kernels
     (exit heads and final classifier left out) since the run started. The starting kernels are saved

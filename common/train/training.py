@@ -27,7 +27,7 @@ from common.models.flops import exit_names
 from common.models.losses import SmoothedSparseCE
 from common.models.prior import LAMBDA, MixtureLoss
 from common.models.weights import reference_model, warm_start
-from common.train.callbacks import BackboneDrift, EpochTimer, EVWeightTransfer, Promote
+from common.train.callbacks import BackboneDrift, EpochTimer, EVWeightTransfer, Promote, RawWeights
 from common.train.distill import Distiller, student_of
 from common.train.distribute import get_strategy, multiworker_workarounds, on_tensorflow, worker
 
@@ -177,7 +177,8 @@ class _Run:
     val_ds: object
     out: Path
     monitor: tuple[str, str]  # (metric, "min" or "max") that picks best.keras
-    callbacks: list  # shared by every phase: timer, CSV log, ...
+    callbacks: list  # shared by every phase, adding to the logs or changing weights: timer, EV transfer, ...
+    log: keras.callbacks.CSVLogger  # the run's log.csv, shared by every phase
     best: float = float("nan")  # the kept model's monitored value
 
     def fit(self, first: int, last: int, lr: float, backup: str, schedule, main: bool = True,
@@ -192,12 +193,14 @@ class _Run:
         if _multiworker(self.strategy):
             multiworker_workarounds(self.fit_model, self.strategy, next(iter(self.train_ds)))
         checkpoints = _checkpoints(self.out, *self.monitor, from_epoch=best_from)
-        # Order matters at an epoch's end: the backup keeps the raw weights, then the EMA weights are
-        # swapped in for the checkpoint (and swapped back at the next epoch's start).
         ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe.ema else []
-        # double_checkpoint: a kill while the backup is written leaves the one before it to resume from
-        callbacks = [keras.callbacks.BackupAndRestore(str(self.out / backup), double_checkpoint=True),
-                     keras.callbacks.LearningRateScheduler(schedule), *ema, *checkpoints, *self.callbacks]
+        # Order matters at an epoch's end: what adds to the logs; the best model saved (with the EMA
+        # weights swapped in, then out); the log row; last the backup, which marks the epoch done, so a
+        # kill anywhere before it re-runs the epoch instead of losing its checkpoint or its log row.
+        # double_checkpoint: a kill while the backup is written leaves the one before it to resume from.
+        callbacks = [keras.callbacks.LearningRateScheduler(schedule), *self.callbacks, *ema, *checkpoints,
+                     *(RawWeights(e) for e in ema), self.log,
+                     keras.callbacks.BackupAndRestore(str(self.out / backup), double_checkpoint=True)]
         self.fit_model.fit(self.train_ds, validation_data=self.val_ds, initial_epoch=first, epochs=last,
                            steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
                            verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
@@ -284,11 +287,11 @@ def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = Non
         callbacks = [EpochTimer()]
         if cfg.init_from:  # how far joint training moves the warm-started backbone
             callbacks.append(BackboneDrift(out / "init_backbone.npz"))
-        callbacks.append(keras.callbacks.CSVLogger(str(out / "log.csv"), append=True))  # after what adds to logs
         if variant.weight_transfer:
             callbacks.append(EVWeightTransfer(until_fraction=cfg.transfer_until, total_epochs=cfg.epochs))
         run = _Run(cfg, variant, model, fit_model, strategy, finish(keyed(train_ds, names)),
-                   finish(keyed(val_ds, names)), out, monitor, callbacks)
+                   finish(keyed(val_ds, names)), out, monitor, callbacks,
+                   keras.callbacks.CSVLogger(str(out / "log.csv"), append=True))
         run.phases()
         if not (out / "best.keras").exists():
             raise TrecxError(f"run {out} kept no model: no epoch gave a finite {monitor[0]} (the loss diverged?)")
