@@ -150,9 +150,9 @@ def test_head_phase_keeps_the_backbone_and_a_resumed_run_keeps_its_best(tmp_path
     log = (run / "log.csv").read_text().splitlines()
     assert len(log) == 4  # header + 3 epochs
     best = min(float(r.split(",")[log[0].split(",").index("val_loss")]) for r in log[1:])
-    from common.train.training import _best_so_far
+    from common.train.callbacks import best_so_far
 
-    assert _best_so_far(run / "log.csv", "val_loss", "min") == best
+    assert best_so_far(run / "log.csv", "val_loss", "min") == best
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from common.evaluation.evaluate import read_csv
 from common.models import contract
 from common.train.distill import student_of
 
@@ -117,3 +118,32 @@ class BackboneDrift(keras.callbacks.Callback):
             now = self._kernels()
             total = sum(float(np.abs(np.asarray(w) - s).sum()) for w, s in zip(now, self.start, strict=True))
             logs["backbone_change"] = total / sum(s.size for s in self.start)
+
+
+def best_so_far(log: Path, monitor: str, mode: str, from_epoch: int = 0) -> float:
+    """Best value of `monitor` in an earlier part of this run's log (epochs from `from_epoch` on), or
+    the worst possible value."""
+    worst = -np.inf if mode == "max" else np.inf
+    if not log.exists():
+        return worst
+    values = [r[monitor] for r in read_csv(log) if r.get(monitor) is not None and r["epoch"] >= from_epoch]
+    return (max if mode == "max" else min)(values, default=worst)
+
+
+class StudentCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that saves the student when training runs through a Distiller."""
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(student_of(model))
+
+
+def checkpoints(out: Path, monitor: str, mode: str, from_epoch: int = 0) -> list[keras.callbacks.Callback]:
+    """Keep the best model: written to a partial file, then renamed over best.keras (a kill mid-save
+    never breaks it). It starts from the best value of the run's log since `from_epoch`, so neither a
+    resumed run nor a later phase lets a worse epoch replace it."""
+    best = best_so_far(out / "log.csv", monitor, mode, from_epoch)
+    partial = out / ".best.partial.keras"
+    partial.unlink(missing_ok=True)
+    checkpoint = StudentCheckpoint(str(partial), monitor=monitor, mode=mode, save_best_only=True,
+                                   initial_value_threshold=best if np.isfinite(best) else None)
+    return [checkpoint, Promote(partial, out / "best.keras")]

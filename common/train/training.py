@@ -21,13 +21,12 @@ from common import files, paths
 from common.config import NOT_RECIPE, TrainConfig, record, save_run_info
 from common.data.pipelines import ArrayBatches
 from common.errors import ConfigError, DataError, TrecxError
-from common.evaluation.evaluate import read_csv
 from common.models import contract, registry
 from common.models.flops import exit_names
 from common.models.losses import SmoothedSparseCE
 from common.models.prior import LAMBDA, MixtureLoss
 from common.models.weights import reference_model, warm_start
-from common.train.callbacks import BackboneDrift, EpochTimer, EVWeightTransfer, Promote, RawWeights
+from common.train.callbacks import BackboneDrift, EpochTimer, EVWeightTransfer, RawWeights, checkpoints
 from common.train.distill import Distiller, student_of
 from common.train.distribute import get_strategy, multiworker_workarounds, on_tensorflow, worker
 
@@ -100,16 +99,6 @@ def make_optimizer(cfg: TrainConfig, lr: float) -> keras.optimizers.Optimizer:
     return opt
 
 
-def _best_so_far(log: Path, monitor: str, mode: str, from_epoch: int = 0) -> float:
-    """Best value of `monitor` in an earlier part of this run's log (epochs from `from_epoch` on), or
-    the worst possible value."""
-    worst = -np.inf if mode == "max" else np.inf
-    if not log.exists():
-        return worst
-    values = [r[monitor] for r in read_csv(log) if r.get(monitor) is not None and r["epoch"] >= from_epoch]
-    return (max if mode == "max" else min)(values, default=worst)
-
-
 def _freeze_backbone(model: keras.Model, frozen: bool, final: bool = True) -> None:
     """Freeze every layer but the exit heads and (when `final`) the final classifier; frozen batch
     norm runs in inference mode, so the warm-started statistics stay as they are."""
@@ -145,25 +134,6 @@ def _check_resume(cfg: TrainConfig, out: Path) -> None:
                           "use --restart true to train it again, or --out-dir for a new run")
 
 
-class StudentCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that saves the student when training runs through a Distiller."""
-
-    def set_model(self, model: keras.Model) -> None:
-        super().set_model(student_of(model))
-
-
-def _checkpoints(out: Path, monitor: str, mode: str, from_epoch: int = 0) -> list[keras.callbacks.Callback]:
-    """Keep the best model: written to a partial file, then renamed over best.keras (a kill mid-save
-    never breaks it). It starts from the best value of the run's log since `from_epoch`, so neither a
-    resumed run nor a later phase lets a worse epoch replace it."""
-    best_so_far = _best_so_far(out / "log.csv", monitor, mode, from_epoch)
-    partial = out / ".best.partial.keras"
-    partial.unlink(missing_ok=True)
-    checkpoint = StudentCheckpoint(str(partial), monitor=monitor, mode=mode, save_best_only=True,
-                                   initial_value_threshold=best_so_far if np.isfinite(best_so_far) else None)
-    return [checkpoint, Promote(partial, out / "best.keras")]
-
-
 @dataclasses.dataclass
 class _Run:
     """One run's model, data and callbacks, trained in up to two phases by `phases`."""
@@ -192,19 +162,19 @@ class _Run:
                           cfg.cost_lambda, cfg.label_smoothing)
         if _multiworker(self.strategy):
             multiworker_workarounds(self.fit_model, self.strategy, next(iter(self.train_ds)))
-        checkpoints = _checkpoints(self.out, *self.monitor, from_epoch=best_from)
+        keep = checkpoints(self.out, *self.monitor, from_epoch=best_from)
         ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe.ema else []
         # Order matters at an epoch's end: what adds to the logs; the best model saved (with the EMA
         # weights swapped in, then out); the log row; last the backup, which marks the epoch done, so a
         # kill anywhere before it re-runs the epoch instead of losing its checkpoint or its log row.
         # double_checkpoint: a kill while the backup is written leaves the one before it to resume from.
-        callbacks = [keras.callbacks.LearningRateScheduler(schedule), *self.callbacks, *ema, *checkpoints,
+        callbacks = [keras.callbacks.LearningRateScheduler(schedule), *self.callbacks, *ema, *keep,
                      *(RawWeights(e) for e in ema), self.log,
                      keras.callbacks.BackupAndRestore(str(self.out / backup), double_checkpoint=True)]
         self.fit_model.fit(self.train_ds, validation_data=self.val_ds, initial_epoch=first, epochs=last,
                            steps_per_epoch=cfg.steps_per_epoch or None, callbacks=callbacks,
                            verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # datasets shuffle themselves
-        self.best = float(checkpoints[0].best)
+        self.best = float(keep[0].best)
 
     def phases(self) -> None:
         """PTEENet: the exit heads only, all epochs. Otherwise an optional head-only phase on the frozen
