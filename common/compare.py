@@ -199,7 +199,7 @@ def write(out: Path, baseline: str, task: str = "") -> list[str]:
         if rows:
             write_csv(out / name, rows)
     shown = [*models, *(m for m in METHODS if m not in models)] if any(m in METHODS for m in models) else models
-    costs = cost.training_cost(paths.REPO / "pretrained" / task)
+    costs = cost.training_cost(paths.pretrained_dir(task))
     write_csv(out / "training_cost.csv", costs)
     files.write_text(out / "comparison.md", comparison_md(out, shown, baseline, task, costs))
     return models

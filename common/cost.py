@@ -55,7 +55,7 @@ class CostConfig:
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(CostConfig, {"default": CostConfig()}, argv, description=__doc__)
     task = tasks.check(cfg.task)
-    rows = training_cost(paths.REPO / "pretrained" / task)
+    rows = training_cost(paths.pretrained_dir(task))
     out = paths.results_dir() / task / "training_cost.csv"
     write_csv(out, rows)
     total = sum(r["cpu_hours"] or 0 for r in rows)

@@ -58,7 +58,7 @@ def out_dir(cfg: DeployConfig) -> Path:
 
 def load_models(cfg: DeployConfig, task: tasks.Task) -> tuple[keras.Model, keras.Model]:
     """(early-exit model, baseline): the baseline is the one the task's trade-offs are measured against."""
-    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / cfg.task)
+    models_dir = Path(cfg.models_dir or paths.pretrained_dir(cfg.task))
     path = models_dir / f"{cfg.variant}.keras"
     if not path.exists():
         raise ModelFileError(f"{path} not found: train it with python -m {cfg.task}.train --variant "

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if task.study is None:
         raise ConfigError(f"--task {cfg.task} has no exit study")
     study = task.study
-    models = Path(cfg.models_dir or paths.REPO / "pretrained" / cfg.task)
+    models = Path(cfg.models_dir or paths.pretrained_dir(cfg.task))
     results = Path(cfg.results_dir or paths.results_dir() / cfg.task)
     rows = []
     for width in study.widths:

@@ -158,7 +158,7 @@ def _limits(split: dict, n_test: int, bench: dict | None) -> list[str]:
 def card(task: str, variant: str = "trecx", results: Path | None = None, pretrained: Path | None = None) -> str:
     """The model card of `variant`, from a task's results folder and its shipped config and log."""
     res = results or paths.results_dir() / task
-    pre = pretrained or paths.REPO / "pretrained" / task
+    pre = pretrained or paths.pretrained_dir(task)
     summary = _json(res / variant / "summary.json")
     if summary is None:
         raise ModelFileError(f"{res / variant / 'summary.json'} not found: run python -m {task}.test first")

@@ -26,6 +26,11 @@ def results_dir() -> Path:
     return Path(os.environ.get("TRECX_RESULTS", REPO / "results"))
 
 
+def pretrained_dir(task: str) -> Path:
+    """A task's shipped models: pretrained/<task>/ in the repo (the default of every --models-dir)."""
+    return REPO / "pretrained" / task
+
+
 def runs_dir() -> Path:
     """Training run folders (checkpoints, backups): $TRECX_RUNS or runs/. Point it outside the
     checkout to keep unfinished runs when the checkout is cloned anew."""

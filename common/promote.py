@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> str:
     best, cuts = choose(results, [PAPER, *cfg.candidates])
     for v, c in cuts.items():
         log.info("%s: %s", v, "no rho within 1 point" if c is None else f"{c:.1f}% FLOPs cut on validation")
-    ship(Path(cfg.models_dir or paths.REPO / "pretrained" / cfg.task), best, cfg.ship_as)
+    ship(Path(cfg.models_dir or paths.pretrained_dir(cfg.task)), best, cfg.ship_as)
     return best
 
 

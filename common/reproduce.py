@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"common.reproduce takes no options (got {' '.join(argv)}); run a task's test.py for those")
     results, smoked = {}, {}
     for spec in tasks.all_tasks():
-        task, shipped = spec.name, paths.REPO / "pretrained" / spec.name
+        task, shipped = spec.name, paths.pretrained_dir(spec.name)
         models = list(shipped.glob("*.keras"))
         if spec.reference is None and not (shipped / f"{spec.baseline}.keras").exists():
             models = []  # nothing to measure the trade-offs against

@@ -15,7 +15,7 @@ from common import paths
 from common.edge import export, micro
 from common.edge.runtime import EarlyExitRuntime
 
-KWS_TRECX = paths.REPO / "pretrained" / "keyword_spotting" / "trecx.keras"
+KWS_TRECX = paths.pretrained_dir("keyword_spotting") / "trecx.keras"
 
 
 @pytest.fixture(scope="module")

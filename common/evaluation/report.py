@@ -36,7 +36,7 @@ def main(task_name: str, argv: list[str] | None, doc: str = "") -> list[dict]:
     results and split.json; then the task's own additions (`Task.extra`)."""
     cfg = parse(TestConfig, {"default": TestConfig()}, argv, description=doc)
     task = tasks.get(task_name)
-    models_dir = Path(cfg.models_dir or paths.REPO / "pretrained" / task.name)
+    models_dir = Path(cfg.models_dir or paths.pretrained_dir(task.name))
     out = Path(cfg.out_dir or paths.results_dir() / task.name)
     models = ({"mlperf_reference": task.reference()} if task.reference else {}) | load_models(models_dir)
     if task.baseline not in models:

@@ -274,7 +274,7 @@ def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = Non
 def publish(run: Path, task: str, variant: str, sub: str = "") -> Path:
     """Copy a run's best model, config and log to pretrained/<task>/[<sub>/]<variant>.*; the config's
     paths are recorded portably (a run folder started by older code may hold machine paths)."""
-    dest = paths.REPO / "pretrained" / task / sub
+    dest = paths.pretrained_dir(task) / sub
     for name, target in (("best.keras", f"{variant}.keras"), ("log.csv", f"{variant}.log.csv"),
                          ("versions.json", f"{variant}.versions.json")):
         if (run / name).exists():
