@@ -7,8 +7,6 @@ from dataclasses import dataclass, replace
 
 from common.config import TrainConfig
 
-BASELINE = "pretrained/image_classification/baseline.keras"  # our trained baseline (relative to the repo)
-
 
 @dataclass
 class Config(TrainConfig):
@@ -63,8 +61,5 @@ PRESETS = {
     # trecx_plus candidate: the final exit (gradient stopped) also teaches the early exit
     "self_distill": Config(self_distill=0.5),
     "mlperf": MLPERF,
-    # how the models shipped before issue 15 were made: MLPerf baseline, then T-RecX heads and joint fine-tune
-    "finetune": replace(MLPERF, init_from=BASELINE, head_epochs=3, head_lr=3e-3, epochs=20, lr=2e-4,
-                        lr_schedule="cosine", batch_size=64),
     **SEARCH,
 }
