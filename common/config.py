@@ -85,7 +85,7 @@ class TrainConfig:
 
     variant: str = "trecx"  # registered model variant (common.models.registry.names(task))
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
-    out_dir: str = ""  # run folder; "" = runs/<task>/<preset>/<variant>
+    out_dir: str = ""  # run folder; "" = runs/<task>/<preset>/<variant>[_seed<k> when seed > 0]
     publish: bool = False  # copy best.keras, config and log to pretrained/<task>/ when done
     publish_as: str = ""  # name under pretrained/<task>/; "" = the variant's name
     init_from: str = ""  # warm start: .keras, Keras 2 .h5 or SavedModel whose backbone is copied in

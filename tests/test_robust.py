@@ -65,7 +65,7 @@ def test_best_model_is_replaced_only_whole(tmp_path: Path):
     assert best.read_text() == "new best" and not partial.exists()
 
 
-def test_presets_never_share_a_run_folder(monkeypatch, tmp_path: Path):
+def test_presets_and_seeds_never_share_a_run_folder(monkeypatch, tmp_path: Path):
     from common.config import parse
     from common.train.training import run_dir
     from keyword_spotting.config import PRESETS, Config
@@ -75,6 +75,8 @@ def test_presets_never_share_a_run_folder(monkeypatch, tmp_path: Path):
     full = parse(Config, PRESETS, ["--variant", "baseline", "--publish", "true"])
     assert run_dir(smoke, "keyword_spotting") != run_dir(full, "keyword_spotting")
     assert run_dir(full, "keyword_spotting") == tmp_path / "keyword_spotting" / "default" / "baseline"
+    seed1 = parse(Config, PRESETS, ["--variant", "baseline", "--seed", "1"])
+    assert run_dir(seed1, "keyword_spotting") == tmp_path / "keyword_spotting" / "default" / "baseline_seed1"
 
 
 def test_records_name_no_machine_paths():

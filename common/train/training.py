@@ -108,8 +108,11 @@ def _freeze_backbone(model: keras.Model, frozen: bool, final: bool = True) -> No
 
 
 def run_dir(cfg: TrainConfig, task: str) -> Path:
-    """runs/<task>/<preset>/<variant> unless --out-dir says otherwise: presets never share a folder."""
-    return Path(cfg.out_dir) if cfg.out_dir else paths.runs_dir() / task / cfg.preset / cfg.variant
+    """runs/<task>/<preset>/<variant>[_seed<k>] unless --out-dir says otherwise: presets and seeds never
+    share a folder (seed 0 keeps the plain name of the runs trained before seeds were told apart)."""
+    if cfg.out_dir:
+        return Path(cfg.out_dir)
+    return paths.runs_dir() / task / cfg.preset / (cfg.variant + (f"_seed{cfg.seed}" if cfg.seed else ""))
 
 
 def recipe_changes(cfg: TrainConfig, saved: dict) -> list[str]:
