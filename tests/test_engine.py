@@ -260,6 +260,7 @@ def test_report_compares_prior_methods_with_confidence_heads(tmp_path):
     assert set(rows) == {"baseline", "trecx", "sdn", "eenets"} and rows["sdn"]["exits"] == 4
     text = (tmp_path / "comparison.md").read_text()
     assert "| eenets |" in text and "Not trained yet: branchynet, pteenet" in text
+    assert text.startswith(f"# T-RecX vs prior early-exit methods: keyword_spotting ({tmp_path.name})\n")
     # the paper's numbers beside ours: Table 1 for baseline and trecx, Table 2 for trecx, branchynet, sdn
     t1 = {(r["model"], r["metric"]): r for r in read_csv(tmp_path / "table1_paper.csv")}
     assert t1[("trecx", "early exit test accuracy (%)")]["paper"] == 88.5

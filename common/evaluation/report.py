@@ -84,15 +84,16 @@ def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.nda
     write_csv(out_dir / "table1.csv", rows)
     b = summaries[baseline]
     point = (b["exit_costs"]["final"]["mflops"], b["standalone"]["final"]["test"])
+    title = f"{compare.label(out_dir, task)}: test split"
     for fig, names in (curves or {}).items():
         shown = {n: out_dir / n / "benefit_curve_test.csv" for n in names if n in summaries and
                  (out_dir / n / "benefit_curve_test.csv").exists()}
         if shown:
             plots.benefit_curves(shown, out_dir / fig, baseline=point, baseline_label=baseline,
-                                 title=f"{out_dir.name}: test split")
+                                 title=title)
     if violin and all(v in outs for v in violin):
         conf = {v: outs[v]["test"]["early_exit"].max(axis=1) for v in violin}
-        plots.confidence_violin(conf, out_dir / "fig5_ee_confidence_violin.png", title=f"{out_dir.name}: test split")
+        plots.confidence_violin(conf, out_dir / "fig5_ee_confidence_violin.png", title=title)
     if any(m in summaries for m in (*compare.TRECX, *prior.METHODS)):
         compare.write(out_dir, baseline, task)  # beside the paper; Fig 7 and Table 2 with prior methods
     save_run_info(out_dir, config or {}, {"data": info or {}, "baseline": baseline, "models": order})
