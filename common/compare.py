@@ -184,9 +184,10 @@ def cost_md(rows: list[dict]) -> list[str]:
         return []
     return ["## Training cost (`training_cost.csv`, from each shipped model's log)", "",
             "CPU hours: the epochs' wall time times the run's threads (epochs of a stopped process counted "
-            "at the run's median). A warm-started model counts its own epochs only.", "",
-            *_md([{k: r[k] for k in ("model", "epochs", "threads", "cpu_hours", "paused_epochs", "init_from")}
-                  for r in rows])]
+            "at the run's median). A warm-started model counts its own epochs only; a copy of another "
+            f"shipped model (`copy_of`) is not counted twice. In all: {cost.total_cpu_hours(rows):.1f} CPU hours.",
+            "", *_md([{k: r.get(k, "") for k in ("model", "epochs", "threads", "cpu_hours", "paused_epochs",
+                                                  "init_from", "copy_of")} for r in rows])]
 
 
 def write(out: Path, baseline: str, task: str = "") -> list[str]:

@@ -6,7 +6,9 @@
 CPU hours are the epochs' wall time times the run's threads; an epoch that ran far over the run's
 median (search.PAUSED: its process was stopped, not training) is counted at the median and reported in
 `paused_epochs`. A model warm-started from another (`init_from`, e.g. PTEENet's heads on the frozen
-baseline) counts only its own epochs: add the other model's row for the whole cost.
+baseline) counts only its own epochs: add the other model's row for the whole cost. A model shipped as a
+copy of another (`common.promote`: trecx_plus from trecx_sd) names it in `copy_of` and is not counted
+again in the total.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ def model_cost(log_csv: Path, config_json: Path) -> dict:
             "epochs": len(by_epoch), "threads": n,
             "wall_hours": round(seconds / 3600, 2) if timed else None,
             "cpu_hours": round(seconds * n / 3600, 2) if timed else None,
-            "paused_epochs": paused, "init_from": cfg.get("init_from", "")}
+            "paused_epochs": paused, "init_from": cfg.get("init_from", ""), "copy_of": cfg.get("shipped_from", "")}
+
+
+def total_cpu_hours(rows: list[dict]) -> float:
+    """The CPU hours of the rows, a copy of another shipped model (`copy_of`) not counted twice."""
+    return sum(r["cpu_hours"] or 0 for r in rows if not r.get("copy_of"))
 
 
 def training_cost(pretrained: Path) -> list[dict]:
@@ -58,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = training_cost(paths.pretrained_dir(task))
     out = paths.results_dir() / task / "training_cost.csv"
     write_csv(out, rows)
-    total = sum(r["cpu_hours"] or 0 for r in rows)
+    total = total_cpu_hours(rows)
     log.info(f"{task}: {len(rows)} models, {total:.1f} CPU hours in all -> {paths.portable(out)}")
 
 

@@ -253,3 +253,7 @@ def test_training_cost_counts_a_stopped_epoch_at_the_median(tmp_path: Path):
     assert rows["trecx"]["epochs"] == 5 and rows["trecx"]["paused_epochs"] == 1
     assert rows["trecx"]["cpu_hours"] == round(430 / 3600, 2)
     assert rows["old"]["cpu_hours"] is None and rows["old"]["threads"] == 2
+    (tmp_path / "trecx_plus.log.csv").write_text((tmp_path / "trecx.log.csv").read_text())  # common.promote's copy
+    (tmp_path / "trecx_plus.config.json").write_text(json.dumps({"threads": 1, "shipped_from": "trecx"}))
+    rows = cost.training_cost(tmp_path)
+    assert cost.total_cpu_hours(rows) == round(430 / 3600, 2)
