@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 
 import numpy as np
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.samples and cfg.samples < len(x):  # a seeded random subset (a split may be ordered by class)
         pick = np.sort(np.random.default_rng(cfg.split_seed).permutation(len(x))[:cfg.samples])
         x, y = x[pick], y[pick]
+    load = os.getloadavg()[0]  # other processes slow both runtimes alike: absolute times, not the ratio
     rec = {"task": cfg.task, "variant": cfg.variant, "baseline": deploy["baseline"], "rho": deploy["rho"],
            "drop_points": deploy["drop_points"], "test_samples": len(x), "test_split_size": len(data["test"][1]),
            "subset": "all" if len(x) == len(data["test"][1]) else f"{len(x)} random samples, seed {cfg.split_seed}",
@@ -112,6 +114,10 @@ def main(argv: list[str] | None = None) -> dict:
         log.info(f"{cfg.task} on {backend}: baseline {r['latency_us']['baseline']:.0f} µs, early exit "
                  f"{r['latency_us']['early_exit']:.0f} µs (exit rate {r['exit_rate']:.2f}); latency cut "
                  f"{r['latency_cut_pct']:.1f}% vs FLOPs cut {r['flops_cut_pct']:.1f}%")
+    rec["machine"] = {"cpus": os.cpu_count(), "load_1min_before": round(load, 2),
+                      "load_1min_after": round(os.getloadavg()[0], 2),
+                      "note": "a load near the CPU count means other processes ran: compare the latency cuts, "
+                              "not the absolute latencies"}
     files.write_json(out / "benchmark.json", rec)
     save_run_info(out / "benchmark_run", cfg)
     return rec

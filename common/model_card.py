@@ -136,7 +136,10 @@ def _latency(bench: dict | None) -> list[str]:
         lines.append(f"| {be} | {r['latency_us']['baseline']:.0f} | {r['latency_us']['early_exit']:.0f} | "
                      f"{r['exit_rate']:.2f} | {r['latency_cut_pct']:.1f}% | {r['flops_cut_pct']:.1f}% | "
                      f"{_pct(r['accuracy']['early_exit'])} |")
-    return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()]]
+    m = bench.get("machine")
+    load = ([f"- Machine: {m['cpus']} CPUs, 1-minute load {m['load_1min_before']} before and "
+             f"{m['load_1min_after']} after; {m['note']}."] if m else [])
+    return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()], *load]
 
 
 def _limits(split: dict, n_test: int, bench: dict | None) -> list[str]:
