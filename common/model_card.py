@@ -142,8 +142,18 @@ def _latency(bench: dict | None) -> list[str]:
     return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()], *load]
 
 
-def _limits(split: dict, n_test: int, bench: dict | None) -> list[str]:
+def _limits(split: dict, n_test: int, summary: dict, deploy: dict | None, bench: dict | None) -> list[str]:
     lines = ["", "## Known limits", ""]
+    t = summary.get("tradeoffs", [{}])[0]
+    if t.get("test_drop_points") is not None and t["test_drop_points"] > t["drop_points"]:
+        lines.append(f"- The rho chosen on validation for a {t['drop_points']}-point drop landed "
+                     f"{t['test_drop_points']:.2f} points below the baseline on the test split: validation and "
+                     "test disagree by more than the allowed drop; re-choose rho on more validation data.")
+    arena = (deploy or {}).get("arena_bytes", {})
+    if arena.get("head_int8", 0) > arena.get("baseline_int8", float("inf")):
+        lines.append(f"- The int8 head needs {arena['head_int8']:,} bytes of tensor arena, "
+                     f"{100 * (arena['head_int8'] / arena['baseline_int8'] - 1):.0f}% more than the baseline's "
+                     f"{arena['baseline_int8']:,}: the exit adds peak RAM on a microcontroller while it saves compute.")
     if split and is_local_subset(split):
         lines.append("- Trained and measured on a local subset or re-encoding of the dataset (see Data); "
                      "accuracy on the official full test set will differ.")
@@ -173,7 +183,7 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
               if cfg.get("shipped_from") else [])
     lines = [*_model(task, variant, summary, split), *origin, *_training(task, variant, cfg, pre),
              *_accuracy(summary, n_test),
-             *_deployment(task, variant, deploy), *_latency(bench), *_limits(split, n_test, bench)]
+             *_deployment(task, variant, deploy), *_latency(bench), *_limits(split, n_test, summary, deploy, bench)]
     return "\n".join(lines) + "\n"
 
 

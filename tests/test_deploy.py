@@ -99,3 +99,15 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     with pytest.raises(TrecxError):
         deploy.main(["--task", "keyword_spotting", "--out-dir", str(out), "--check-samples", "20", "--split-seed", "1"])
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_model_card_names_a_test_drop_beyond_the_allowed_one_and_extra_peak_ram():
+    from common import model_card
+
+    summary = {"tradeoffs": [{"drop_points": 1, "test_drop_points": 1.44}]}
+    deploy = {"arena_bytes": {"head_int8": 69472, "tail_int8": 39408, "baseline_int8": 55952}}
+    text = "\n".join(model_card._limits({}, 5000, summary, deploy, None))
+    assert "landed 1.44 points below" in text and "24% more than the baseline's 55,952" in text
+    summary["tradeoffs"][0]["test_drop_points"], deploy["arena_bytes"]["head_int8"] = 0.8, 40000
+    text = "\n".join(model_card._limits({}, 5000, summary, deploy, None))
+    assert "landed" not in text and "tensor arena" not in text
