@@ -148,14 +148,14 @@ def comparison_md(out: Path, models: list[str], baseline: str, task: str = "",
                   f"{base['exit_costs']['final']['mflops']:.3f} MFLOPs.", ""]
     lines += ["| model | params | final-exit test acc | " + " | ".join(
         f"MFLOPs at {d} pt (cut, test acc, vs baseline)" for d in (1, 2, 3)) + " |", "|---|---|---|---|---|---|"]
-    base_acc = 100 * base["standalone"]["final"]["test"] if base else None
     summaries = {m: _summary(out, m) for m in models}
     for m, s in summaries.items():
         if s is None:
             continue
         cells = []
         for t in s.get("tradeoffs", []):
-            vs = "" if base_acc is None or t["rho"] is None else f", {100 * t['test_accuracy'] - base_acc:+.2f} pt"
+            # the sweep's own test drop against the baseline (0.0 - x: an exact tie reads +0.00, not -0.00)
+            vs = "" if not base or t["rho"] is None else f", {0.0 - t['test_drop_points']:+.2f} pt"
             cells.append("no rho qualifies" if t["rho"] is None else f"{t['test_mflops']:.3f} "
                          f"({t['test_flops_reduction_pct']:.1f}%, {100 * t['test_accuracy']:.2f}%{vs})")
         acc = 100 * s["standalone"]["final"]["test"]
@@ -186,7 +186,7 @@ def cost_md(rows: list[dict]) -> list[str]:
             "CPU hours: the epochs' wall time times the run's threads (epochs of a stopped process counted "
             "at the run's median). A warm-started model counts its own epochs only; a copy of another "
             f"shipped model (`copy_of`) is not counted twice. In all: {cost.total_cpu_hours(rows):.1f} CPU hours.",
-            "", *_md([{k: r.get(k, "") for k in ("model", "epochs", "threads", "cpu_hours", "paused_epochs",
+            "", *_md([{k: r[k] for k in ("model", "epochs", "threads", "cpu_hours", "paused_epochs",
                                                   "init_from", "copy_of")} for r in rows])]
 
 
