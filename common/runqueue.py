@@ -9,7 +9,9 @@ command started again after any interruption carries on where it stopped. `--job
 runs two single-threaded trainings side by side (faster on 2 cores than one run on two threads:
 see README). A run that fails is recorded and skipped next time unless `--retry-failed`.
 Each run's output goes to <runs>/queue/<task>/<queue name>/<line>.log (see `queue_name`); the queue's
-own progress to stderr.
+own progress to stderr. With `--carry FILE`, the unfinished runs also travel to the next machine: they
+are restored from FILE at start and saved into it after every finished epoch (see `common.carry`);
+commit FILE before the machine goes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths
+from common import carry, paths
 from common.config import parse
 from common.errors import ConfigError
 
@@ -53,6 +55,12 @@ def queue_name(path: Path) -> str:
     queues/ folder (two tasks' `distill_search.txt` never share one), else the file's stem."""
     path = path.resolve()
     return f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "queues" else path.stem
+
+
+def runs_root(path: Path) -> Path:
+    """Where a queue's runs are: <runs>/<task> for a task's queue, else all of <runs>."""
+    name = queue_name(path)
+    return paths.runs_dir() / name.split("/")[0] if "/" in name else paths.runs_dir()
 
 
 class Queue:
@@ -123,6 +131,7 @@ class QueueConfig:
     jobs: int = 2  # runs side by side
     threads: int = 1  # TensorFlow threads per run (0 = all cores)
     retry_failed: bool = False  # run again the lines that failed before
+    carry: str = ""  # a file that carries the unfinished runs to the next machine (restored, then kept saved)
 
 
 def main(argv: list[str] | None = None) -> dict[str, int]:
@@ -131,9 +140,19 @@ def main(argv: list[str] | None = None) -> dict[str, int]:
         raise ConfigError(f"--queue FILE is needed, --jobs at least 1 and --threads 0 or more "
                           f"(got {cfg.queue!r}, {cfg.jobs}, {cfg.threads})")
     queue = Queue(Path(cfg.queue), cfg.jobs, cfg.threads, cfg.retry_failed)
+    saver = None
+    if cfg.carry:  # before any training starts: a restored run resumes instead of starting over
+        root = runs_root(queue.path)
+        carry.restore(Path(cfg.carry), root)
+        saver = carry.Saver(Path(cfg.carry), root)
+        saver.start()
     signal.signal(signal.SIGTERM, queue.stop)
     signal.signal(signal.SIGINT, queue.stop)
-    outcomes = queue.run()
+    try:
+        outcomes = queue.run()
+    finally:
+        if saver:
+            saver.stop()
     log.info("finished: %s", outcomes)
     return outcomes
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import DataError, DataNotFound
-from common.files import load_npz, savez
+from common.files import load_npz, locked, savez
 
 log = logging.getLogger("trecx.data")
 
@@ -72,23 +72,27 @@ def _archives(base: Path) -> list[Path]:
 
 
 def extract(archive: Path, cache: Path, name: str) -> Path:
-    """Extract `archive` into cache/<name>-<sha16>/ once; later calls return the folder at once."""
+    """Extract `archive` into cache/<name>-<sha16>/ once; later calls return the folder at once.
+    Processes extracting the same archive at the same time take turns (a lock file beside it)."""
     target = cache / f"{name}-{file_sha256(archive)[:16]}"
     if (target / ".complete").exists():
         return target
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    log.info(f"extracting {archive} -> {target}")
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as e:
+    with locked(target.with_name(f".{target.name}.lock")):
+        if (target / ".complete").exists():  # another process finished it while this one waited
+            return target
+        tmp = target.with_name(target.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"cannot extract archive {archive}: {e}") from e
-    (tmp / ".complete").touch()
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+        tmp.mkdir(parents=True)
+        log.info(f"extracting {archive} -> {target}")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(f"cannot extract archive {archive}: {e}") from e
+        (tmp / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
     return target
 
 
@@ -121,11 +125,14 @@ def locate(data_dir: Path | str, name: str, is_root: Callable[[Path], bool], cac
 
 def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Load arrays from `path` (.npz) or build and save them (atomically); an unreadable cache file
-    is rebuilt, with a warning naming it."""
+    is rebuilt, with a warning naming it. Processes building the same cache take turns."""
     if path.exists() and (arrays := load_npz(path)) is not None:
         return arrays
-    arrays = build()
-    savez(path, **arrays)
+    with locked(path.with_name(f".{path.name}.lock")):
+        if path.exists() and (arrays := load_npz(path)) is not None:  # built while this one waited
+            return arrays
+        arrays = build()
+        savez(path, **arrays)
     return arrays
 
 

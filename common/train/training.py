@@ -224,6 +224,20 @@ def _batches(ds) -> int:
     return len(ds) if isinstance(ds, ArrayBatches) else int(ds.cardinality())
 
 
+def _already_published(cfg: TrainConfig, task: str, out: Path) -> bool:
+    """True when `--publish` asks for a model that pretrained/ already holds from this very recipe and
+    this machine has no run folder of it (a queue started again on a new machine): training it again
+    would only replace it by a rerun. `--restart true` trains it anyway."""
+    saved = paths.pretrained_dir(task) / f"{cfg.publish_as or cfg.variant}.config.json"
+    if not cfg.publish or cfg.restart or out.exists() or not saved.exists():
+        return False
+    if recipe_changes(cfg, json.loads(saved.read_text())):
+        return False
+    log.info(f"{saved.with_suffix('').with_suffix('.keras')} was published from this recipe already: "
+             "nothing to train (--restart true trains it again)")
+    return True
+
+
 def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = None) -> Path:
     """Train `cfg.variant` of `task` on batched (x, y) datasets (tf.data, or ArrayBatches off the
     TensorFlow backend); returns the run folder."""
@@ -240,6 +254,8 @@ def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = Non
     chief, index = worker()
     out = run_dir(cfg, task) if chief else run_dir(cfg, task) / f"worker{index}"
     _check_resume(cfg, out)
+    if chief and _already_published(cfg, task, out):
+        return out
     if (out / "done.json").exists():
         log.info(f"{out} is a finished run (delete its done.json to train again)")
     else:
