@@ -8,6 +8,8 @@ table1.csv, `max(a,b).column` for the best of several models, or `curve_gain(a,b
 benefit curve `a` lies above `b` on average over the MFLOPs both cover. It is met when that number is at
 least `at_least`: a number, or another such reference. Writes results/<task>/targets.csv (measured,
 required, gap, met) and prints it; a missed target is a result to report, so the exit status is 0.
+Where test.py left the models' outputs, each gap also gets a 95% interval over resampled test images
+(`common.evaluation.resample`): a gap whose interval holds 0 is within what other test images could read.
 """
 
 from __future__ import annotations
@@ -21,35 +23,52 @@ from common import paths, tasks
 from common.config import parse
 from common.errors import ConfigError
 from common.evaluation.evaluate import curve_gain, read_csv, write_csv
+from common.evaluation.resample import ROUNDS, Resampler
 
 log = logging.getLogger("trecx.targets")
 
 
-def read(ref: float | str, results: Path, table: dict[str, dict]) -> float | None:
-    """The number a reference names, or None when the models it needs have no results yet."""
+def parse_ref(ref: float | str) -> tuple:
+    """("number", v), ("gain", a, b) or ("column", [models], column) for a target reference."""
     if isinstance(ref, (int, float)):
-        return float(ref)
+        return ("number", float(ref))
     if m := re.fullmatch(r"curve_gain\((\w+),(\w+)\)", ref):
-        a, b = (results / n / "benefit_curve_test.csv" for n in m.groups())
-        return curve_gain(a, b)["mean_gain_points"] if a.exists() and b.exists() else None
+        return ("gain", *m.groups())
     m = re.fullmatch(r"(?:max\(([\w,]+)\)|(\w+))\.(\w+)", ref)
     if not m:
         raise ConfigError(f"target reference {ref!r} is not model.column, max(a,b).column or curve_gain(a,b)")
-    models = (m.group(1) or m.group(2)).split(",")
-    values = [table[n].get(m.group(3)) for n in models if n in table]
+    return ("column", (m.group(1) or m.group(2)).split(","), m.group(3))
+
+
+def read(ref: float | str, results: Path, table: dict[str, dict]) -> float | None:
+    """The number a reference names, or None when the models it needs have no results yet."""
+    parsed = parse_ref(ref)
+    if parsed[0] == "number":
+        return parsed[1]
+    if parsed[0] == "gain":
+        a, b = (results / n / "benefit_curve_test.csv" for n in parsed[1:])
+        return curve_gain(a, b)["mean_gain_points"] if a.exists() and b.exists() else None
+    values = [table[n].get(parsed[2]) for n in parsed[1] if n in table]
     values = [float(v) for v in values if isinstance(v, (int, float))]
     return max(values) if values else None
 
 
-def check(task: tasks.Task, results: Path) -> list[dict]:
-    """Every target of `task` against `results` (its table1.csv and benefit curves)."""
+def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
+    """Every target of `task` against `results` (its table1.csv and benefit curves), with the 95% interval
+    of the gap over resampled test images when the models' cached outputs are there (`rounds` 0: none)."""
     table = {r["model"]: r for r in read_csv(results / "table1.csv")}
+    resampler = Resampler(results)
     rows = []
     for t in task.targets:
         got, need = read(t.measure, results, table), read(t.at_least, results, table)
         met = None if got is None or need is None else got >= need
+        ci = None
+        if met is not None and rounds:
+            ci = resampler.interval(parse_ref(t.measure), parse_ref(t.at_least), rounds)
         rows.append({"target": t.name, "measure": t.measure, "measured": got, "required": need,
-                     "gap": None if met is None else got - need, "met": met, "paper": t.paper})
+                     "gap": None if met is None else got - need, "met": met,
+                     "gap_ci95_low": ci and ci[0], "gap_ci95_high": ci and ci[1],
+                     "beyond_noise": None if ci is None else ci[0] > 0 or ci[1] < 0, "paper": t.paper})
     return rows
 
 
@@ -59,6 +78,7 @@ class TargetsConfig:
 
     task: str = "image_classification"  # image_classification, keyword_spotting or visual_wake_words
     results_dir: str = ""  # "" = results/<task>
+    rounds: int = ROUNDS  # bootstrap draws of the test images for each gap's 95% interval (0: none)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -67,13 +87,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = Path(cfg.results_dir or paths.results_dir() / task.name)
     if not (results / "table1.csv").exists():
         raise ConfigError(f"{results / 'table1.csv'} does not exist: run python -m {task.name}.test first")
-    rows = check(task, results)
+    rows = check(task, results, cfg.rounds)
     write_csv(results / "targets.csv", rows)
     def fmt(v) -> str:
         return "n/a" if v is None else f"{v:.4g}"
 
     for r in rows:
         state = "not measured" if r["met"] is None else "met" if r["met"] else f"MISSED by {fmt(-r['gap'])}"
+        if r["beyond_noise"] is not None:
+            state += (f"; gap 95% interval [{fmt(r['gap_ci95_low'])}, {fmt(r['gap_ci95_high'])}] over resampled "
+                      f"test images: {'beyond' if r['beyond_noise'] else 'within'} test-sample noise")
         log.info(f"{r['target']}: {fmt(r['measured'])} (needs {fmt(r['required'])}; paper {r['paper']}): {state}")
     return rows
 

@@ -102,3 +102,68 @@ def test_targets_read_the_results_and_report_gaps(tmp_path: Path):
     bad = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train=None,
                      targets=(tasks.Target("x", "trecx.final_test_accuracy", 0.9),))
     assert targets.check(bad, tmp_path)[0]["met"] is False
+
+
+def _fake_model(folder: Path, labels: np.ndarray, rights: list[float], costs: list[float], rng, base=None) -> dict:
+    """outputs.npz and summary.json of a model whose exit k is right on about rights[k] of the images,
+    confident when right; returns its table1 row (as test.py writes them)."""
+    from common import files
+    from common.evaluation import report, sweep
+
+    names = ["early_exit", "final"][-len(rights):]
+    probs = []
+    for r in rights:
+        right = rng.random(len(labels)) < r
+        pred = np.where(right, labels, (labels + 1) % 10)
+        p = np.full((len(labels), 10), 0.02)
+        p[np.arange(len(labels)), pred] = np.where(right, rng.uniform(0.6, 1.0, len(labels)), rng.uniform(0.1, 0.7,
+                                                                                                          len(labels)))
+        probs.append(p / p.sum(1, keepdims=True))
+    folder.mkdir(parents=True)
+    files.savez(folder / "outputs.npz", **{f"test/{n}": p for n, p in zip(names, probs, strict=True)},
+                **{f"val/{n}": p for n, p in zip(names, probs, strict=True)}, **{"test/labels": labels,
+                                                                                 "val/labels": labels})
+    s = {"exits": names, "params": 1, "exit_costs": {n: {"mflops": c} for n, c in zip(names, costs, strict=True)},
+         "standalone": {n: {"test": float((p.argmax(1) == labels).mean()), "val": 0.0}
+                        for n, p in zip(names, probs, strict=True)}}
+    if len(names) > 1:
+        curve = sweep.sweep(probs, labels, costs)
+        write_csv(folder / "benefit_curve_test.csv", [{"mflops": m, "accuracy": a}
+                                                     for m, a in zip(curve["mflops"], curve["accuracy"], strict=True)])
+        s["baseline"] = base
+        s["tradeoffs"] = sweep.tradeoffs(curve, curve, base["val_accuracy"], base["test_accuracy"], base["mflops"])
+    files.write_json(folder / "summary.json", s)
+    return report.table_row(folder.name, s)
+
+
+def test_each_target_gap_gets_an_interval_over_resampled_test_images(tmp_path: Path):
+    from common import targets, tasks
+    from common.evaluation.resample import Resampler
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 1000)
+    base_row = _fake_model(tmp_path / "baseline", labels, [0.85], [10.0], rng)
+    base = {"val_accuracy": base_row["final_test_accuracy"], "test_accuracy": base_row["final_test_accuracy"],
+            "mflops": 10.0}
+    rows = [base_row, _fake_model(tmp_path / "trecx", labels, [0.7, 0.86], [4.0, 10.5], rng, base),
+            _fake_model(tmp_path / "sdn", labels, [0.6, 0.84], [4.0, 10.5], rng, base)]
+    write_csv(tmp_path / "table1.csv", rows)
+    table = {r["model"]: r for r in read_csv(tmp_path / "table1.csv")}
+    every = np.arange(len(labels))  # all the images once: the very numbers of the tables
+    resampler = Resampler(tmp_path)
+    for ref in ("trecx.final_test_accuracy", "trecx.early_exit_test_accuracy", "curve_gain(trecx,sdn)",
+                "max(trecx,sdn).test_flops_reduction_pct_1pt", "trecx.test_accuracy_2pt"):
+        assert resampler.value(targets.parse_ref(ref), every) == pytest.approx(targets.read(ref, tmp_path, table)), ref
+    spec = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train=None, targets=(
+        tasks.Target("clear", "trecx.final_test_accuracy", 0.5),
+        tasks.Target("close", "trecx.final_test_accuracy", "baseline.final_test_accuracy"),
+        tasks.Target("curve", "curve_gain(trecx,sdn)", 0.01),
+        tasks.Target("paired", "trecx.final_test_accuracy", "trecx.final_test_accuracy")))
+    got = {r["target"]: r for r in targets.check(spec, tmp_path, rounds=200)}
+    for r in (got["clear"], got["close"], got["curve"]):
+        assert r["gap_ci95_low"] < r["gap"] < r["gap_ci95_high"], r
+    assert got["clear"]["beyond_noise"] and not got["close"]["beyond_noise"]
+    assert got["paired"]["gap_ci95_low"] == got["paired"]["gap_ci95_high"] == 0  # both sides see one draw
+    assert targets.check(spec, tmp_path, rounds=0)[0]["beyond_noise"] is None
+    (tmp_path / "sdn" / "outputs.npz").unlink()  # outputs not kept: no interval, the measure as before
+    assert targets.check(spec, tmp_path, rounds=50)[2]["gap_ci95_low"] is None

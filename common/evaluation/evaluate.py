@@ -120,8 +120,12 @@ def curve_gain(a: Path, b: Path, points: int = 50) -> dict:
     """How much higher benefit curve `a` lies than `b` (accuracy points), averaged over the MFLOPs
     range both cover, each curve linearly interpolated (the paper's Fig 6 comparison)."""
     ra, rb = read_csv(a), read_csv(b)
-    xa, ya = np.array([r["mflops"] for r in ra]), np.array([r["accuracy"] for r in ra])
-    xb, yb = np.array([r["mflops"] for r in rb]), np.array([r["accuracy"] for r in rb])
+    return gain(np.array([r["mflops"] for r in ra]), np.array([r["accuracy"] for r in ra]),
+                np.array([r["mflops"] for r in rb]), np.array([r["accuracy"] for r in rb]), points)
+
+
+def gain(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, points: int = 50) -> dict:
+    """`curve_gain` of two curves given as arrays (MFLOPs, accuracy)."""
     lo, hi = max(xa.min(), xb.min()), min(xa.max(), xb.max())
     if hi <= lo:
         return {"mean_gain_points": None, "mflops_low": lo, "mflops_high": hi}

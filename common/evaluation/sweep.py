@@ -15,6 +15,17 @@ RHOS = np.round(np.linspace(0.0, 1.0, 101), 2)  # 0 to 1, step 0.01
 CONFIDENCE_RHOS = np.unique(np.concatenate([RHOS, 1 / (1 + np.exp(-np.linspace(-16.0, 16.0, 129)))]))
 
 
+def exits_taken(probs: list[np.ndarray], rhos: np.ndarray, confidences: list[np.ndarray] | None = None) -> np.ndarray:
+    """(R, N): the exit each sample leaves at under each rho (the first whose confidence is >= rho;
+    the final exit, K-1, takes the rest)."""
+    n = len(probs[0])
+    conf = np.stack(confidences if confidences is not None else [p.max(axis=1) for p in probs[:-1]]) \
+        if len(probs) > 1 else np.zeros((0, n))
+    passes = conf[None, :, :] >= np.asarray(rhos, dtype=np.float64)[:, None, None]  # (R, K-1, N)
+    passes = np.concatenate([passes, np.ones((len(rhos), 1, n), bool)], axis=1)
+    return passes.argmax(axis=1)
+
+
 def sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], rhos: np.ndarray | None = None,
           confidences: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Benefit curve of a K-exit model, vectorised over rho and samples.
@@ -27,22 +38,17 @@ def sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], rhos:
     """
     if len(probs) != len(costs):
         raise ValueError(f"{len(probs)} exits but {len(costs)} costs")
-    conf = np.stack(confidences if confidences is not None else [p.max(axis=1) for p in probs[:-1]]) \
-        if len(probs) > 1 else np.zeros((0, len(labels)))
-    preds = np.stack([p.argmax(axis=1) for p in probs])  # (K, N)
     if rhos is None:
         rhos = RHOS if confidences is None else CONFIDENCE_RHOS
     rhos = np.asarray(rhos, dtype=np.float64)
-    passes = conf[None, :, :] >= rhos[:, None, None]  # (R, K-1, N)
-    passes = np.concatenate([passes, np.ones((len(rhos), 1, len(labels)), bool)], axis=1)
-    exit_idx = passes.argmax(axis=1)  # first exit passed, (R, N)
+    exit_idx = exits_taken(probs, rhos, confidences)  # (R, N)
+    preds = np.stack([p.argmax(axis=1) for p in probs])  # (K, N)
     pred = preds[exit_idx, np.arange(len(labels))]  # (R, N)
-    k = len(probs)
     return {
         "rho": rhos,
         "accuracy": (pred == labels[None, :]).mean(axis=1),
         "mflops": np.asarray(costs, dtype=np.float64)[exit_idx].mean(axis=1),
-        "exit_rate": np.stack([(exit_idx == i).mean(axis=1) for i in range(k)], axis=1),
+        "exit_rate": np.stack([(exit_idx == i).mean(axis=1) for i in range(len(probs))], axis=1),
     }
 
 
