@@ -87,7 +87,7 @@ class TrainConfig:
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
     out_dir: str = ""  # run folder; "" = runs/<task>/<preset>/<variant>[_seed<k> when seed > 0]
     publish: bool = False  # copy best.keras, config and log to pretrained/<task>/ when done
-    publish_as: str = ""  # name under pretrained/<task>/; "" = the variant's name
+    publish_as: str = ""  # name (or sub/path/name) under pretrained/<task>/; "" = the variant's name
     init_from: str = ""  # warm start: .keras, Keras 2 .h5 or SavedModel whose backbone is copied in
     epochs: int = 100  # training epochs
     steps_per_epoch: int = 0  # 0 = the whole training split per epoch (smoke runs use a few steps)

@@ -107,3 +107,19 @@ def test_a_model_published_from_the_same_recipe_is_not_trained_again(tmp_path: P
     assert not _already_published(TrainConfig(variant="trecx", publish=False, epochs=100), "ic", out)
     out.mkdir(parents=True)  # this machine has the run: it resumes or republishes as before
     assert not _already_published(cfg, "ic", out)
+
+
+def test_a_seed_run_publishes_into_a_sub_folder_and_counts_as_published(tmp_path: Path, monkeypatch):
+    from common import paths
+    from common.config import TrainConfig, record
+    from common.train.training import _already_published, publish
+
+    monkeypatch.setattr(paths, "pretrained_dir", lambda task: tmp_path / "pretrained" / task)
+    run = tmp_path / "runs" / "trecx_seed1"
+    run.mkdir(parents=True)
+    cfg = TrainConfig(variant="trecx", seed=1, publish=True, publish_as="seeds/seed1/trecx")
+    (run / "best.keras").write_text("model")
+    (run / "config.json").write_text(json.dumps(record(cfg)))
+    assert publish(run, "ic", cfg.publish_as) == tmp_path / "pretrained" / "ic" / "seeds" / "seed1" / "trecx.keras"
+    assert (tmp_path / "pretrained" / "ic" / "seeds" / "seed1" / "trecx.config.json").exists()
+    assert _already_published(cfg, "ic", tmp_path / "elsewhere" / "trecx_seed1")
