@@ -190,9 +190,10 @@ def cost_md(rows: list[dict]) -> list[str]:
                                                   "init_from", "copy_of")} for r in rows])]
 
 
-def write(out: Path, baseline: str, task: str = "") -> list[str]:
+def write(out: Path, baseline: str, task: str = "", models_dir: Path | None = None) -> list[str]:
     """comparison.md and the paper tables for the models of `out` among T-RecX and the prior methods;
-    Fig 7 and table2.csv when a prior method was tested. `task` defaults to the folder's name."""
+    Fig 7 and table2.csv when a prior method was tested. `task` defaults to the folder's name; the
+    training cost is read from the logs in `models_dir` (default: pretrained/<task>)."""
     task = task or out.name
     models = [m for m in (*TRECX, *METHODS) if (out / m / "summary.json").exists()]
     base = _summary(out, baseline)
@@ -208,7 +209,7 @@ def write(out: Path, baseline: str, task: str = "") -> list[str]:
         if rows:
             write_csv(out / name, rows)
     shown = [*models, *(m for m in METHODS if m not in models)] if any(m in METHODS for m in models) else models
-    costs = cost.training_cost(paths.pretrained_dir(task))
+    costs = cost.training_cost(models_dir or paths.pretrained_dir(task))
     write_csv(out / "training_cost.csv", costs)
     files.write_text(out / "comparison.md", comparison_md(out, shown, baseline, task, costs))
     return models

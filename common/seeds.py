@@ -12,6 +12,9 @@ t-interval across seeds, comparisons.png, fig6_mean_curves.png (each variant's b
 and interval band), and says which gains lie beyond their interval. A finished
 run is reused, so the command resumes where it stopped. The models of `--publish-seed` go to
 pretrained/<task>/ as usual; every other seed's to pretrained/<task>/seeds/seed<k>/ (`--keep-seeds`).
+Seeds trained elsewhere (a run queue's `--seed k --publish-as seeds/seed<k>/...`) and tested with
+`<task>.test --models-dir pretrained/<task>/seeds/seed<k> --out-dir results/<task>/seeds/seed<k>` are
+summarised with `--tested-only true --publish-seed 0` (seed 0's table is then results/<task>/table1.csv).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import paths, tasks
-from common.config import parse
+from common.config import parse, save_run_info
+from common.errors import ConfigError
 from common.evaluation import plots, report
 from common.evaluation.evaluate import curve_gain, read_csv, write_csv
 from common.train.training import publish
@@ -36,7 +40,7 @@ PAIRS = (("trecx", "trecx_notransfer"), ("trecx", "trecx_noev"), ("trecx", "eefm
 class SeedsConfig:
     """Options of common.seeds."""
 
-    task: str = "keyword_spotting"  # keyword_spotting or visual_wake_words
+    task: str = "keyword_spotting"  # keyword_spotting or visual_wake_words (any task with --tested-only)
     seeds: tuple[int, ...] = (0, 1, 2)  # training seeds
     vary_split: bool = False  # each seed also draws its own data split (VWW: a 200-image test split)
     variants: tuple[str, ...] = ("trecx", "trecx_noev", "trecx_notransfer", "eefmaps_concat")  # trained per seed
@@ -47,6 +51,18 @@ class SeedsConfig:
     runs_dir: str = ""  # "" = $TRECX_RUNS/<task>/seeds
     out_dir: str = ""  # "" = results/<task>/seeds
     threads: int = 0  # TensorFlow CPU threads of each training (0 = all cores; a run queue passes 1)
+    tested_only: bool = False  # train and test nothing: aggregate the seeds already tested (see tested_table)
+
+
+def tested_table(out_dir: Path, seed: int, publish_seed: int, task: str) -> Path:
+    """table1.csv of a seed already tested: <out_dir>/seed<k>/, or for the published seed, whose models
+    are pretrained/<task>/ itself, results/<task>/ when it has no seed folder."""
+    path = out_dir / f"seed{seed}" / "table1.csv"
+    if not path.exists() and seed == publish_seed:
+        path = paths.results_dir() / task / "table1.csv"
+    if not path.exists():
+        raise ConfigError(f"--tested-only: seed {seed} has no {path}: test its models first")
+    return path
 
 
 def pair_gains(out: Path) -> list[dict]:
@@ -80,6 +96,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     runs_dir = Path(args.runs_dir or paths.runs_dir() / task.name / "seeds")
     out_dir = Path(args.out_dir or paths.results_dir() / task.name / "seeds")
     data = ["--data-dir", args.data_dir] if args.data_dir else []
+    if args.tested_only:
+        tables = {f"seed{s}": tested_table(out_dir, s, args.publish_seed, task.name) for s in args.seeds}
+        rows = report.aggregate(tables, out_dir / "summary.csv", shared_only=True)
+        save_run_info(out_dir, args, {"tables": {k: paths.portable(p) for k, p in tables.items()}})
+        for r in rows:
+            if r["metric"] in ("final_test_accuracy", "early_exit_test_accuracy", "test_flops_reduction_pct_1pt"):
+                log.info("%-12s %-32s %.4g [%.4g, %.4g] n=%d: %s", r["model"], r["metric"], r["mean"],
+                         r["ci95_low"], r["ci95_high"], r["n"], r["values"])
+        return rows
     tables, gains = {}, {}
     for s in args.seeds:
         split = s if args.vary_split else 0

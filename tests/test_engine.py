@@ -253,7 +253,11 @@ def test_report_compares_prior_methods_with_confidence_heads(tmp_path):
     data = {s: (rng.standard_normal((40, 49, 10, 1)).astype("float32"), rng.integers(0, 12, 40))
             for s in ("val", "test")}
     models = {n: registry.get("keyword_spotting", n).builder() for n in ("baseline", "trecx", "sdn", "eenets")}
-    report.run(models, data, tmp_path, "baseline", task="keyword_spotting")
+    logs = tmp_path / "models"  # the training cost is read from the tested folder's logs, not pretrained/
+    logs.mkdir()
+    (logs / "sdn.log.csv").write_text("epoch,epoch_seconds\n0,36\n1,36\n")
+    report.run(models, data, tmp_path, "baseline", task="keyword_spotting", models_dir=logs)
+    assert [r["model"] for r in read_csv(tmp_path / "training_cost.csv")] == ["sdn"]
     for f in ("fig7_prior_methods.png", "table2.csv", "comparison.md", "table1_paper.csv", "table2_paper.csv"):
         assert (tmp_path / f).exists(), f
     rows = {r["model"]: r for r in read_csv(tmp_path / "table2.csv")}

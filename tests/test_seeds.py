@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,24 @@ def test_comparison_reports_the_seed_means(tmp_path: Path):
     text = "\n".join(compare.seeds_md(tmp_path))
     assert "| trecx | 3 | 89.00 [86.00, 92.00] |" in text
     assert "| trecx vs trecx_noev | final_gain_points | 3 | -0.26 [-0.81, +0.29] | within the interval" in text
+
+
+def test_tested_only_aggregates_the_seeds_already_tested(tmp_path: Path, monkeypatch):
+    """Seed 0 is the published models (results/<task>/table1.csv); seed 1 was tested into its seed folder.
+    Only the models both seeds have are summarised; a seed not tested yet is a one-line error."""
+    from common.errors import ConfigError
+    from common.evaluation.evaluate import read_csv
+
+    monkeypatch.setenv("TRECX_RESULTS", str(tmp_path / "results"))
+    task = tmp_path / "results" / "image_classification"
+    _seed(task, {"baseline": 0.85, "trecx": 0.84, "sdn": 0.83}, {})
+    _seed(task / "seeds" / "seed1", {"baseline": 0.86, "trecx": 0.86}, {})
+    argv = ["--task", "image_classification", "--seeds", "0", "1", "--publish-seed", "0", "--tested-only", "true",
+            "--out-dir", str(task / "seeds")]
+    seeds.main(argv)
+    rows = {r["model"]: r for r in read_csv(task / "seeds" / "summary.csv")}
+    assert set(rows) == {"baseline", "trecx"} and rows["trecx"]["n"] == 2
+    assert rows["trecx"]["mean"] == pytest.approx(0.85) and rows["trecx"]["ci95_low"] < 0.84
+    assert set(json.loads((task / "seeds" / "config.json").read_text())["tables"]) == {"seed0", "seed1"}
+    with pytest.raises(ConfigError, match="seed 2"):
+        seeds.main([*argv[:4], "2", *argv[4:]])

@@ -45,7 +45,7 @@ def main(task_name: str, argv: list[str] | None, doc: str = "") -> list[dict]:
     data = task.load(cfg.data_dir, cfg.split_seed)
     files.write_json(out / "split.json", data.info | {"files": data.files})
     rows = run(models, data.splits, out, task.baseline, task.curves, violin=task.violin, config=cfg, info=data.info,
-               task=task.name)
+               task=task.name, models_dir=models_dir)
     if task.extra is not None:
         task.extra(models, out, data, models_dir)
     return rows
@@ -60,11 +60,12 @@ def load_models(models_dir: Path) -> dict[str, keras.Model]:
 
 def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
         baseline: str, curves: dict[str, list[str]] | None = None, violin: tuple[str, str] | None = None,
-        config=None, info: dict | None = None, task: str = "") -> list[dict]:
+        config=None, info: dict | None = None, task: str = "", models_dir: Path | None = None) -> list[dict]:
     """Evaluate `models` on data["val"] and data["test"] into `out_dir`; `baseline` names the model
     that the trade-offs are measured against. `curves` maps a figure file to the variants it shows;
     `violin` names two variants whose early-exit confidence is compared; `task` (default: the folder's
-    name) picks the paper's numbers beside ours."""
+    name) picks the paper's numbers beside ours; `models_dir` holds the models' training logs (default:
+    pretrained/<task>), read for the training cost."""
     if baseline not in models:
         raise ValueError(f"baseline model '{baseline}' not among {sorted(models)}")
     outs, summaries = {}, {}
@@ -95,19 +96,21 @@ def run(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray, np.nda
         conf = {v: outs[v]["test"]["early_exit"].max(axis=1) for v in violin}
         plots.confidence_violin(conf, out_dir / "fig5_ee_confidence_violin.png", title=title)
     if any(m in summaries for m in (*compare.TRECX, *prior.METHODS)):
-        compare.write(out_dir, baseline, task)  # beside the paper; Fig 7 and Table 2 with prior methods
+        compare.write(out_dir, baseline, task, models_dir)  # beside the paper; Fig 7 and Table 2 with prior methods
     save_run_info(out_dir, config or {}, {"data": info or {}, "baseline": baseline, "models": order})
     return rows
 
 
-def aggregate(tables: dict[str, Path], out: Path) -> list[dict]:
+def aggregate(tables: dict[str, Path], out: Path, shared_only: bool = False) -> list[dict]:
     """Mean and 95% t-interval over several runs' table1.csv (e.g. one per data split), per model
-    and numeric column; written to `out` (CSV) with every run's value."""
+    and numeric column; written to `out` (CSV) with every run's value. `shared_only` keeps only the
+    models that every run has (no one-run rows with an empty interval)."""
     from scipy import stats
 
     runs = {k: {r["model"]: r for r in read_csv(p)} for k, p in tables.items()}
     rows = []
-    models = dict.fromkeys(m for t in runs.values() for m in t)
+    models = dict.fromkeys(m for t in runs.values() for m in t
+                           if not shared_only or all(m in other for other in runs.values()))
     for model in models:
         cols = dict.fromkeys(c for t in runs.values() if model in t for c in t[model])
         for col in cols:
