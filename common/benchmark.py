@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     if deploy is None or deploy["variant"] != cfg.variant:
         raise ModelFileError(f"{out / 'deploy.json'} missing or for another variant: run "
                              f"python -m common.deploy --task {cfg.task} --variant {cfg.variant} first")
-    graphs = read_graphs(out, cfg.variant)
+    graphs = read_graphs(out, cfg.variant, kinds=("int8",))  # what the benchmark runs
     data = task.load(cfg.data_dir, cfg.split_seed).splits  # the split's file list is in results/<task>/split.json
     x, y = data["test"]
     if cfg.samples and cfg.samples < len(x):  # a seeded random subset (a split may be ordered by class)

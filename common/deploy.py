@@ -78,9 +78,9 @@ def graph_file(variant: str, name: str) -> str:
     return f"{part}.{kind}.tflite" if part == "baseline" else f"{variant}_{part}.{kind}.tflite"
 
 
-def read_graphs(out: Path, variant: str) -> dict[str, bytes]:
-    """The graphs that main() wrote."""
-    names = [f"{p}_{k}" for p in ("head", "tail", "baseline") for k in ("float", "int8")]
+def read_graphs(out: Path, variant: str, kinds: tuple[str, ...] = ("float", "int8")) -> dict[str, bytes]:
+    """The graphs of `kinds` that main() wrote (git keeps only the int8 ones: a clone can benchmark)."""
+    names = [f"{p}_{k}" for p in ("head", "tail", "baseline") for k in kinds]
     missing = [graph_file(variant, n) for n in names if not (out / graph_file(variant, n)).exists()]
     if missing:
         raise ModelFileError(f"{out} lacks {', '.join(missing)}: run python -m common.deploy first")
