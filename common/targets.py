@@ -7,7 +7,9 @@ task's results, written by its test.py (rho chosen on validation, reported on te
 table1.csv, `max(a,b).column` for the best of several models, or `curve_gain(a,b)`, how many points
 benefit curve `a` lies above `b` on average over the MFLOPs both cover. It is met when that number is at
 least `at_least`: a number, or another such reference. Writes results/<task>/targets.csv (measured,
-required, gap, met) and prints it; a missed target is a result to report, so the exit status is 0.
+required, gap, met; for a trade-off at k points, the model it came from and how far below the baseline
+its test accuracy landed at the validation-chosen rho) and prints it; a missed target is a result to
+report, so the exit status is 0.
 Where test.py left the models' outputs, each gap also gets a 95% interval over resampled test images
 (`common.evaluation.resample`): a gap whose interval holds 0 is within what other test images could read.
 """
@@ -53,6 +55,20 @@ def read(ref: float | str, results: Path, table: dict[str, dict]) -> float | Non
     return max(values) if values else None
 
 
+def tradeoff_drop(ref: float | str, table: dict[str, dict], baseline: str) -> dict:
+    """For a trade-off column (`..._<k>pt`, read at the rho chosen on validation): the model the number
+    came from and how many points below the baseline its test accuracy landed there (it may exceed k)."""
+    parsed = parse_ref(ref)
+    m = re.search(r"_(\d)pt$", parsed[2]) if parsed[0] == "column" else None
+    rows = [table[n] for n in (parsed[1] if m else ()) if isinstance(table.get(n, {}).get(parsed[2]), (int, float))]
+    if not rows or baseline not in table:
+        return {"from_model": None, "test_drop_points": None}
+    best = max(rows, key=lambda r: r[parsed[2]])
+    acc = best.get(f"test_accuracy_{m.group(1)}pt")
+    drop = None if acc is None else 100 * (table[baseline]["final_test_accuracy"] - acc)
+    return {"from_model": best["model"], "test_drop_points": drop}
+
+
 def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
     """Every target of `task` against `results` (its table1.csv and benefit curves), with the 95% interval
     of the gap over resampled test images when the models' cached outputs are there (`rounds` 0: none)."""
@@ -68,7 +84,8 @@ def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
         rows.append({"target": t.name, "measure": t.measure, "measured": got, "required": need,
                      "gap": None if met is None else got - need, "met": met,
                      "gap_ci95_low": ci and ci[0], "gap_ci95_high": ci and ci[1],
-                     "beyond_noise": None if ci is None else ci[0] > 0 or ci[1] < 0, "paper": t.paper})
+                     "beyond_noise": None if ci is None else ci[0] > 0 or ci[1] < 0, "paper": t.paper}
+                    | tradeoff_drop(t.measure, table, task.baseline))
     return rows
 
 
@@ -97,6 +114,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if r["beyond_noise"] is not None:
             state += (f"; gap 95% interval [{fmt(r['gap_ci95_low'])}, {fmt(r['gap_ci95_high'])}] over resampled "
                       f"test images: {'beyond' if r['beyond_noise'] else 'within'} test-sample noise")
+        if r["test_drop_points"] is not None:
+            state += f"; {r['from_model']}'s test accuracy there: {fmt(r['test_drop_points'])} points below baseline"
         log.info(f"{r['target']}: {fmt(r['measured'])} (needs {fmt(r['required'])}; paper {r['paper']}): {state}")
     return rows
 

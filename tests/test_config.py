@@ -83,7 +83,8 @@ def test_targets_read_the_results_and_report_gaps(tmp_path: Path):
     write_csv(tmp_path / "table1.csv", [
         {"model": "baseline", "final_test_accuracy": 0.80},
         {"model": "trecx", "final_test_accuracy": 0.81, "test_flops_reduction_pct_1pt": 12.0},
-        {"model": "trecx_plus", "final_test_accuracy": 0.79, "test_flops_reduction_pct_1pt": 31.0}])
+        {"model": "trecx_plus", "final_test_accuracy": 0.79, "test_flops_reduction_pct_1pt": 31.0,
+         "test_accuracy_1pt": 0.7885}])
     for name, acc in (("trecx", 0.8), ("sdn", 0.7)):
         (tmp_path / name).mkdir()
         write_csv(tmp_path / name / "benefit_curve_test.csv", [{"mflops": 1.0, "accuracy": acc},
@@ -97,6 +98,8 @@ def test_targets_read_the_results_and_report_gaps(tmp_path: Path):
     rows = {r["target"]: r for r in targets.check(spec, tmp_path)}
     assert rows["final"]["met"] and rows["final"]["gap"] == pytest.approx(0.01)
     assert rows["cut"]["met"] and rows["cut"]["measured"] == 31.0
+    assert rows["cut"]["from_model"] == "trecx_plus" and rows["cut"]["test_drop_points"] == pytest.approx(1.15)
+    assert rows["final"]["test_drop_points"] is None  # not a trade-off
     assert rows["early"]["met"] is None and rows["missing model"]["met"] is None  # not measured, not passed
     assert rows["curve"]["measured"] == pytest.approx(10.0) and rows["curve"]["met"]
     bad = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train=None,
