@@ -1,6 +1,6 @@
 """Ship the best design of ours beside the paper's `trecx`, chosen on validation only:
 
-    python -m common.promote --task image_classification --candidates trecx_sd --ship-as trecx_plus
+    python -m common.promote --task image_classification --candidates trecx_sd trecx_dwfirst --ship-as trecx_plus
 
 Every candidate (and `trecx`) must be in pretrained/<task>/ and tested (`<task>.test` wrote
 results/<task>/<variant>/summary.json). The one with the highest FLOPs cut at <= 1 point below the
