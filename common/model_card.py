@@ -204,7 +204,33 @@ def overview(task: str, variants: list[str], results: Path | None = None) -> str
                      f"{'' if mflops is None else f'{mflops:.3f}'} | "
                      f"{_pct(r.get('final_test_accuracy'))} | {_pct(r.get('early_exit_test_accuracy'))} | "
                      f"{'' if cut is None else f'{cut:.1f}%'} |")
-    return "\n".join([*lines, "", "rho is chosen on the validation split, then measured on the test split.", ""])
+    lines += ["", "rho is chosen on the validation split, then measured on the test split.", ""]
+    return "\n".join([*lines, *_seed_spread(res / "seeds" / "summary.csv", [tasks.get(task).baseline, *variants])])
+
+
+SPREAD = {"final_test_accuracy": "final (test)", "early_exit_test_accuracy": "early exit (test)",
+          "test_flops_reduction_pct_1pt": "FLOPs cut at <= 1 pt (test)"}
+
+
+def _seed_spread(summary: Path, models: list[str]) -> list[str]:
+    """How much the headline numbers move between training runs (common.seeds' summary.csv), when there."""
+    rows = [r for r in read_csv(summary) if r["model"] in models and r["metric"] in SPREAD] if summary.exists() else []
+    if not rows:
+        return []
+    def fmt(metric: str, v: float) -> str:
+        return f"{v:.1f}%" if metric.startswith("test_flops") else f"{100 * v:.2f}%"
+
+    lines = [f"Across runs (`{summary.parent.name}/{summary.name}`, written by `common.seeds`: the same variants "
+             "trained again under other seeds, or data splits where it varied them; the shipped model may be one "
+             "of them): each run's value, then the mean and its 95% t-interval.", "",
+             "| model | number | runs | mean [95% interval] |",
+             "|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (models.index(r["model"]), list(SPREAD).index(r["metric"]))):
+        m = r["metric"]
+        runs = " / ".join(fmt(m, float(v)) for v in str(r["values"]).split())
+        lines.append(f"| `{r['model']}` | {SPREAD[m]} | {runs} | {fmt(m, r['mean'])} "
+                     f"[{fmt(m, r['ci95_low'])}, {fmt(m, r['ci95_high'])}] |")
+    return [*lines, ""]
 
 
 @dataclass

@@ -113,3 +113,20 @@ def test_model_card_names_a_test_drop_beyond_the_allowed_one_and_extra_peak_ram(
     summary["tradeoffs"][0]["test_drop_points"], deploy["arena_bytes"]["head_int8"] = 0.8, 40000
     text = "\n".join(model_card._limits({}, 5000, summary, deploy, None))
     assert "landed" not in text and "tensor arena" not in text
+
+
+def test_model_card_shows_the_spread_across_seeds(tmp_path: Path):
+    from common import model_card
+    from common.evaluation.evaluate import write_csv
+
+    write_csv(tmp_path / "table1.csv", [{"model": "baseline", "final_test_accuracy": 0.85}])
+    assert "Across runs" not in model_card.overview("image_classification", ["trecx"], results=tmp_path)
+    write_csv(tmp_path / "seeds" / "summary.csv", [
+        {"model": "trecx", "metric": "final_test_accuracy", "n": 2, "mean": 0.8438, "ci95_low": 0.8184,
+         "ci95_high": 0.8692, "values": "0.8418 0.8458"},
+        {"model": "trecx", "metric": "params", "n": 2, "mean": 1.0, "ci95_low": 1.0, "ci95_high": 1.0, "values": "1 1"},
+        {"model": "sdn", "metric": "final_test_accuracy", "n": 2, "mean": 0.8, "ci95_low": 0.8, "ci95_high": 0.8,
+         "values": "0.8 0.8"}])
+    text = model_card.overview("image_classification", ["trecx"], results=tmp_path)
+    assert "| `trecx` | final (test) | 84.18% / 84.58% | 84.38% [81.84%, 86.92%] |" in text
+    assert "100.00%" not in text and "`sdn`" not in text  # only the card's models and headline numbers
