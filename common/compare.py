@@ -94,6 +94,11 @@ SEEDS_METRICS = {"early_exit_test_accuracy": "early exit (%)", "final_test_accur
                  "test_flops_reduction_pct_1pt": "FLOPs cut at 1 pt (%)"}
 
 
+def in_percent(metric: str, v: float) -> float:
+    """A SEEDS_METRICS value in percent: accuracies are stored as fractions, the FLOPs cut already is one."""
+    return v if metric.endswith("pct_1pt") else 100 * v
+
+
 def seeds_md(out: Path) -> list[str]:
     """Table 1's main numbers and the paired ablation gains across seeds (common.seeds), mean [95% interval]."""
     summary, pairs = out / "seeds" / "summary.csv", out / "seeds" / "comparisons.csv"
@@ -102,10 +107,10 @@ def seeds_md(out: Path) -> list[str]:
     lines = ["## Across seeds (`seeds/`: mean [95% interval])", ""]
     table: dict[str, dict] = {}
     for r in read_csv(summary):
-        if r["metric"] in SEEDS_METRICS:
-            scale = 1 if r["metric"].endswith("pct_1pt") else 100
-            table.setdefault(r["model"], {"model": r["model"], "n": int(r["n"])})[SEEDS_METRICS[r["metric"]]] = (
-                f"{scale * r['mean']:.2f} [{scale * r['ci95_low']:.2f}, {scale * r['ci95_high']:.2f}]")
+        if (m := r["metric"]) in SEEDS_METRICS:
+            table.setdefault(r["model"], {"model": r["model"], "n": int(r["n"])})[SEEDS_METRICS[m]] = (
+                f"{in_percent(m, r['mean']):.2f} [{in_percent(m, r['ci95_low']):.2f}, "
+                f"{in_percent(m, r['ci95_high']):.2f}]")
     lines += _md([{c: r.get(c, "") for c in ("model", "n", *SEEDS_METRICS.values())} for r in table.values()])
     if pairs.exists():
         lines += ["Paired on each seed, T-RecX minus the ablation (points; curve: mean gain over the shared "

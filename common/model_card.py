@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import files, paths, tasks
+from common.compare import SEEDS_METRICS, in_percent
 from common.config import parse
 from common.data.sources import is_local_subset
 from common.errors import ModelFileError
@@ -208,27 +209,24 @@ def overview(task: str, variants: list[str], results: Path | None = None) -> str
     return "\n".join([*lines, *_seed_spread(res / "seeds" / "summary.csv", [tasks.get(task).baseline, *variants])])
 
 
-SPREAD = {"final_test_accuracy": "final (test)", "early_exit_test_accuracy": "early exit (test)",
-          "test_flops_reduction_pct_1pt": "FLOPs cut at <= 1 pt (test)"}
-
-
 def _seed_spread(summary: Path, models: list[str]) -> list[str]:
     """How much the headline numbers move between training runs (common.seeds' summary.csv), when there."""
-    rows = [r for r in read_csv(summary) if r["model"] in models and r["metric"] in SPREAD] if summary.exists() else []
+    rows = ([r for r in read_csv(summary) if r["model"] in models and r["metric"] in SEEDS_METRICS]
+            if summary.exists() else [])
     if not rows:
         return []
     def fmt(metric: str, v: float) -> str:
-        return f"{v:.1f}%" if metric.startswith("test_flops") else f"{100 * v:.2f}%"
+        return f"{in_percent(metric, v):.{1 if metric.endswith('pct_1pt') else 2}f}%"
 
     lines = [f"Across runs (`{summary.parent.name}/{summary.name}`, written by `common.seeds`: the same variants "
              "trained again under other seeds, or data splits where it varied them; the shipped model may be one "
-             "of them): each run's value, then the mean and its 95% t-interval.", "",
+             "of them): each run's value on its test split, then the mean and its 95% t-interval.", "",
              "| model | number | runs | mean [95% interval] |",
              "|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (models.index(r["model"]), list(SPREAD).index(r["metric"]))):
+    for r in sorted(rows, key=lambda r: (models.index(r["model"]), list(SEEDS_METRICS).index(r["metric"]))):
         m = r["metric"]
         runs = " / ".join(fmt(m, float(v)) for v in str(r["values"]).split())
-        lines.append(f"| `{r['model']}` | {SPREAD[m]} | {runs} | {fmt(m, r['mean'])} "
+        lines.append(f"| `{r['model']}` | {SEEDS_METRICS[m]} | {runs} | {fmt(m, r['mean'])} "
                      f"[{fmt(m, r['ci95_low'])}, {fmt(m, r['ci95_high'])}] |")
     return [*lines, ""]
 

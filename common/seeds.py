@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import paths, tasks
+from common.compare import SEEDS_METRICS
 from common.config import parse, save_run_info
 from common.errors import ConfigError
 from common.evaluation import plots, report
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows = report.aggregate(tables, out_dir / "summary.csv", shared_only=True)
         save_run_info(out_dir, args, {"tables": {k: paths.portable(p) for k, p in tables.items()}})
         for r in rows:
-            if r["metric"] in ("final_test_accuracy", "early_exit_test_accuracy", "test_flops_reduction_pct_1pt"):
+            if r["metric"] in SEEDS_METRICS:
                 log.info("%-12s %-32s %.4g [%.4g, %.4g] n=%d: %s", r["model"], r["metric"], r["mean"],
                          r["ci95_low"], r["ci95_high"], r["n"], r["values"])
         return rows

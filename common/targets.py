@@ -50,9 +50,14 @@ def read(ref: float | str, results: Path, table: dict[str, dict]) -> float | Non
     if parsed[0] == "gain":
         a, b = (results / n / "benefit_curve_test.csv" for n in parsed[1:])
         return curve_gain(a, b)["mean_gain_points"] if a.exists() and b.exists() else None
-    values = [table[n].get(parsed[2]) for n in parsed[1] if n in table]
-    values = [float(v) for v in values if isinstance(v, (int, float))]
-    return max(values) if values else None
+    best = best_row(parsed[1], parsed[2], table)
+    return None if best is None else float(best[parsed[2]])
+
+
+def best_row(models: list[str], column: str, table: dict[str, dict]) -> dict | None:
+    """The table1 row of the model among `models` with the highest number in `column` (None: none has one)."""
+    rows = [table[n] for n in models if isinstance(table.get(n, {}).get(column), (int, float))]
+    return max(rows, key=lambda r: r[column]) if rows else None
 
 
 def tradeoff_drop(ref: float | str, table: dict[str, dict], baseline: str) -> dict:
@@ -60,10 +65,9 @@ def tradeoff_drop(ref: float | str, table: dict[str, dict], baseline: str) -> di
     came from and how many points below the baseline its test accuracy landed there (it may exceed k)."""
     parsed = parse_ref(ref)
     m = re.search(r"_(\d)pt$", parsed[2]) if parsed[0] == "column" else None
-    rows = [table[n] for n in (parsed[1] if m else ()) if isinstance(table.get(n, {}).get(parsed[2]), (int, float))]
-    if not rows or baseline not in table:
+    best = best_row(parsed[1], parsed[2], table) if m else None
+    if best is None or baseline not in table:
         return {"from_model": None, "test_drop_points": None}
-    best = max(rows, key=lambda r: r[parsed[2]])
     acc = best.get(f"test_accuracy_{m.group(1)}pt")
     drop = None if acc is None else 100 * (table[baseline]["final_test_accuracy"] - acc)
     return {"from_model": best["model"], "test_drop_points": drop}

@@ -128,5 +128,5 @@ def test_model_card_shows_the_spread_across_seeds(tmp_path: Path):
         {"model": "sdn", "metric": "final_test_accuracy", "n": 2, "mean": 0.8, "ci95_low": 0.8, "ci95_high": 0.8,
          "values": "0.8 0.8"}])
     text = model_card.overview("image_classification", ["trecx"], results=tmp_path)
-    assert "| `trecx` | final (test) | 84.18% / 84.58% | 84.38% [81.84%, 86.92%] |" in text
+    assert "| `trecx` | final exit (%) | 84.18% / 84.58% | 84.38% [81.84%, 86.92%] |" in text
     assert "100.00%" not in text and "`sdn`" not in text  # only the card's models and headline numbers
