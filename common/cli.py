@@ -1,4 +1,4 @@
-"""The one top-level handler of every program (`python -m <task>.train`, `common.deploy`, ...).
+"""The one top-level handler of every program (`python -m <task>.train`, `python -m common deploy`, ...).
 
     if __name__ == "__main__":
         cli.run(main)
@@ -38,6 +38,11 @@ def setup_logging(argv: list[str]) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("absl").setLevel(logging.WARNING if "--verbose" in argv else logging.ERROR)
+    # TensorFlow's Python logger has a handler of its own: without --verbose its INFO notices (SavedModel
+    # assets written) stay out, and what it does say is said once, through the handler above
+    tf_log = logging.getLogger("tensorflow")
+    tf_log.setLevel(logging.DEBUG if "--verbose" in argv else logging.WARNING)
+    tf_log.handlers.clear()
 
 
 def run(main: Callable[[list[str]], object], argv: list[str] | None = None) -> None:

@@ -1,12 +1,13 @@
 """The tasks, each described once by a `Task` spec registered in its own folder (`<task>/task.py`).
 
-Every program (`<task>.train`, `<task>.test`, `common.deploy`, `common.benchmark`, `common.compare`,
-`common.model_card`, `common.reproduce`) looks a task up here by name and uses only its spec.
+Every command (`<task>.train`, `<task>.test`, `python -m common <command>`) looks a task up here by name
+and uses only its spec.
 """
 
 from __future__ import annotations
 
 import importlib
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ def image_eval_data(data, split_seed: int, recorded: tuple[str, ...] = ("train",
 
 @dataclass(frozen=True)
 class Study:
-    """An exit study (issue 14, Fig 2 extended): one model per (width, position) cell."""
+    """An exit study (the paper's Fig 2, extended to exit widths): one model per (width, position) cell."""
 
     widths: tuple[str, ...]  # heat-map rows
     positions: tuple[int, ...]  # heat-map columns: the layer or block the exit follows
@@ -60,6 +61,17 @@ class Target:
     paper: str = ""  # the paper's value, for the column beside ours
 
 
+def reference_targets(early: float, cut: float, paper: tuple[str, str, str]) -> tuple[Target, ...]:
+    """The targets of a task whose trade-offs are measured against the MLPerf reference: trecx's final exit at
+    least the reference's, its early exit at least `early`, the best FLOPs cut at <= 1 point of trecx and
+    trecx_plus at least `cut` (%); `paper`: the paper's values of the three (its Table 1)."""
+    return (Target("trecx final exit at least the MLPerf reference", "trecx.final_test_accuracy",
+                   "mlperf_reference.final_test_accuracy", paper[0]),
+            Target("trecx early exit", "trecx.early_exit_test_accuracy", early, paper[1]),
+            Target("FLOPs cut at <= 1 point, best of trecx / trecx_plus (%)",
+                   "max(trecx,trecx_plus).test_flops_reduction_pct_1pt", cut, paper[2]))
+
+
 @dataclass(frozen=True)
 class Task:
     """A task: its data, the model its trade-offs are measured against, and its figures."""
@@ -69,14 +81,14 @@ class Task:
     classes: tuple[str, ...]  # class names in label order
     baseline: str  # the model the trade-offs are measured against: "baseline" (ours) or "mlperf_reference"
     load: Callable[[str, int], EvalData]  # (data root or "", split seed) -> the evaluation data
-    train: Callable[[list[str]], Path]  # the task's training program (argv -> run folder)
+    train_data: Callable[[typing.Any], tuple]  # training config -> (train batches, val batches, data info)
     reference: Callable[[], object] | None = None  # the MLPerf reference model, when there is one to load
     curves: dict[str, list[str]] = field(default_factory=dict)  # benefit-curve figure -> models drawn
     violin: tuple[str, str] | None = None  # two models whose early-exit confidence Fig 5 compares
     extra: Callable[[dict, Path, EvalData, Path], None] | None = None  # (models, results, data, models dir)
     smoke_variants: tuple[str, ...] = ("trecx",)  # what a smoke run trains when nothing is shipped
-    targets: tuple[Target, ...] = ()  # what its results must reach (checked by common.targets)
-    study: Study | None = None  # the exit width x position study (common.exit_study)
+    targets: tuple[Target, ...] = ()  # what its results must reach (checked by the targets command)
+    study: Study | None = None  # the exit width x position study (the exit_study command)
 
 
 _TASKS: dict[str, Task] = {}

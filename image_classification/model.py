@@ -65,7 +65,7 @@ _EE = {"early_exit": W_EE, "final": 1.0}
 register(TASK, "baseline", resnet8)
 register(TASK, "trecx", partial(resnet8, "paper", True), _EE, weight_transfer=True)
 register(TASK, "trecx_noev", partial(resnet8, "paper", False), _EE)
-# the earlier layout, kept to compare with the paper's on validation (issue 15)
+# the earlier layout, kept to compare with the paper's on validation
 register(TASK, "trecx_dwfirst", partial(resnet8, "dwfirst", True), _EE, weight_transfer=True)
 register(TASK, "pool_ee", partial(resnet8, "pool", False), _EE)
 for _method in prior.METHODS:  # the prior early-exit methods on the same backbone (Fig 7, Table 2)

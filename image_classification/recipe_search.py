@@ -1,4 +1,4 @@
-"""Tabulate the ResNet-8 recipe search (issue 15) from its runs' logs:
+"""Tabulate the ResNet-8 recipe search (searches/recipe.py) from its runs' logs:
 
     python -m image_classification.recipe_search
 
@@ -15,11 +15,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, search
+from common import paths
 from common.config import parse
 from common.evaluation import plots
 from common.evaluation.evaluate import write_csv
-from image_classification.config import SEARCH
+from common.studies import search
+from image_classification.searches.recipe import SEARCH
 
 TASK = "image_classification"
 SETTINGS = ("optimizer", "nesterov", "lr", "lr_schedule", "warmup_epochs", "batch_size", "weight_decay",
@@ -45,8 +46,8 @@ def row(folder: Path) -> dict:
             "best_val_accuracy": round(float(best["val_accuracy"]), 4), "best_epoch": int(best["epoch"]) + 1}
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    cfg = parse(SearchConfig, {"default": SearchConfig()}, argv, description=__doc__)
+def run(cfg: SearchConfig) -> list[dict]:
+    """Copy the finished runs, write recipe_search.csv and .png; returns the rows, best first."""
     out = Path(cfg.out_dir or paths.results_dir() / TASK)
     copied = search.collect(Path(cfg.runs_dir or paths.runs_dir()), TASK, SEARCH, "baseline", out / "recipe_search")
     log.info("copied %d finished run(s): %s", len(copied), ", ".join(copied) or "none")
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         log.info("%-24s val %.2f%%  train %.2f%%  %d epochs  %.0f CPU min", r["recipe"], 100 * r["val_accuracy"],
                  100 * r["train_accuracy"], r["epochs"], r["cpu_minutes"])
     return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    return run(parse(SearchConfig, None, argv, description=__doc__))
 
 
 if __name__ == "__main__":

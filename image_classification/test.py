@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from common.evaluation import report
+from common.commands import test
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    return report.main("image_classification", argv, doc=__doc__)
+    return test.main("image_classification", argv, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -93,9 +93,9 @@ register(TASK, "trecx", partial(dscnn_paper, 2, True), _EE, weight_transfer=True
 register(TASK, "trecx_noev", partial(dscnn_paper, 2, False), _EE)
 register(TASK, "trecx_notransfer", partial(dscnn_paper, 2, True), _EE, weight_transfer=False)
 register(TASK, "eefmaps_concat", partial(dscnn_paper, 2, False, True), _EE)
-# this project's earlier layout (the models shipped before issue 14), kept for comparison
+# this project's earlier layout (the first models this project shipped), kept for comparison
 register(TASK, "trecx_dwfirst", partial(dscnn, 2, True), _EE, weight_transfer=True)
-# Issue 14's exit study, position (DS block 1-3) x width (WIDTHS): trecx_ee{block}_{width}; the
+# The exit study, position (DS block 1-3) x width (WIDTHS): trecx_ee{block}_{width}; the
 # paper's own point (block 2, no 1x1 conv) is `trecx`
 for _block in (1, 2, 3):
     for _width in WIDTHS:

@@ -14,10 +14,12 @@ import numpy as np
 
 from common import tasks
 from common.data import audio
+from common.data.pipelines import eval_dataset
 from common.evaluation import plots
 from common.evaluation.evaluate import curve_gain, write_csv
 from common.models import weights
-from keyword_spotting import model, train
+from common.reporting import summary
+from keyword_spotting import model
 from keyword_spotting.config import REFERENCE
 
 NAME = "keyword_spotting"
@@ -36,6 +38,13 @@ def load(data_dir: str, split_seed: int) -> tasks.EvalData:
                           data.names, calibration)
 
 
+def train_data(cfg) -> tuple:
+    """Training batches (augmented, with extra silence) and validation MFCC batches of `cfg` (a config.Config)."""
+    data = audio.load_speech_commands(cfg.data_dir or None, seed=cfg.split_seed)
+    return (audio.train_dataset(data, cfg.batch_size, cfg.seed, cfg.silence_fraction),
+            eval_dataset(audio.features(data.wav["val"]), data.y["val"]), data.info)
+
+
 PLACEMENT = {b: model.study_name(b, "none") for b in (1, 2, 3)}  # the paper's EE after DS block b (trecx: 2)
 
 
@@ -44,17 +53,14 @@ def placement(models: dict, out: Path, data: tasks.EvalData, models_dir: Path) -
     and the weight-transfer comparison of Fig 6 along the benefit curves."""
     rows = []
     for position, name in PLACEMENT.items():
-        p = out / name / "summary.json"
-        if name in models and p.exists():
-            s = json.loads(p.read_text())
-            rows.append({"position": position, "model": name,
-                         "early_exit_mflops": s["exit_costs"]["early_exit"]["mflops"],
-                         "early_exit_test_accuracy": s["standalone"]["early_exit"]["test"],
-                         "final_test_accuracy": s["standalone"]["final"]["test"],
-                         "test_flops_reduction_pct_1pt": s["tradeoffs"][0]["test_flops_reduction_pct"]})
+        s = summary.load(out, name)
+        if name in models and s is not None:
+            rows.append({"position": position, "model": name, "early_exit_mflops": s.mflops("early_exit"),
+                         "early_exit_test_accuracy": s.accuracy("early_exit"), "final_test_accuracy": s.accuracy(),
+                         "test_flops_reduction_pct_1pt": s.tradeoffs[0].test_flops_reduction_pct})
     if rows:
         write_csv(out / "fig2_ee_placement.csv", rows)
-        base = json.loads((out / BASELINE / "summary.json").read_text())["standalone"]["final"]["test"]
+        base = summary.load(out, BASELINE).accuracy()
         plots.placement(rows, out / "fig2_ee_placement.png", baseline=base, baseline_label=BASELINE,
                         title="DS-CNN: early exit after DS block n (test split)")
     pairs = [("trecx", "trecx_notransfer"), ("trecx", "trecx_noev"), ("trecx", "eefmaps_concat")]
@@ -73,17 +79,11 @@ def placement(models: dict, out: Path, data: tasks.EvalData, models_dir: Path) -
                               title="DS-CNN from MLPerf weights: final-exit val loss")
 
 
-# Issue 14's targets; the paper's values from its Table 1 (../shared/papers/README.md).
-TARGETS = (
-    tasks.Target("trecx final exit at least the MLPerf reference", "trecx.final_test_accuracy",
-                 "mlperf_reference.final_test_accuracy", "92.37% vs 92.2%"),
-    tasks.Target("trecx early exit", "trecx.early_exit_test_accuracy", 0.88, "88.5%"),
-    tasks.Target("FLOPs cut at <= 1 point, best of trecx / trecx_plus (%)",
-                 "max(trecx,trecx_plus).test_flops_reduction_pct_1pt", 38.0, "37.7%"),
-)
+# The targets; the paper's values from its Table 1 (../shared/papers/README.md).
+TARGETS = tasks.reference_targets(0.88, 38.0, ("92.37% vs 92.2%", "88.5%", "37.7%"))
 
 TASK = tasks.register(tasks.Task(
-    name=NAME, input_shape=(49, 10, 1), classes=audio.KWS_CLASSES, baseline=BASELINE, load=load, train=train.main,
+    name=NAME, input_shape=(49, 10, 1), classes=audio.KWS_CLASSES, baseline=BASELINE, load=load, train_data=train_data,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=placement, targets=TARGETS,
     study=tasks.Study(tuple(model.WIDTHS), (1, 2, 3), model.study_name),
     curves={"fig4b_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"],

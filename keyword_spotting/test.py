@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from common.evaluation import report
+from common.commands import test
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    return report.main("keyword_spotting", argv, doc=__doc__)
+    return test.main("keyword_spotting", argv, description=__doc__)
 
 
 if __name__ == "__main__":

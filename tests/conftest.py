@@ -96,3 +96,20 @@ def offline_empty(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setattr(tfds, "builder", offline)
     (tmp_path / "empty").mkdir()
     return tmp_path / "empty"
+
+
+def tradeoff(**fields) -> dict:
+    """A summary.json trade-off row: every field None but those given."""
+    keys = ("drop_points", "rho", "val_accuracy", "val_mflops", "test_accuracy", "test_mflops",
+            "test_flops_reduction_pct", "test_drop_points")
+    return {k: None for k in keys} | {"drop_points": 1} | fields
+
+
+def summary_dict(tradeoffs: list[dict] = (), baseline_mflops: float | None = 10.0, accuracy: float = 0.8) -> dict:
+    """A whole summary.json of a two-exit model (common.reporting.summary reads only whole ones)."""
+    cost = {"mflops": 1.0, "params": 1, "mflops_alone": 1.0, "params_alone": 1}
+    return {"exits": ["early_exit", "final"], "params": 2, "exit_costs": {"early_exit": cost, "final": cost},
+            "standalone": {e: {"val": accuracy, "test": accuracy} for e in ("early_exit", "final")},
+            "tradeoffs": [tradeoff(**t) for t in tradeoffs],
+            "baseline": None if baseline_mflops is None else {"val_accuracy": 0.8, "test_accuracy": 0.8,
+                                                              "mflops": baseline_mflops}}

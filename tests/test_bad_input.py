@@ -196,13 +196,19 @@ def test_init_from_missing(cifar_root, tmp_path, capsys):
 
 
 def test_deploy_trade_off_out_of_range(capsys):
-    from common.deploy import main
+    from common.commands.deploy import main
 
-    fails(main, ["--drop-points", "9"], capsys, "--drop-points")
+    fails(main, ["--task", "keyword_spotting", "--drop-points", "9"], capsys, "--drop-points")
+
+
+def test_a_command_that_needs_a_task_says_so(capsys):
+    from common.commands.deploy import main
+
+    fails(main, ["--drop-points", "1"], capsys, "--task")
 
 
 def test_deploy_unknown_task(capsys):
-    from common.deploy import main
+    from common.commands.deploy import main
 
     fails(main, ["--task", "speech"], capsys, "--task", "speech")
 
@@ -210,8 +216,8 @@ def test_deploy_unknown_task(capsys):
 def test_truncated_tflite(tmp_path, capsys):
     import keras
 
-    from common.benchmark import main
-    from common.deploy import graph_file
+    from common.commands.benchmark import main
+    from common.edge.deployment import graph_file
     from common.edge.export import to_tflite
 
     inputs = keras.Input((4,))
@@ -224,7 +230,7 @@ def test_truncated_tflite(tmp_path, capsys):
             (out / graph_file("trecx", f"{part}_{kind}")).write_bytes(good)
     bad = out / graph_file("trecx", "tail_int8")
     bad.write_bytes(good[: len(good) // 2])
-    fails(main, ["--out-dir", out], capsys, bad)
+    fails(main, ["--task", "keyword_spotting", "--out-dir", out], capsys, bad)
 
 
 # ---- run folders and queues ----------------------------------------------------------------------
@@ -241,13 +247,13 @@ def test_resuming_with_other_options(cifar_root, tmp_path, capsys):
 
 
 def test_queue_file_missing(tmp_path, capsys):
-    from common.runqueue import main
+    from common.commands.runqueue import main
 
     fails(main, ["--queue", tmp_path / "q.txt"], capsys, tmp_path / "q.txt")
 
 
 def test_queue_line_without_a_module(tmp_path, capsys):
-    from common.runqueue import main
+    from common.commands.runqueue import main
 
     (tmp_path / "q.txt").write_text("# a comment\n--epochs 3\n")
     fails(main, ["--queue", tmp_path / "q.txt"], capsys, f"{tmp_path / 'q.txt'}:2")

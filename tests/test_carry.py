@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from common import carry
+from common.train import carry
 
 
 def _run_folder(root: Path, name: str, finished: bool = False, age: float = 60.0) -> Path:
@@ -93,7 +93,7 @@ def test_runs_started_side_by_side_extract_one_archive_once(tmp_path: Path, capl
 def test_a_model_published_from_the_same_recipe_is_not_trained_again(tmp_path: Path, monkeypatch):
     from common import paths
     from common.config import TrainConfig, record
-    from common.train.training import _already_published
+    from common.train.runs import already_published as _already_published
 
     monkeypatch.setattr(paths, "pretrained_dir", lambda task: tmp_path / "pretrained" / task)
     cfg = TrainConfig(variant="trecx", publish=True, epochs=100, threads=2)
@@ -112,7 +112,8 @@ def test_a_model_published_from_the_same_recipe_is_not_trained_again(tmp_path: P
 def test_a_seed_run_publishes_into_a_sub_folder_and_counts_as_published(tmp_path: Path, monkeypatch):
     from common import paths
     from common.config import TrainConfig, record
-    from common.train.training import _already_published, publish
+    from common.train.runs import already_published as _already_published
+    from common.train.runs import publish
 
     monkeypatch.setattr(paths, "pretrained_dir", lambda task: tmp_path / "pretrained" / task)
     run = tmp_path / "runs" / "trecx_seed1"

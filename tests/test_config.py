@@ -78,7 +78,8 @@ def test_aggregate_gives_mean_and_t_interval(tmp_path: Path):
 
 
 def test_targets_read_the_results_and_report_gaps(tmp_path: Path):
-    from common import targets, tasks
+    from common import tasks
+    from common.reporting import targets
 
     write_csv(tmp_path / "table1.csv", [
         {"model": "baseline", "final_test_accuracy": 0.80},
@@ -89,7 +90,7 @@ def test_targets_read_the_results_and_report_gaps(tmp_path: Path):
         (tmp_path / name).mkdir()
         write_csv(tmp_path / name / "benefit_curve_test.csv", [{"mflops": 1.0, "accuracy": acc},
                                                                {"mflops": 2.0, "accuracy": acc}])
-    spec = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train=None, targets=(
+    spec = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train_data=None, targets=(
         tasks.Target("final", "trecx.final_test_accuracy", "baseline.final_test_accuracy"),
         tasks.Target("cut", "max(trecx,trecx_plus).test_flops_reduction_pct_1pt", 30.0),
         tasks.Target("early", "trecx.early_exit_test_accuracy", 0.73),
@@ -102,7 +103,7 @@ def test_targets_read_the_results_and_report_gaps(tmp_path: Path):
     assert rows["final"]["test_drop_points"] is None  # not a trade-off
     assert rows["early"]["met"] is None and rows["missing model"]["met"] is None  # not measured, not passed
     assert rows["curve"]["measured"] == pytest.approx(10.0) and rows["curve"]["met"]
-    bad = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train=None,
+    bad = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train_data=None,
                      targets=(tasks.Target("x", "trecx.final_test_accuracy", 0.9),))
     assert targets.check(bad, tmp_path)[0]["met"] is False
 
@@ -112,6 +113,7 @@ def _fake_model(folder: Path, labels: np.ndarray, rights: list[float], costs: li
     confident when right; returns its table1 row (as test.py writes them)."""
     from common import files
     from common.evaluation import report, sweep
+    from common.reporting.summary import Summary
 
     names = ["early_exit", "final"][-len(rights):]
     probs = []
@@ -126,7 +128,9 @@ def _fake_model(folder: Path, labels: np.ndarray, rights: list[float], costs: li
     files.savez(folder / "outputs.npz", **{f"test/{n}": p for n, p in zip(names, probs, strict=True)},
                 **{f"val/{n}": p for n, p in zip(names, probs, strict=True)}, **{"test/labels": labels,
                                                                                  "val/labels": labels})
-    s = {"exits": names, "params": 1, "exit_costs": {n: {"mflops": c} for n, c in zip(names, costs, strict=True)},
+    s = {"exits": names, "params": 1,
+         "exit_costs": {n: {"mflops": c, "params": 1, "mflops_alone": c, "params_alone": 1}
+                        for n, c in zip(names, costs, strict=True)},
          "standalone": {n: {"test": float((p.argmax(1) == labels).mean()), "val": 0.0}
                         for n, p in zip(names, probs, strict=True)}}
     if len(names) > 1:
@@ -136,12 +140,13 @@ def _fake_model(folder: Path, labels: np.ndarray, rights: list[float], costs: li
         s["baseline"] = base
         s["tradeoffs"] = sweep.tradeoffs(curve, curve, base["val_accuracy"], base["test_accuracy"], base["mflops"])
     files.write_json(folder / "summary.json", s)
-    return report.table_row(folder.name, s)
+    return report.table_row(folder.name, Summary.from_dict(s))
 
 
 def test_each_target_gap_gets_an_interval_over_resampled_test_images(tmp_path: Path):
-    from common import targets, tasks
-    from common.evaluation.resample import Resampler
+    from common import tasks
+    from common.reporting import targets
+    from common.reporting.resample import Resampler
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 1000)
@@ -157,7 +162,7 @@ def test_each_target_gap_gets_an_interval_over_resampled_test_images(tmp_path: P
     for ref in ("trecx.final_test_accuracy", "trecx.early_exit_test_accuracy", "curve_gain(trecx,sdn)",
                 "max(trecx,sdn).test_flops_reduction_pct_1pt", "trecx.test_accuracy_2pt"):
         assert resampler.value(targets.parse_ref(ref), every) == pytest.approx(targets.read(ref, tmp_path, table)), ref
-    spec = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train=None, targets=(
+    spec = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train_data=None, targets=(
         tasks.Target("clear", "trecx.final_test_accuracy", 0.5),
         tasks.Target("close", "trecx.final_test_accuracy", "baseline.final_test_accuracy"),
         tasks.Target("curve", "curve_gain(trecx,sdn)", 0.01),

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import needs_shared
+from conftest import needs_shared, summary_dict
 
 from common import paths
 from common.edge import export, micro
@@ -65,7 +65,8 @@ def test_int8_threshold_matches_the_dequantized_confidence(int8_split):
 @pytest.mark.skipif(not KWS_TRECX.exists(), reason="no shipped KWS T-RecX model")
 @pytest.mark.slow
 def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
-    from common import benchmark, deploy, model_card
+    from common.commands import benchmark, deploy
+    from common.reporting import card
 
     res = tmp_path / "results"  # the model card reads this deploy run's files beside the test.py results
     out = res / "deploy" / "trecx"
@@ -86,7 +87,7 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     # both interpreters run the same int8 graphs: they exit on the same samples but for rounding
     assert abs(bench["tflm"]["exit_rate"] - bench["litert"]["exit_rate"]) <= 2 / 40
     assert all(bench[be]["latency_us"]["baseline"] > 0 for be in ("tflm", "litert"))
-    text = model_card.card("keyword_spotting", results=res)
+    text = card.card("keyword_spotting", results=res)
     assert f"Deployed rho {rec['rho']} ({rec['drop_points']}-point" in text
     assert f"{bench['tflm']['latency_us']['baseline']:.0f}" in text  # this run's latency, not the committed one
     # A deploy that fails its checks replaces nothing: the graphs and deploy.json stay as they were.
@@ -104,20 +105,22 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
 
 
 def test_model_card_names_a_test_drop_beyond_the_allowed_one_and_extra_peak_ram():
-    from common import model_card
+    from common.reporting import card as model_card
+    from common.reporting.summary import Summary
 
-    summary = {"tradeoffs": [{"drop_points": 1, "test_drop_points": 1.44}]}
+    summary = Summary.from_dict(summary_dict([{"drop_points": 1, "test_drop_points": 1.44}]))
     deploy = {"arena_bytes": {"head_int8": 69472, "tail_int8": 39408, "baseline_int8": 55952}}
     text = "\n".join(model_card._limits({}, 5000, summary, deploy, None))
     assert "landed 1.44 points below" in text and "24% more than the baseline's 55,952" in text
-    summary["tradeoffs"][0]["test_drop_points"], deploy["arena_bytes"]["head_int8"] = 0.8, 40000
+    summary = Summary.from_dict(summary_dict([{"drop_points": 1, "test_drop_points": 0.8}]))
+    deploy["arena_bytes"]["head_int8"] = 40000
     text = "\n".join(model_card._limits({}, 5000, summary, deploy, None))
     assert "landed" not in text and "tensor arena" not in text
 
 
 def test_model_card_shows_the_spread_across_seeds(tmp_path: Path):
-    from common import model_card
     from common.evaluation.evaluate import write_csv
+    from common.reporting import card as model_card
 
     write_csv(tmp_path / "table1.csv", [{"model": "baseline", "final_test_accuracy": 0.85}])
     assert "Across runs" not in model_card.overview("image_classification", ["trecx"], results=tmp_path)

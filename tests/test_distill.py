@@ -1,4 +1,4 @@
-"""Distillation (issue 14): the loss it adds, the student it saves, and a joint phase that moves the
+"""Distillation: the loss it adds, the student it saves, and a joint phase that moves the
 backbone and alone supplies the kept model."""
 
 from __future__ import annotations

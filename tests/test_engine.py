@@ -244,7 +244,7 @@ def test_post_trained_exits_leave_the_backbone_bit_identical(tmp_path):
 
 
 def test_report_compares_prior_methods_with_confidence_heads(tmp_path):
-    """report.run on T-RecX and two prior methods (one thresholding confidence heads) writes Fig 7,
+    """report.test_models on T-RecX and two prior methods (one thresholding confidence heads) writes Fig 7,
     Table 2 and comparison.md, with every method's trade-offs against the baseline."""
     from common.evaluation import report
     from common.evaluation.evaluate import read_csv
@@ -256,7 +256,7 @@ def test_report_compares_prior_methods_with_confidence_heads(tmp_path):
     logs = tmp_path / "models"  # the training cost is read from the tested folder's logs, not pretrained/
     logs.mkdir()
     (logs / "sdn.log.csv").write_text("epoch,epoch_seconds\n0,36\n1,36\n")
-    report.run(models, data, tmp_path, "baseline", task="keyword_spotting", models_dir=logs)
+    report.test_models(models, data, tmp_path, "baseline", task="keyword_spotting", models_dir=logs)
     assert [r["model"] for r in read_csv(tmp_path / "training_cost.csv")] == ["sdn"]
     for f in ("fig7_prior_methods.png", "table2.csv", "comparison.md", "table1_paper.csv", "table2_paper.csv"):
         assert (tmp_path / f).exists(), f
@@ -274,3 +274,15 @@ def test_report_compares_prior_methods_with_confidence_heads(tmp_path):
     assert "## Beside the paper" in text
     curve = read_csv(tmp_path / "eenets" / "benefit_curve_test.csv")
     assert {"exit_rate_exit_1", "exit_rate_final"} <= set(curve[0])
+
+
+def test_predict_pads_to_whole_batches_without_changing_any_row():
+    from common.evaluation.evaluate import predict
+
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, {"final": keras.layers.Dense(3, activation="softmax", name="final")(inputs)})
+    x = np.random.default_rng(0).normal(size=(150, 6)).astype("float32")
+    got = predict(model, x, batch_size=64)["final"]  # 150 rows: three batches of 64, the last one padded
+    assert got.shape == (150, 3)
+    np.testing.assert_allclose(got, model.predict(x, batch_size=150, verbose=0)["final"], rtol=0, atol=1e-6)
+    assert predict(model, x[:5], batch_size=64)["final"].shape == (5, 3)  # fewer rows than a batch: one batch

@@ -113,7 +113,7 @@ def test_every_shipped_model_loads_after_import_common_alone():
 
 
 # The last commit before ResNet-8 `trecx` became the paper's exit (cb78d8c): its trecx.keras is the
-# depthwise-first layout, now `trecx_dwfirst`, and the issue asks that such files keep loading.
+# depthwise-first layout, now `trecx_dwfirst`, and such files must keep loading.
 BEFORE_PAPER_EXIT = "c64b5ce"
 
 

@@ -67,7 +67,7 @@ def test_best_model_is_replaced_only_whole(tmp_path: Path):
 
 def test_presets_and_seeds_never_share_a_run_folder(monkeypatch, tmp_path: Path):
     from common.config import parse
-    from common.train.training import run_dir
+    from common.train.runs import run_dir
     from keyword_spotting.config import PRESETS, Config
 
     monkeypatch.setenv("TRECX_RUNS", str(tmp_path))
@@ -87,7 +87,7 @@ def test_records_name_no_machine_paths():
     assert rec["init_from"] == "reference:keyword_spotting/kws_ref_model"
     assert paths.resolve(rec["init_from"]) == paths.reference_dir() / "keyword_spotting" / "kws_ref_model"
     assert paths.portable(paths.data_dir() / "cifar10" / "a.tar.gz", paths.data_dir()) == "cifar10/a.tar.gz"
-    run = paths.runs_dir() / "keyword_spotting" / "seeds" / "seed0" / "trecx"  # e.g. common.seeds' --out-dir
+    run = paths.runs_dir() / "keyword_spotting" / "seeds" / "seed0" / "trecx"  # e.g. the seeds command' --out-dir
     assert paths.portable(run) == "runs:keyword_spotting/seeds/seed0/trecx"
     assert paths.resolve(paths.portable(run)) == run
     tracked = subprocess.run(["git", "grep", "-l", "-E", '"/(work|tmp|home|root|Users)/', "--", "results",
@@ -99,7 +99,7 @@ def test_publish_records_portable_paths(tmp_path: Path, monkeypatch):
     """A run folder written by older code holds machine paths; what publish ships never does."""
     import json
 
-    from common.train import training
+    from common.train import runs
 
     monkeypatch.setattr(paths, "REPO", tmp_path)
     run = paths.runs_dir() / "keyword_spotting" / "seeds" / "seed1" / "trecx"
@@ -107,7 +107,7 @@ def test_publish_records_portable_paths(tmp_path: Path, monkeypatch):
     src.mkdir()
     (src / "config.json").write_text(json.dumps({"out_dir": str(run), "variant": "trecx", "lr": 0.1}))
     (src / "best.keras").write_bytes(b"model")
-    training.publish(src, "keyword_spotting", "trecx", sub="seeds/seed1")
+    runs.publish(src, "keyword_spotting", "trecx", sub="seeds/seed1")
     dest = tmp_path / "pretrained" / "keyword_spotting" / "seeds" / "seed1"
     assert json.loads((dest / "trecx.config.json").read_text()) == {
         "out_dir": "runs:keyword_spotting/seeds/seed1/trecx", "variant": "trecx", "lr": 0.1}
@@ -172,7 +172,7 @@ def test_a_program_error_is_one_line_and_exit_2(tmp_path: Path):
 @pytest.mark.slow
 def test_the_queue_trains_in_order_records_outcomes_and_skips_them_next_time(cifar_root: Path, tmp_path: Path,
                                                                               monkeypatch, caplog):
-    from common import runqueue
+    from common.commands import runqueue
 
     monkeypatch.setenv("TRECX_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("TRECX_CACHE", str(tmp_path / "cache"))
@@ -192,7 +192,7 @@ def test_the_queue_trains_in_order_records_outcomes_and_skips_them_next_time(cif
 
 
 def test_queues_of_two_tasks_with_one_name_keep_separate_state(tmp_path: Path):
-    from common.runqueue import queue_name
+    from common.commands.runqueue import queue_name
 
     kws, vww = (tmp_path / t / "queues" / "search.txt" for t in ("keyword_spotting", "visual_wake_words"))
     assert queue_name(kws) == "keyword_spotting/search" and queue_name(vww) == "visual_wake_words/search"
@@ -219,14 +219,16 @@ def test_recipe_search_table_comes_from_the_runs_logs(tmp_path: Path):
 def test_promote_ships_the_best_on_validation_unless_it_is_trecx(tmp_path: Path):
     import json
 
-    from common import promote
+    from conftest import summary_dict
+
+    from common.commands import promote as command
+    from common.studies import promote
 
     def tested(v: str, val_mflops: float | None) -> None:
         (tmp_path / f"{v}.keras").write_bytes(v.encode())
         (tmp_path / f"{v}.config.json").write_text(json.dumps({"variant": v}))
         (tmp_path / v).mkdir()
-        (tmp_path / v / "summary.json").write_text(json.dumps(
-            {"tradeoffs": [{"val_mflops": val_mflops}], "baseline": {"mflops": 10.0}}))
+        (tmp_path / v / "summary.json").write_text(json.dumps(summary_dict([{"val_mflops": val_mflops}])))
 
     tested("trecx", 7.0)
     tested("trecx_sd", None)  # no rho within 1 point on validation: never chosen
@@ -234,7 +236,7 @@ def test_promote_ships_the_best_on_validation_unless_it_is_trecx(tmp_path: Path)
     assert promote.choose(tmp_path, ["trecx", "trecx_sd"]) == ("trecx", cuts)
     assert not promote.ship(tmp_path, "trecx", "trecx_plus") and not (tmp_path / "trecx_plus.keras").exists()
     tested("trecx_ee1_none", 6.0)
-    assert promote.main(["--task", "keyword_spotting", "--candidates", "trecx_sd", "trecx_ee1_none",
+    assert command.main(["--task", "keyword_spotting", "--candidates", "trecx_sd", "trecx_ee1_none",
                          "--models-dir", str(tmp_path), "--results-dir", str(tmp_path)]) == "trecx_ee1_none"
     assert (tmp_path / "trecx_plus.keras").read_bytes() == b"trecx_ee1_none"
     cfg = json.loads((tmp_path / "trecx_plus.config.json").read_text())
@@ -242,7 +244,7 @@ def test_promote_ships_the_best_on_validation_unless_it_is_trecx(tmp_path: Path)
 
 
 def test_training_cost_counts_a_stopped_epoch_at_the_median(tmp_path: Path):
-    from common import cost
+    from common.reporting import cost
 
     seconds = [30, 100, 100, 5571, 100]  # a slow first epoch is real cost; 5,571 s is a SIGSTOP pause
     (tmp_path / "trecx.log.csv").write_text("epoch,epoch_seconds\n" + "".join(
@@ -253,7 +255,7 @@ def test_training_cost_counts_a_stopped_epoch_at_the_median(tmp_path: Path):
     assert rows["trecx"]["epochs"] == 5 and rows["trecx"]["paused_epochs"] == 1
     assert rows["trecx"]["cpu_hours"] == round(430 / 3600, 2)
     assert rows["old"]["cpu_hours"] is None and rows["old"]["threads"] == 2
-    (tmp_path / "trecx_plus.log.csv").write_text((tmp_path / "trecx.log.csv").read_text())  # common.promote's copy
+    (tmp_path / "trecx_plus.log.csv").write_text((tmp_path / "trecx.log.csv").read_text())  # the promote command's copy
     (tmp_path / "trecx_plus.config.json").write_text(json.dumps({"threads": 1, "shipped_from": "trecx"}))
     rows = cost.training_cost(tmp_path)
     assert cost.total_cpu_hours(rows) == round(430 / 3600, 2)

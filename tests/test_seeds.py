@@ -1,4 +1,4 @@
-"""common.seeds: T-RecX paired with its ablations per seed, and the verdict across seeds."""
+"""the seeds command: T-RecX paired with its ablations per seed, and the verdict across seeds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common import seeds
+from common.commands import seeds
 from common.evaluation import report
 from common.evaluation.evaluate import write_csv
 
@@ -53,7 +53,7 @@ def test_mean_curves_average_seeds_on_their_shared_range(tmp_path: Path):
 
 
 def test_comparison_reports_the_seed_means(tmp_path: Path):
-    from common import compare
+    from common.reporting import compare
 
     write_csv(tmp_path / "seeds" / "summary.csv", [
         {"model": "trecx", "metric": "early_exit_test_accuracy", "n": 3, "mean": 0.89, "ci95_low": 0.86,

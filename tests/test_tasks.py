@@ -9,8 +9,8 @@ import pytest
 from conftest import SHARED, needs_shared
 
 from common import tasks
+from common.commands.reproduce import smoke
 from common.evaluation.evaluate import read_csv
-from common.reproduce import smoke
 
 pytestmark = pytest.mark.slow  # trains or converts real models
 

@@ -72,9 +72,9 @@ register(TASK, "trecx", partial(mobilenet_v1, EE_AFTER, True, paper=PAPER), _EE,
 register(TASK, "trecx_noev", partial(mobilenet_v1, EE_AFTER, False, paper=PAPER), _EE)
 register(TASK, "trecx_notransfer", partial(mobilenet_v1, EE_AFTER, True, paper=PAPER), _EE, weight_transfer=False)
 register(TASK, "eefmaps_concat", partial(mobilenet_v1, EE_AFTER, False, paper=PAPER, eefmaps_concat=True), _EE)
-# this project's earlier layout (the models shipped before issue 14), kept for comparison
+# this project's earlier layout (the first models this project shipped), kept for comparison
 register(TASK, "trecx_dwfirst", partial(mobilenet_v1, EE_AFTER, True), _EE, weight_transfer=True)
-# Issue 14's exit study on VWW, position (layer 3, 4, 6) x width: trecx_ee{layer}_{width}; the paper's
+# The exit study on VWW, position (layer 3, 4, 6) x width: trecx_ee{layer}_{width}; the paper's
 # own point (layer 4, 2x) is `trecx`
 for _layer in STUDY_LAYERS:
     for _width in WIDTHS:

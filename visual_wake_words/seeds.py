@@ -3,22 +3,21 @@
     python -m visual_wake_words.seeds
 
 The test split holds 200 images, so one split's numbers move by a few points; this gives their
-spread. Shorthand for `python -m common.seeds --task visual_wake_words --seeds 0 1 2 3 4 --vary-split
+spread. Shorthand for `python -m common seeds --task visual_wake_words --seeds 0 1 2 3 4 --vary-split
 true --publish-seed 0` (any of its options may follow)."""
 
 from __future__ import annotations
 
-from common import seeds
+from common.commands import seeds
+from common.config import parse
 
-DEFAULTS = ["--task", "visual_wake_words", "--seeds", "0", "1", "2", "3", "4", "--vary-split", "true",
-            "--publish-seed", "0", "--variants", "baseline", "trecx", "trecx_noev", "trecx_notransfer",
-            "eefmaps_concat"]
+DEFAULTS = seeds.SeedsConfig(task="visual_wake_words", seeds=(0, 1, 2, 3, 4), vary_split=True, publish_seed=0,
+                             variants=("baseline", "trecx", "trecx_noev", "trecx_notransfer", "eefmaps_concat"))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    import sys
-
-    return seeds.main(DEFAULTS + list(sys.argv[1:] if argv is None else argv))
+    return seeds.run(parse(seeds.SeedsConfig, {"default": DEFAULTS}, argv, description=__doc__,
+                           fixed={"task": DEFAULTS.task}))
 
 
 if __name__ == "__main__":

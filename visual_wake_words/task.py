@@ -14,9 +14,10 @@ import keras
 
 from common import files, tasks
 from common.data.images import VWW_CLASSES, load_vww
+from common.data.pipelines import image_training_data
 from common.edge.export import int8_report
 from common.models import weights
-from visual_wake_words import model, train
+from visual_wake_words import model
 from visual_wake_words.config import REFERENCE
 
 log = logging.getLogger("trecx.int8")
@@ -30,6 +31,13 @@ def load(data_dir: str, split_seed: int) -> tasks.EvalData:
     return tasks.image_eval_data(load_vww(data_dir or None, seed=split_seed), split_seed)
 
 
+def train_data(cfg) -> tuple:
+    """Augmented training batches and validation batches of `cfg` (a config.Config)."""
+    data = load_vww(cfg.data_dir or None, seed=cfg.split_seed, val_fraction=cfg.val_fraction,
+                    test_fraction=cfg.test_fraction)
+    return image_training_data(data, cfg, zoom=cfg.zoom)
+
+
 def int8(models: dict[str, keras.Model], out: Path, data: tasks.EvalData, models_dir: Path) -> None:
     """int8.json: size and accuracy of the int8 T-RecX model against its float version."""
     if "trecx" not in models:
@@ -41,17 +49,11 @@ def int8(models: dict[str, keras.Model], out: Path, data: tasks.EvalData, models
              f"int8 {rec['int8_accuracy']}")
 
 
-# Issue 14's targets; the paper's values from its Table 1 (../shared/papers/README.md).
-TARGETS = (
-    tasks.Target("trecx final exit at least the MLPerf reference", "trecx.final_test_accuracy",
-                 "mlperf_reference.final_test_accuracy", "86.44% vs 85.81%"),
-    tasks.Target("trecx early exit", "trecx.early_exit_test_accuracy", 0.80, "80.46%"),
-    tasks.Target("FLOPs cut at <= 1 point, best of trecx / trecx_plus (%)",
-                 "max(trecx,trecx_plus).test_flops_reduction_pct_1pt", 45.0, "36.3%"),
-)
+# The targets; the paper's values from its Table 1 (../shared/papers/README.md).
+TARGETS = tasks.reference_targets(0.80, 45.0, ("86.44% vs 85.81%", "80.46%", "36.3%"))
 
 TASK = tasks.register(tasks.Task(
-    name=NAME, input_shape=(96, 96, 3), classes=VWW_CLASSES, baseline=BASELINE, load=load, train=train.main,
+    name=NAME, input_shape=(96, 96, 3), classes=VWW_CLASSES, baseline=BASELINE, load=load, train_data=train_data,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=int8, targets=TARGETS,
     curves={"fig4c_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"]},
     study=tasks.Study(tuple(model.WIDTHS), model.STUDY_LAYERS, model.study_name, position_label="after layer")))

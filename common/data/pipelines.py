@@ -123,3 +123,11 @@ def image_train_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, rot
     if pipeline is not None:
         ds = ds.map(lambda a, b: (pipeline(a, training=True), b))
     return ds.prefetch(2)
+
+
+def image_training_data(data, cfg, **augment) -> tuple:
+    """(augmented training batches, validation batches, data info) of an image dataset's `Splits`, with the
+    config's batch size, seed, rotation, shift and flip, plus the task's own `augment` options (zoom, pad_crop)."""
+    train = image_train_dataset(data.x["train"], data.y["train"], cfg.batch_size, cfg.seed, rotation=cfg.rotation,
+                                shift=cfg.shift, flip=cfg.flip, **augment)
+    return train, eval_dataset(data.x["val"], data.y["val"]), data.info

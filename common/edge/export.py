@@ -13,6 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common.console import quiet
+
 
 def split_at_exit(model: keras.Model, exit_layer: str = "early_exit") -> tuple[keras.Model, keras.Model]:
     """(head, tail): head(x) -> {"early_exit", "features"}, tail(features) -> {"final"}."""
@@ -37,7 +39,8 @@ def to_tflite(model: keras.Model, representative: np.ndarray | None = None, samp
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
         if representative is not None:
             _int8(converter, representative[:samples].astype(np.float32))
-        return converter.convert()
+        with quiet():  # the converter prints its quantization settings from C++
+            return converter.convert()
 
 
 def _int8(converter: tf.lite.TFLiteConverter, rows: np.ndarray) -> None:
@@ -76,8 +79,9 @@ class TFLiteRunner:
     def __init__(self, content: bytes, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        with quiet((2,)):  # LiteRT announces its XNNPACK delegate from C++
+            self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
         runner = self.interpreter.get_signature_runner()
         details = runner.get_input_details()
         self.input_name = next(iter(details))

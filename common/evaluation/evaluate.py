@@ -15,6 +15,7 @@ import numpy as np
 from common import files
 from common.evaluation import sweep
 from common.models import flops
+from common.reporting.summary import FILE, Summary
 
 SPLITS = ("val", "test")
 
@@ -22,9 +23,20 @@ SPLITS = ("val", "test")
 exit_names = flops.exit_names  # classifier outputs in exit order, `final` last
 
 
-def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
-    out = model.predict(x, batch_size=batch_size, verbose=0)
-    return out if isinstance(out, dict) else {"final": out}
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Every output of `model` on the rows of `x`, by name. The rows are padded (with copies of the last
+    one) to whole batches: every batch then has one shape, so the predict function is traced once per model
+    and reused for every batch (a short last batch of every split traced it again, and a few large batches
+    per model traced once for every few calls, which TensorFlow reports as excessive retracing when many
+    models are tested in a row). The padding does not change any row's output (checked in the tests)."""
+    n = len(x)
+    if n == 0:
+        raise ValueError("predict: no rows")
+    batch = min(batch_size, n)
+    padded = np.concatenate([x, np.repeat(x[-1:], -n % batch, axis=0)]) if n % batch else x
+    out = model.predict(padded, batch_size=batch, verbose=0)
+    out = out if isinstance(out, dict) else {"final": out}
+    return {k: v[:n] for k, v in out.items()}
 
 
 def cached_outputs(model: keras.Model, data: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
@@ -79,7 +91,7 @@ def curve_rows(curve: dict[str, np.ndarray], names: list[str]) -> list[dict]:
 
 
 def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray]], out_dir: Path,
-                     baseline: dict[str, float] | None = None) -> dict:
+                     baseline: dict[str, float] | None = None) -> Summary:
     """Write exits.csv, benefit_curve_{val,test}.csv, tradeoffs.csv and summary.json for one model.
 
     baseline: {"val_accuracy", "test_accuracy", "mflops"} of the reference model for the trade-offs.
@@ -112,8 +124,8 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
             write_csv(out_dir / "tradeoffs.csv", rows)
             summary["tradeoffs"] = rows
             summary["baseline"] = baseline
-    files.write_json(out_dir / "summary.json", summary)
-    return summary
+    files.write_json(out_dir / FILE, summary)
+    return Summary.from_dict(summary)
 
 
 def curve_gain(a: Path, b: Path, points: int = 50) -> dict:

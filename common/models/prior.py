@@ -27,9 +27,10 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
-from common.config import LAMBDA
 from common.models import contract, flops
 from common.models.layers import pool_features
+
+LAMBDA = 0.1  # weight of the cost term in the EENets/PTEENet loss (costs are fractions of the full model)
 
 METHODS = ("branchynet", "sdn", "eenets", "pteenet")
 

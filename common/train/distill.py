@@ -1,4 +1,4 @@
-"""Knowledge distillation for early-exit models (issue 14): a frozen teacher's softened outputs, and
+"""Knowledge distillation for early-exit models: a frozen teacher's softened outputs, and
 the model's own final exit, as extra targets of every exit.
 
 With `weight` a in [0, 1) and temperature T, each exit e of the student (loss weight w_e) learns from

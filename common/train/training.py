@@ -1,16 +1,10 @@
-"""Training shared by every task: seeding, joint loss, recipes, callbacks, resumable run folders.
-
-A run folder holds: backup/ (BackupAndRestore, so a killed run resumes from its last epoch),
-best.keras (best joint validation loss; for one-exit models, best validation accuracy), log.csv,
-config.json, versions.json and, once finished, done.json.
-"""
+"""The training loop shared by every task: seeding, the joint loss, recipes, callbacks, the head-only and
+joint phases (its run folder's bookkeeping is in `train.runs`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,14 +12,15 @@ import keras
 import numpy as np
 
 from common import files, paths
-from common.config import NOT_RECIPE, TrainConfig, record, save_run_info
+from common.config import TrainConfig, save_run_info
 from common.data.pipelines import ArrayBatches
-from common.errors import ConfigError, DataError, TrecxError
+from common.errors import DataError, TrecxError
 from common.models import contract, registry
 from common.models.flops import exit_names
 from common.models.losses import SmoothedSparseCE
 from common.models.prior import LAMBDA, MixtureLoss
 from common.models.weights import reference_model, warm_start
+from common.train import runs
 from common.train.callbacks import BackboneDrift, EpochTimer, EVWeightTransfer, RawWeights, checkpoints
 from common.train.distill import Distiller, student_of
 from common.train.distribute import get_strategy, multiworker_workarounds, on_tensorflow, worker
@@ -105,36 +100,6 @@ def _freeze_backbone(model: keras.Model, frozen: bool, final: bool = True) -> No
     for layer in model.layers:
         if not (contract.is_head(layer.name) or (final and layer.name.startswith(contract.FINAL))):
             layer.trainable = not frozen
-
-
-def run_dir(cfg: TrainConfig, task: str) -> Path:
-    """runs/<task>/<preset>/<variant>[_seed<k>] unless --out-dir says otherwise: presets and seeds never
-    share a folder (seed 0 keeps the plain name of the runs trained before seeds were told apart)."""
-    if cfg.out_dir:
-        return Path(cfg.out_dir)
-    return paths.runs_dir() / task / cfg.preset / (cfg.variant + (f"_seed{cfg.seed}" if cfg.seed else ""))
-
-
-def recipe_changes(cfg: TrainConfig, saved: dict) -> list[str]:
-    """The recipe fields whose value in an existing run's config.json differs from `cfg` (a field
-    the run did not record counts as its default then)."""
-    defaults = record(type(cfg)())
-    return [k for k, v in record(cfg).items() if k not in NOT_RECIPE and saved.get(k, defaults[k]) != v]
-
-
-def _check_resume(cfg: TrainConfig, out: Path) -> None:
-    """Refuse to resume, reuse or publish a run trained with another recipe than the one asked for."""
-    if cfg.restart and out.exists():
-        shutil.rmtree(out)
-    saved = out / "config.json"
-    if not saved.exists():
-        return
-    changed = recipe_changes(cfg, json.loads(saved.read_text()))
-    if changed:
-        was = json.loads(saved.read_text())
-        diff = ", ".join(f"{k}: {was.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
-        raise ConfigError(f"run folder {out} was trained with other options ({diff}); "
-                          "use --restart true to train it again, or --out-dir for a new run")
 
 
 @dataclasses.dataclass
@@ -224,20 +189,6 @@ def _batches(ds) -> int:
     return len(ds) if isinstance(ds, ArrayBatches) else int(ds.cardinality())
 
 
-def _already_published(cfg: TrainConfig, task: str, out: Path) -> bool:
-    """True when `--publish` asks for a model that pretrained/ already holds from this very recipe and
-    this machine has no run folder of it (a queue started again on a new machine): training it again
-    would only replace it by a rerun. `--restart true` trains it anyway."""
-    saved = paths.pretrained_dir(task) / f"{cfg.publish_as or cfg.variant}.config.json"
-    if not cfg.publish or cfg.restart or out.exists() or not saved.exists():
-        return False
-    if recipe_changes(cfg, json.loads(saved.read_text())):
-        return False
-    log.info(f"{saved.with_suffix('').with_suffix('.keras')} was published from this recipe already: "
-             "nothing to train (--restart true trains it again)")
-    return True
-
-
 def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = None) -> Path:
     """Train `cfg.variant` of `task` on batched (x, y) datasets (tf.data, or ArrayBatches off the
     TensorFlow backend); returns the run folder."""
@@ -252,9 +203,9 @@ def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = Non
         if _batches(ds) == 0:
             raise DataError(f"the {split} split is empty: the data is too small for its split fractions")
     chief, index = worker()
-    out = run_dir(cfg, task) if chief else run_dir(cfg, task) / f"worker{index}"
-    _check_resume(cfg, out)
-    if chief and _already_published(cfg, task, out):
+    out = runs.run_dir(cfg, task) if chief else runs.run_dir(cfg, task) / f"worker{index}"
+    runs.check_resume(cfg, out)
+    if chief and runs.already_published(cfg, task, out):
         return out
     if (out / "done.json").exists():
         log.info(f"{out} is a finished run (delete its done.json to train again)")
@@ -286,19 +237,5 @@ def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = Non
             raise TrecxError(f"run {out} kept no model: no epoch gave a finite {monitor[0]} (the loss diverged?)")
         files.write_json(out / "done.json", {"epochs": cfg.epochs, "best": run.best})
     if chief and cfg.publish:
-        publish(out, task, cfg.publish_as or cfg.variant)
+        runs.publish(out, task, cfg.publish_as or cfg.variant)
     return out
-
-
-def publish(run: Path, task: str, variant: str, sub: str = "") -> Path:
-    """Copy a run's best model, config and log to pretrained/<task>/[<sub>/]<variant>.*; the config's
-    paths are recorded portably (a run folder started by older code may hold machine paths)."""
-    dest = paths.pretrained_dir(task) / sub
-    for name, target in (("best.keras", f"{variant}.keras"), ("log.csv", f"{variant}.log.csv"),
-                         ("versions.json", f"{variant}.versions.json")):
-        if (run / name).exists():
-            with files.atomic(dest / target) as tmp:
-                shutil.copy(run / name, tmp)
-    if (run / "config.json").exists():
-        files.write_json(dest / f"{variant}.config.json", record(json.loads((run / "config.json").read_text())))
-    return dest / f"{variant}.keras"

@@ -1,18 +1,18 @@
-"""The exit study (issue 14): where the early exit goes and how wide it is, judged by what it saves.
+"""The exit study: where the early exit goes and how wide it is, judged by what it saves.
 
-    python -m common.exit_study --task keyword_spotting
+    python -m common exit_study --task keyword_spotting
 
 For every cell of the task's `Study` (exit width x position) whose model is in --models-dir and has
 been tested (`<task>.test` wrote results/<task>/<variant>/summary.json), it reads the FLOPs cut at
 <= 1 point below the baseline (rho chosen on validation; the validation cut judges the designs), then
-deploys the model as int8 (`common.deploy`) and times it on TFLM's kernels (`common.benchmark`) into
+deploys the model as int8 (the `deploy` command) and times it on TFLM's kernels (`benchmark`) into
 results/<task>/exit_study/<variant>/, once. Writes exit_study.csv and exit_study.png (heat maps of the
 validation FLOPs cut, the test FLOPs cut and the int8 TFLM latency cut) in results/<task>/.
 
 `--publish-best trecx_plus` ships the cell with the highest validation FLOPs cut as
 pretrained/<task>/trecx_plus.* when it is not `trecx` itself (the paper's configuration is a cell;
-the choice is common.promote's); then run `<task>.test` again for its rows and curves, and
-`common.deploy --variant trecx_plus`.
+the choice is `studies.promote`'s); then run `<task>.test` again for its rows and curves, and
+`python -m common deploy --variant trecx_plus`.
 """
 
 from __future__ import annotations
@@ -24,20 +24,23 @@ from pathlib import Path
 
 import numpy as np
 
-from common import benchmark, deploy, paths, promote, tasks
+from common import paths, tasks
+from common.commands import benchmark, deploy
 from common.config import parse
 from common.errors import ConfigError
 from common.evaluation import plots
 from common.evaluation.evaluate import write_csv
+from common.reporting.summary import Summary, load
+from common.studies import promote
 
 log = logging.getLogger("trecx.exit_study")
 
 
 @dataclass
 class StudyConfig:
-    """Options of common.exit_study."""
+    """Options of `python -m common exit_study`."""
 
-    task: str = "keyword_spotting"  # a task with a Study in its spec
+    task: str = ""  # a task with a Study in its spec
     models_dir: str = ""  # "" = pretrained/<task>
     results_dir: str = ""  # where test.py wrote each model's summary.json; "" = results/<task>
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
@@ -46,28 +49,27 @@ class StudyConfig:
     publish_best: str = ""  # ship the best cell on validation under this name (e.g. trecx_plus); "" = no
 
 
-def cell(summary: dict) -> dict:
-    """FLOPs cuts (%) at the first trade-off (<= 1 point), on validation and test, from a summary.json."""
-    t = summary["tradeoffs"][0]
-    return {"rho": t["rho"], "val_flops_cut_pct": promote.val_cut(summary),
-            "test_flops_cut_pct": t["test_flops_reduction_pct"],
-            "early_exit_test_accuracy": summary["standalone"]["early_exit"]["test"],
-            "final_test_accuracy": summary["standalone"]["final"]["test"], "params": summary["params"]}
+def cell(summary: Summary) -> dict:
+    """FLOPs cuts (%) at the first trade-off (<= 1 point), on validation and test."""
+    t = summary.tradeoffs[0]
+    return {"rho": t.rho, "val_flops_cut_pct": summary.val_cut(1), "test_flops_cut_pct": t.test_flops_reduction_pct,
+            "early_exit_test_accuracy": summary.accuracy("early_exit"), "final_test_accuracy": summary.accuracy(),
+            "params": summary.params}
 
 
 def latency(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
     """The int8 TFLM benchmark of one model, run once (deploy, then benchmark) and read afterwards."""
     if not (out / "benchmark.json").exists():
-        args = ["--task", cfg.task, "--variant", variant, "--models-dir", str(models), "--out-dir", str(out),
-                  "--split-seed", str(cfg.split_seed), *(["--data-dir", cfg.data_dir] if cfg.data_dir else [])]
-        deploy.main(args)
-        benchmark.main([*args, "--samples", str(cfg.samples)])
+        job = deploy.DeployConfig(task=cfg.task, variant=variant, models_dir=str(models), out_dir=str(out),
+                                  split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=cfg.samples)
+        deploy.run(job)
+        benchmark.run(job)
     tflm = json.loads((out / "benchmark.json").read_text())["tflm"]
     return {"tflm_latency_cut_pct": tflm["latency_cut_pct"], "tflm_exit_rate": tflm["exit_rate"]}
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    cfg = parse(StudyConfig, {"default": StudyConfig()}, argv, description=__doc__)
+def run(cfg: StudyConfig) -> list[dict]:
+    """Read, deploy and time every trained cell; write exit_study.csv and .png; returns the rows."""
     task = tasks.get(cfg.task)
     if task.study is None:
         raise ConfigError(f"--task {cfg.task} has no exit study")
@@ -78,12 +80,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for width in study.widths:
         for position in study.positions:
             variant = study.name(position, width)
-            summary = results / variant / "summary.json"
-            if not (models / f"{variant}.keras").exists() or not summary.exists():
+            summary = load(results, variant)
+            if not (models / f"{variant}.keras").exists() or summary is None:
                 log.info("%s: not trained or not tested yet, left blank", variant)
                 continue
-            row = {"variant": variant, "width": width, "position": position}
-            row |= cell(json.loads(summary.read_text()))
+            row = {"variant": variant, "width": width, "position": position} | cell(summary)
             row |= latency(cfg, variant, models, results / "exit_study" / variant)
             rows.append(row)
     if not rows:
@@ -108,8 +109,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
-
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)
+def main(argv: list[str] | None = None) -> list[dict]:
+    return run(parse(StudyConfig, None, argv, description=__doc__, required=("task",)))

@@ -8,30 +8,31 @@ recomputing a measure from the cached exit outputs (`<model>/outputs.npz`, writt
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from common.evaluation import sweep
 from common.evaluation.evaluate import gain
+from common.reporting.summary import Summary, load
 
 ROUNDS = 1000  # bootstrap draws: the 2.5/97.5 percentiles settle to about 0.05 points
 
 
-def _per_sample(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], summary: dict) -> dict:
-    tradeoffs = {int(t["drop_points"]): t for t in summary.get("tradeoffs", [])}
-    rhos = np.union1d(sweep.RHOS, [t["rho"] for t in tradeoffs.values() if t["rho"] is not None])
+def _per_sample(probs: list[np.ndarray], labels: np.ndarray, summary: Summary) -> dict:
+    tradeoffs = {int(t.drop_points): t for t in summary.tradeoffs}
+    costs = [summary.mflops(n) for n in summary.exits]
+    rhos = np.union1d(sweep.RHOS, [t.rho for t in tradeoffs.values() if t.reached])
     taken = sweep.exits_taken(probs, rhos)  # (R, N)
     right = np.stack([p.argmax(axis=1) == labels for p in probs])  # (K, N)
-    exit_right = {f"{n}_test_accuracy": right[k] for k, n in enumerate(summary["exits"])}  # as table1's columns
+    exit_right = {f"{n}_test_accuracy": right[k] for k, n in enumerate(summary.exits)}  # as table1's columns
     return {"rhos": rhos, "labels": labels, "right": right[taken, np.arange(len(labels))],
             "cost": np.asarray(costs, dtype=np.float64)[taken], "exit_right": exit_right, "tradeoffs": tradeoffs,
-            "base_mflops": summary.get("baseline", {}).get("mflops")}
+            "base_mflops": summary.baseline.mflops if summary.baseline else None}
 
 
 class Resampler:
-    """Recomputes `common.targets` references on resampled test images of one task's results."""
+    """Recomputes `reporting.targets` references on resampled test images of one task's results."""
 
     def __init__(self, results: Path):
         self.results, self.models = results, {}
@@ -41,15 +42,13 @@ class Resampler:
         sweep's rhos and the validation-chosen ones. None without outputs.npz, or for a model whose exits
         are thresholded on learnt confidences rather than max softmax (EENets, PTEENet)."""
         if name not in self.models:
-            npz, summary = self.results / name / "outputs.npz", self.results / name / "summary.json"
+            npz, s = self.results / name / "outputs.npz", load(self.results, name)
             self.models[name] = None
-            if npz.exists() and summary.exists():
-                s = json.loads(summary.read_text())
+            if npz.exists() and s is not None:
                 with np.load(npz) as z:
                     keys = {k.split("/", 1)[1] for k in z.files if k.startswith("test/")}
-                    if keys == {*s["exits"], "labels"}:
-                        self.models[name] = _per_sample([z[f"test/{n}"] for n in s["exits"]], z["test/labels"],
-                                                        [s["exit_costs"][n]["mflops"] for n in s["exits"]], s)
+                    if keys == {*s.exits, "labels"}:
+                        self.models[name] = _per_sample([z[f"test/{n}"] for n in s.exits], z["test/labels"], s)
         return self.models[name]
 
     @staticmethod
@@ -62,16 +61,16 @@ class Resampler:
         if column in m["exit_right"]:
             return float(m["exit_right"][column][idx].mean())
         for d, t in m["tradeoffs"].items():
-            if t["rho"] is None or column not in (f"test_accuracy_{d}pt", f"test_flops_reduction_pct_{d}pt"):
+            if not t.reached or column not in (f"test_accuracy_{d}pt", f"test_flops_reduction_pct_{d}pt"):
                 continue
-            i = int(np.flatnonzero(m["rhos"] == t["rho"])[0])
+            i = int(np.flatnonzero(m["rhos"] == t.rho)[0])
             if column.startswith("test_accuracy"):
                 return float(m["right"][i, idx].mean())
             return 100 * (1 - float(m["cost"][i, idx].mean()) / m["base_mflops"])
         return None
 
     def value(self, ref: tuple, idx: np.ndarray) -> float | None:
-        """A parsed reference (see `common.targets.parse_ref`) on the test images `idx`."""
+        """A parsed reference (see `reporting.targets.parse_ref`) on the test images `idx`."""
         kind = ref[0]
         if kind == "number":
             return ref[1]

@@ -1,48 +1,40 @@
 """T-RecX against the paper and the prior early-exit methods, from a task's results files: Table 1
 and Table 2 beside the paper's (table1_paper.csv, table2_paper.csv), Fig 7, table2.csv, comparison.md.
 
-Called by report.run (every task's test.py); also `python -m common.compare --task TASK`. Every number of
-ours comes from results/<task>/<model>/summary.json and benefit_curve_test.csv, which the task's test.py
-wrote from one inference pass per model, with rho chosen on the validation split; the paper's come from
-common.paper (its Tables 1 and 2, cited).
+Written by every task's test.py (`evaluation.report.test_models`) and by `python -m common compare --task TASK`.
+Every number of ours comes from results/<task>/<model>/summary.json (read as a `Summary`) and
+benefit_curve_test.csv, which the task's test.py wrote from one inference pass per model, with rho chosen
+on the validation split; the paper's come from `reporting.paper` (its Tables 1 and 2, cited).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-from common import cost, files, paper, paths, tasks
-from common.config import parse
+from common import files, paths
 from common.evaluation import plots
 from common.evaluation.evaluate import read_csv, write_csv
 from common.models.prior import METHODS
-
-log = logging.getLogger("trecx.compare")
+from common.reporting import cost, paper
+from common.reporting.summary import exists, load
+from common.reporting.tables import markdown
 
 TRECX = ("trecx", "trecx_plus")  # T-RecX as in the paper, and the best measured design beside it
 PAPER_NOTE = f"The paper's numbers: {paper.CITATION}; its test sets are the full ones, ours may be subsets."
-
-
-def _summary(out: Path, name: str) -> dict | None:
-    p = out / name / "summary.json"
-    return json.loads(p.read_text()) if p.exists() else None
 
 
 def table2(out: Path, models: list[str]) -> list[dict]:
     """Parameters, MFLOPs to each exit, standalone test accuracy of every exit, final-exit accuracy."""
     rows = []
     for m in models:
-        s = _summary(out, m)
+        s = load(out, m)
         if s is None:
             continue
-        row = {"model": m, "params": s["params"], "exits": len(s["exits"])}
-        for i, e in enumerate(s["exits"], start=1):
+        row = {"model": m, "params": s.params, "exits": len(s.exits)}
+        for i, e in enumerate(s.exits, start=1):
             tag = "final" if e == "final" else f"exit{i}"
-            row[f"{tag}_mflops"] = s["exit_costs"][e]["mflops"]
-            row[f"{tag}_test_accuracy"] = s["standalone"][e]["test"]
+            row[f"{tag}_mflops"] = s.mflops(e)
+            row[f"{tag}_test_accuracy"] = s.accuracy(e)
         rows.append(row)
     cols = list(dict.fromkeys(k for r in rows for k in r))
     return [{c: r.get(c) for c in cols} for r in rows]
@@ -51,29 +43,28 @@ def table2(out: Path, models: list[str]) -> list[dict]:
 def table1_vs_paper(out: Path, task: str, baseline: str) -> list[dict]:
     """Table 1's numbers, ours (baseline and every T-RecX model tested) beside the paper's."""
     ref = paper.TABLE1.get(task)
-    base, rows = _summary(out, baseline), []
+    base, rows = load(out, baseline), []
     if ref is None or base is None:
         return rows
     rows += [{"metric": "baseline test accuracy (%)", "model": baseline,
-              "ours": 100 * base["standalone"]["final"]["test"], "paper": ref["baseline_accuracy"]},
-             {"metric": "baseline MFLOPs", "model": baseline, "ours": base["exit_costs"]["final"]["mflops"],
-              "paper": ref["baseline_mflops"]},
-             {"metric": "baseline params", "model": baseline, "ours": base["params"], "paper": ref["baseline_params"]}]
+              "ours": 100 * base.accuracy(), "paper": ref["baseline_accuracy"]},
+             {"metric": "baseline MFLOPs", "model": baseline, "ours": base.mflops(), "paper": ref["baseline_mflops"]},
+             {"metric": "baseline params", "model": baseline, "ours": base.params, "paper": ref["baseline_params"]}]
     for m in TRECX:
-        s = _summary(out, m)
+        s = load(out, m)
         if s is None:
             continue
-        rows += [{"metric": "params", "model": m, "ours": s["params"], "paper": ref["trecx_params"]},
+        rows += [{"metric": "params", "model": m, "ours": s.params, "paper": ref["trecx_params"]},
                  {"metric": "early exit test accuracy (%)", "model": m,
-                  "ours": 100 * s["standalone"]["early_exit"]["test"], "paper": ref["early_exit_accuracy"]},
-                 {"metric": "final exit test accuracy (%)", "model": m, "ours": 100 * s["standalone"]["final"]["test"],
+                  "ours": 100 * s.accuracy("early_exit"), "paper": ref["early_exit_accuracy"]},
+                 {"metric": "final exit test accuracy (%)", "model": m, "ours": 100 * s.accuracy(),
                   "paper": ref["final_accuracy"]}]
-        for t, p in zip(s.get("tradeoffs", []), ref["trecx_mflops"], strict=False):
-            rows.append({"metric": f"MFLOPs at {t['drop_points']} pt", "model": m,
-                         "ours": None if t["rho"] is None else t["test_mflops"], "paper": p})
-        t = s.get("tradeoffs", [{}])[0]
+        for t, p in zip(s.tradeoffs, ref["trecx_mflops"], strict=False):
+            rows.append({"metric": f"MFLOPs at {t.drop_points} pt", "model": m,
+                         "ours": t.test_mflops if t.reached else None, "paper": p})
+        t = s.tradeoff(1)
         rows.append({"metric": "FLOPs reduction at 1 pt (%)", "model": m,
-                     "ours": t.get("test_flops_reduction_pct") if t.get("rho") is not None else None,
+                     "ours": t.test_flops_reduction_pct if t and t.reached else None,
                      "paper": ref["flops_reduction_pct_1pt"]})
     return rows
 
@@ -82,9 +73,9 @@ def table2_vs_paper(out: Path, task: str) -> list[dict]:
     """Table 2: parameters and standalone exit accuracies of T-RecX and the prior methods, ours and the paper's."""
     rows = []
     for m, (params, accs) in paper.TABLE2.get(task, {}).items():
-        s = _summary(out, m)
-        ours = [100 * s["standalone"][e]["test"] for e in s["exits"]] if s else []
-        rows.append({"model": m, "params": s["params"] if s else None, "paper_params": params,
+        s = load(out, m)
+        ours = [100 * s.accuracy(e) for e in s.exits] if s else []
+        rows.append({"model": m, "params": s.params if s else None, "paper_params": params,
                      "exit_accuracies": " / ".join(f"{a:.1f}" for a in ours),
                      "paper_exit_accuracies": " / ".join(f"{a:.1f}" for a in accs)})
     return rows
@@ -100,7 +91,7 @@ def in_percent(metric: str, v: float) -> float:
 
 
 def seeds_md(out: Path) -> list[str]:
-    """Table 1's main numbers and the paired ablation gains across seeds (common.seeds), mean [95% interval]."""
+    """Table 1's main numbers and the paired ablation gains across seeds (the seeds command), mean [95% interval]."""
     summary, pairs = out / "seeds" / "summary.csv", out / "seeds" / "comparisons.csv"
     if not summary.exists():
         return []
@@ -111,27 +102,14 @@ def seeds_md(out: Path) -> list[str]:
             table.setdefault(r["model"], {"model": r["model"], "n": int(r["n"])})[SEEDS_METRICS[m]] = (
                 f"{in_percent(m, r['mean']):.2f} [{in_percent(m, r['ci95_low']):.2f}, "
                 f"{in_percent(m, r['ci95_high']):.2f}]")
-    lines += _md([{c: r.get(c, "") for c in ("model", "n", *SEEDS_METRICS.values())} for r in table.values()])
+    lines += markdown([{c: r.get(c, "") for c in ("model", "n", *SEEDS_METRICS.values())} for r in table.values()])
     if pairs.exists():
         lines += ["Paired on each seed, T-RecX minus the ablation (points; curve: mean gain over the shared "
                   "MFLOPs range, the paper's Fig 6; final: the final exit's accuracy):", "",
-                  *_md([{"comparison": r["model"], "metric": r["metric"], "n": int(r["n"]),
+                  *markdown([{"comparison": r["model"], "metric": r["metric"], "n": int(r["n"]),
                          "mean [95% interval]": f"{r['mean']:+.2f} [{r['ci95_low']:+.2f}, {r['ci95_high']:+.2f}]",
                          "verdict": r["verdict"]} for r in read_csv(pairs)])]
     return lines
-
-
-def _cell(v) -> str:
-    return "" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:.2f}" if isinstance(v, float) else str(v)
-
-
-def _md(rows: list[dict]) -> list[str]:
-    """A Markdown table of rows that share their keys."""
-    if not rows:
-        return []
-    cols = list(rows[0])
-    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
-            *("| " + " | ".join(_cell(r[c]) for c in cols) + " |" for r in rows), ""]
 
 
 def label(out: Path, task: str) -> str:
@@ -141,30 +119,28 @@ def label(out: Path, task: str) -> str:
 
 def comparison_md(out: Path, models: list[str], baseline: str, task: str = "",
                   costs: list[dict] | None = None) -> str:
-    """comparison.md; `costs` are common.cost's rows for its training-cost section."""
-    base, task = _summary(out, baseline), task or out.name
+    """comparison.md; `costs` are `reporting.cost`'s rows for its training-cost section."""
+    base, task = load(out, baseline), task or out.name
     lines = [f"# T-RecX vs prior early-exit methods: {label(out, task)}", "",
-             f"Generated by `common.compare` (`python -m common.compare --task {task}`, also run by every test.py) "
+             f"Generated by `python -m common compare --task {task}` (also run by every test.py) "
              "from the `*/summary.json` files in this folder.",
              "rho is chosen on the validation split (the cheapest rho whose validation accuracy is within the "
              "allowed drop of the baseline's); FLOPs and accuracy are measured on the test split.", ""]
     if base:
-        lines += [f"Baseline `{baseline}`: {100 * base['standalone']['final']['test']:.2f}% test accuracy, "
-                  f"{base['exit_costs']['final']['mflops']:.3f} MFLOPs.", ""]
+        lines += [f"Baseline `{baseline}`: {100 * base.accuracy():.2f}% test accuracy, {base.mflops():.3f} MFLOPs.", ""]
     lines += ["| model | params | final-exit test acc | " + " | ".join(
         f"MFLOPs at {d} pt (cut, test acc, vs baseline)" for d in (1, 2, 3)) + " |", "|---|---|---|---|---|---|"]
-    summaries = {m: _summary(out, m) for m in models}
+    summaries = {m: load(out, m) for m in models}
     for m, s in summaries.items():
         if s is None:
             continue
         cells = []
-        for t in s.get("tradeoffs", []):
+        for t in s.tradeoffs:
             # the sweep's own test drop against the baseline (0.0 - x: an exact tie reads +0.00, not -0.00)
-            vs = "" if not base or t["rho"] is None else f", {0.0 - t['test_drop_points']:+.2f} pt"
-            cells.append("no rho qualifies" if t["rho"] is None else f"{t['test_mflops']:.3f} "
-                         f"({t['test_flops_reduction_pct']:.1f}%, {100 * t['test_accuracy']:.2f}%{vs})")
-        acc = 100 * s["standalone"]["final"]["test"]
-        lines.append(f"| {m} | {s['params']:,} | {acc:.2f}% | " + " | ".join(cells) + " |")
+            vs = "" if not base or not t.reached else f", {0.0 - t.test_drop_points:+.2f} pt"
+            cells.append("no rho qualifies" if not t.reached else f"{t.test_mflops:.3f} "
+                         f"({t.test_flops_reduction_pct:.1f}%, {100 * t.test_accuracy:.2f}%{vs})")
+        lines.append(f"| {m} | {s.params:,} | {100 * s.accuracy():.2f}% | " + " | ".join(cells) + " |")
     missing = [m for m, s in summaries.items() if s is None]
     lines += ["", "A negative cut means the method costs more than the baseline at that accuracy. The allowed drop "
               "holds on validation, where rho is chosen; `vs baseline` says what it became on the test split."]
@@ -174,16 +150,17 @@ def comparison_md(out: Path, models: list[str], baseline: str, task: str = "",
     if t1 or t2:
         lines += ["", "## Beside the paper", "", PAPER_NOTE, ""]
     if t1:
-        lines += ["Table 1 (test split; rho chosen on validation):", "", *_md(t1)]
+        lines += ["Table 1 (test split; rho chosen on validation):", "", *markdown(t1)]
     if t2:
-        lines += ["Table 2 (standalone test accuracy of every exit in order, the final exit last, %):", "", *_md(t2)]
+        lines += ["Table 2 (standalone test accuracy of every exit in order, the final exit last, %):", "",
+                  *markdown(t2)]
     lines += seeds_md(out)
     lines += cost_md(costs or [])
     return "\n".join(lines) + "\n"
 
 
 def cost_md(rows: list[dict]) -> list[str]:
-    """The training cost of every shipped model (common.cost), as a section of comparison.md."""
+    """The training cost of every shipped model (`reporting.cost`), as a section of comparison.md."""
     rows = [r for r in rows if r["cpu_hours"] is not None]
     if not rows:
         return []
@@ -191,7 +168,7 @@ def cost_md(rows: list[dict]) -> list[str]:
             "CPU hours: the epochs' wall time times the run's threads (epochs of a stopped process counted "
             "at the run's median). A warm-started model counts its own epochs only; a copy of another "
             f"shipped model (`copy_of`) is not counted twice. In all: {cost.total_cpu_hours(rows):.1f} CPU hours.",
-            "", *_md([{k: r[k] for k in ("model", "epochs", "threads", "cpu_hours", "paused_epochs",
+            "", *markdown([{k: r[k] for k in ("model", "epochs", "threads", "cpu_hours", "paused_epochs",
                                                   "init_from", "copy_of")} for r in rows])]
 
 
@@ -200,12 +177,12 @@ def write(out: Path, baseline: str, task: str = "", models_dir: Path | None = No
     Fig 7 and table2.csv when a prior method was tested. `task` defaults to the folder's name; the
     training cost is read from the logs in `models_dir` (default: pretrained/<task>)."""
     task = task or out.name
-    models = [m for m in (*TRECX, *METHODS) if (out / m / "summary.json").exists()]
-    base = _summary(out, baseline)
+    models = [m for m in (*TRECX, *METHODS) if exists(out, m)]
+    base = load(out, baseline)
     if any(m in METHODS for m in models):
         curves = {m: out / m / "benefit_curve_test.csv" for m in models
                   if (out / m / "benefit_curve_test.csv").exists()}
-        point = (base["exit_costs"]["final"]["mflops"], base["standalone"]["final"]["test"]) if base else None
+        point = (base.mflops(), base.accuracy()) if base else None
         plots.benefit_curves(curves, out / "fig7_prior_methods.png", baseline=point, baseline_label=baseline,
                              title=f"{label(out, task)}: test split", logx=True)
         write_csv(out / "table2.csv", table2(out, [baseline, *models]))
@@ -218,22 +195,3 @@ def write(out: Path, baseline: str, task: str = "", models_dir: Path | None = No
     write_csv(out / "training_cost.csv", costs)
     files.write_text(out / "comparison.md", comparison_md(out, shown, baseline, task, costs))
     return models
-
-
-@dataclass
-class CompareConfig:
-    """Options of common.compare."""
-
-    task: str = "keyword_spotting"  # image_classification, keyword_spotting or visual_wake_words
-
-
-def main(argv: list[str] | None = None) -> None:
-    cfg = parse(CompareConfig, {"default": CompareConfig()}, argv, description=__doc__)
-    shown = write(paths.results_dir() / cfg.task, tasks.get(cfg.task).baseline, cfg.task)
-    log.info(f"{cfg.task}: {', '.join(shown)}")
-
-
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)

@@ -1,7 +1,7 @@
 """Train and test the same variants under several seeds, then report means and 95% intervals:
 
-    python -m common.seeds --task keyword_spotting --seeds 0 1 2
-    python -m common.seeds --task visual_wake_words --seeds 0 1 2 3 4 --vary-split true
+    python -m common seeds --task keyword_spotting --seeds 0 1 2
+    python -m common seeds --task visual_wake_words --seeds 0 1 2 3 4 --vary-split true
 
 Each seed trains every variant (`<task>.train --seed k`, with `--split-seed k` too when --vary-split)
 into <runs>/<task>/seeds/seed<k>/, tests them together (`<task>.test`) into
@@ -19,19 +19,19 @@ summarised with `--tested-only true --publish-seed 0` (seed 0's table is then re
 
 from __future__ import annotations
 
-import importlib
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from common import paths, tasks
-from common.compare import SEEDS_METRICS
+from common.commands import test, train
 from common.config import parse, save_run_info
 from common.errors import ConfigError
 from common.evaluation import plots, report
 from common.evaluation.evaluate import curve_gain, read_csv, write_csv
-from common.train.training import publish
+from common.reporting.compare import SEEDS_METRICS
+from common.train.runs import publish
 
 log = logging.getLogger("trecx.seeds")
 PAIRS = (("trecx", "trecx_notransfer"), ("trecx", "trecx_noev"), ("trecx", "eefmaps_concat"))  # Fig 6, EV
@@ -39,9 +39,9 @@ PAIRS = (("trecx", "trecx_notransfer"), ("trecx", "trecx_noev"), ("trecx", "eefm
 
 @dataclass
 class SeedsConfig:
-    """Options of common.seeds."""
+    """Options of `python -m common seeds`."""
 
-    task: str = "keyword_spotting"  # keyword_spotting or visual_wake_words (any task with --tested-only)
+    task: str = ""  # keyword_spotting or visual_wake_words (any task with --tested-only)
     seeds: tuple[int, ...] = (0, 1, 2)  # training seeds
     vary_split: bool = False  # each seed also draws its own data split (VWW: a 200-image test split)
     variants: tuple[str, ...] = ("trecx", "trecx_noev", "trecx_notransfer", "eefmaps_concat")  # trained per seed
@@ -90,13 +90,11 @@ def verdict(row: dict) -> str:
     return "within the interval (no difference shown)"
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    args = parse(SeedsConfig, {"default": SeedsConfig()}, argv, description=__doc__)
+def run(args: SeedsConfig) -> list[dict]:
+    """Train and test every seed (or read the tested ones), then aggregate; returns summary.csv's rows."""
     task = tasks.get(args.task)
-    train, test = (importlib.import_module(f"{args.task}.{m}") for m in ("train", "test"))
     runs_dir = Path(args.runs_dir or paths.runs_dir() / task.name / "seeds")
     out_dir = Path(args.out_dir or paths.results_dir() / task.name / "seeds")
-    data = ["--data-dir", args.data_dir] if args.data_dir else []
     if args.tested_only:
         tables = {f"seed{s}": tested_table(out_dir, s, args.publish_seed, task.name) for s in args.seeds}
         rows = report.aggregate(tables, out_dir / "summary.csv", shared_only=True)
@@ -112,14 +110,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         models = runs_dir / f"seed{s}" / "models"
         models.mkdir(parents=True, exist_ok=True)
         for v in args.variants:
-            run = train.main(["--config", args.train_config, "--variant", v, "--seed", str(s), "--split-seed",
-                              str(split), "--out-dir", str(models.parent / v), "--publish", str(s == args.publish_seed),
-                              "--threads", str(args.threads), *data])
-            shutil.copy(run / "best.keras", models / f"{v}.keras")
+            folder = train.run(train.preset(task.name, args.train_config, variant=v, seed=s, split_seed=split,
+                                            out_dir=str(models.parent / v), publish=s == args.publish_seed,
+                                            threads=args.threads, data_dir=args.data_dir))
+            shutil.copy(folder / "best.keras", models / f"{v}.keras")
             if s != args.publish_seed and args.keep_seeds:  # the published seed went to pretrained/<task>/
-                publish(run, task.name, v, sub=f"seeds/seed{s}")
+                publish(folder, task.name, v, sub=f"seeds/seed{s}")
         out = out_dir / f"seed{s}"
-        test.main(["--models-dir", str(models), "--out-dir", str(out), "--split-seed", str(split), *data])
+        test.run(test.TestConfig(task=task.name, models_dir=str(models), out_dir=str(out), split_seed=split,
+                                 data_dir=args.data_dir))
         tables[f"seed{s}"] = out / "table1.csv"
         pair_gains(out)
         gains[f"seed{s}"] = out / "comparisons.csv"
@@ -140,7 +139,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)
+def main(argv: list[str] | None = None) -> list[dict]:
+    return run(parse(SeedsConfig, None, argv, description=__doc__, required=("task",)))

@@ -1,13 +1,13 @@
 """What each shipped model cost to train, from the log and config published beside it
 (pretrained/<task>/<model>.log.csv and .config.json): results/<task>/training_cost.csv.
 
-    python -m common.cost --task image_classification
+    python -m common cost --task image_classification
 
 CPU hours are the epochs' wall time times the run's threads; an epoch that ran far over the run's
 median (search.PAUSED: its process was stopped, not training) is counted at the median and reported in
 `paused_epochs`. A model warm-started from another (`init_from`, e.g. PTEENet's heads on the frozen
 baseline) counts only its own epochs: add the other model's row for the whole cost. A model shipped as a
-copy of another (`common.promote`: trecx_plus from trecx_sd) names it in `copy_of` and is not counted
+copy of another (`studies.promote`: trecx_plus from trecx_dwfirst) names it in `copy_of` and is not counted
 again in the total.
 """
 
@@ -15,16 +15,9 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, tasks
-from common.config import parse
-from common.evaluation.evaluate import write_csv
-from common.search import epoch_seconds, threads
-
-log = logging.getLogger("trecx.cost")
+from common.studies.search import epoch_seconds, threads
 
 
 def model_cost(log_csv: Path, config_json: Path) -> dict:
@@ -50,26 +43,3 @@ def training_cost(pretrained: Path) -> list[dict]:
     """A row per shipped model of one task folder (seeds/ and other subfolders left out)."""
     return [model_cost(p, p.with_name(p.name.replace(".log.csv", ".config.json")))
             for p in sorted(pretrained.glob("*.log.csv"))]
-
-
-@dataclass
-class CostConfig:
-    """Options of common.cost."""
-
-    task: str = "image_classification"  # image_classification, keyword_spotting or visual_wake_words
-
-
-def main(argv: list[str] | None = None) -> None:
-    cfg = parse(CostConfig, {"default": CostConfig()}, argv, description=__doc__)
-    task = tasks.check(cfg.task)
-    rows = training_cost(paths.pretrained_dir(task))
-    out = paths.results_dir() / task / "training_cost.csv"
-    write_csv(out, rows)
-    total = total_cpu_hours(rows)
-    log.info(f"{task}: {len(rows)} models, {total:.1f} CPU hours in all -> {paths.portable(out)}")
-
-
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)

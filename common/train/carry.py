@@ -1,7 +1,7 @@
 """Carry unfinished training runs from one machine to the next, in one file that can be committed.
 
 A run folder resumes from its `backup/` (the last finished epoch), but only on the machine that holds
-it. When the next session starts on a new machine, `common.runqueue --carry FILE` restores every
+it. When the next session starts on a new machine, `the runqueue command --carry FILE` restores every
 unfinished run folder saved in FILE that this machine lacks, and while the queue trains it saves them
 again after each finished epoch (all at once, written whole or not at all). Committing FILE at the
 end of a session is then enough for the next one to carry on; a queue with nothing unfinished removes it.

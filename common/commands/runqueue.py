@@ -1,16 +1,16 @@
 """Train a list of runs in order, in the background, surviving interruption.
 
-    nohup python -m common.runqueue --queue image_classification/queues/recipe_search.txt --jobs 2 &
+    nohup python -m common runqueue --queue image_classification/queues/recipe_search.txt --jobs 2 &
 
 The queue file holds one run a line, a module and its options (`image_classification.train --config
-search_sgd --variant baseline`); `#` starts a comment. Each run goes to its own run folder, where
-`train` resumes from the last finished epoch (its `backup/`) and skips a finished run, so the same
+search_sgd --variant baseline`, or `common seeds --task ...`); `#` starts a comment. Each run goes to its
+own run folder, where `train` resumes from the last finished epoch (its `backup/`) and skips a finished run, so the same
 command started again after any interruption carries on where it stopped. `--jobs 2 --threads 1`
 runs two single-threaded trainings side by side (faster on 2 cores than one run on two threads:
-see README). A run that fails is recorded and skipped next time unless `--retry-failed`.
+see docs/training.md). A run that fails is recorded and skipped next time unless `--retry-failed`.
 Each run's output goes to <runs>/queue/<task>/<queue name>/<line>.log (see `queue_name`); the queue's
 own progress to stderr. With `--carry FILE`, the unfinished runs also travel to the next machine: they
-are restored from FILE at start and saved into it after every finished epoch (see `common.carry`);
+are restored from FILE at start and saved into it after every finished epoch (see `train.carry`);
 commit FILE before the machine goes.
 """
 
@@ -29,9 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import carry, paths
+from common import paths
 from common.config import parse
 from common.errors import ConfigError
+from common.train import carry
 
 log = logging.getLogger("trecx.runqueue")
 
@@ -44,8 +45,9 @@ def read_queue(path: Path) -> list[list[str]]:
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         words = shlex.split(line, comments=True)
         if words:
-            if "." not in words[0] or words[0].startswith("-"):
-                raise ConfigError(f"{path}:{number}: a line must start with a module (task.train), got {words[0]!r}")
+            if ("." not in words[0] and words[0] != "common") or words[0].startswith("-"):
+                raise ConfigError(f"{path}:{number}: a line must start with a module (task.train) or `common "
+                                  f"<command>`, got {words[0]!r}")
             runs.append(words)
     return runs
 
@@ -125,7 +127,7 @@ class Queue:
 
 @dataclass
 class QueueConfig:
-    """Options of common.runqueue."""
+    """Options of `python -m common runqueue`."""
 
     queue: str = ""  # the queue file: one run a line (a module and its options)
     jobs: int = 2  # runs side by side
@@ -134,8 +136,8 @@ class QueueConfig:
     carry: str = ""  # a file that carries the unfinished runs to the next machine (restored, then kept saved)
 
 
-def main(argv: list[str] | None = None) -> dict[str, int]:
-    cfg = parse(QueueConfig, {"default": QueueConfig()}, argv, description=__doc__)
+def run(cfg: QueueConfig) -> dict[str, int]:
+    """Train the queue's unfinished lines; returns how many ended how."""
     if not cfg.queue or cfg.jobs < 1 or cfg.threads < 0:
         raise ConfigError(f"--queue FILE is needed, --jobs at least 1 and --threads 0 or more "
                           f"(got {cfg.queue!r}, {cfg.jobs}, {cfg.threads})")
@@ -157,7 +159,5 @@ def main(argv: list[str] | None = None) -> dict[str, int]:
     return outcomes
 
 
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)
+def main(argv: list[str] | None = None) -> dict[str, int]:
+    return run(parse(QueueConfig, None, argv, description=__doc__))

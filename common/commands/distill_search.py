@@ -1,8 +1,8 @@
-"""Tabulate a joint-training (distillation) search (issue 14, item 1) from its runs' logs:
+"""Tabulate a joint-training (distillation) search from its runs' logs:
 
-    python -m common.distill_search --task keyword_spotting
+    python -m common distill_search --task keyword_spotting
 
-Copies each finished run of the task's DISTILL_SEARCH presets (`<task>/config.py`; variant `trecx`,
+Copies each finished run of the task's DISTILL_SEARCH presets (`<task>/searches/distill.py`; variant `trecx`,
 under $TRECX_RUNS or runs/) into results/<task>/distill_search/<preset>/, then writes from those
 copies distill_search.csv
 (one row a setting: teacher weight a, temperature T, learning rate; the kept epoch, by the training's
@@ -18,11 +18,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, search, tasks
+from common import paths, tasks
 from common.config import parse
 from common.errors import ConfigError
 from common.evaluation import plots
 from common.evaluation.evaluate import write_csv
+from common.studies import search
 
 VARIANT = "trecx"
 SETTINGS = ("teacher", "distill_weight", "temperature", "self_distill", "lr", "head_epochs", "epochs", "keep_joint")
@@ -31,9 +32,9 @@ log = logging.getLogger("trecx.distill_search")
 
 @dataclass
 class DistillSearchConfig:
-    """Options of common.distill_search."""
+    """Options of `python -m common distill_search`."""
 
-    task: str = "keyword_spotting"  # a task whose config.py has DISTILL_SEARCH presets
+    task: str = ""  # a task whose searches/distill.py has DISTILL_SEARCH presets
     runs_dir: str = ""  # where the search runs are; "" = $TRECX_RUNS or runs/
     out_dir: str = ""  # "" = results/keyword_spotting
 
@@ -50,12 +51,13 @@ def row(folder: Path) -> dict:
             "cpu_minutes": search.cpu_minutes(cfg, epochs)}
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    cfg = parse(DistillSearchConfig, {"default": DistillSearchConfig()}, argv, description=__doc__)
+def run(cfg: DistillSearchConfig) -> list[dict]:
+    """Copy the finished runs, write distill_search.csv and .png; returns the rows, best first."""
     task = tasks.get(cfg.task).name
-    presets = getattr(importlib.import_module(f"{task}.config"), "DISTILL_SEARCH", None)
-    if not presets:
-        raise ConfigError(f"--task {task} has no DISTILL_SEARCH presets in {task}/config.py")
+    try:
+        presets = importlib.import_module(f"{task}.searches.distill").DISTILL_SEARCH
+    except ModuleNotFoundError:
+        raise ConfigError(f"--task {task} has no distillation search ({task}/searches/distill.py)") from None
     out = Path(cfg.out_dir or paths.results_dir() / task)
     copied = search.collect(Path(cfg.runs_dir or paths.runs_dir()), task, presets, VARIANT, out / "distill_search")
     log.info("copied %d finished run(s): %s", len(copied), ", ".join(copied) or "none")
@@ -74,7 +76,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)
+def main(argv: list[str] | None = None) -> list[dict]:
+    return run(parse(DistillSearchConfig, None, argv, description=__doc__, required=("task",)))

@@ -1,4 +1,4 @@
-"""Model cards generated from the results files: python -m common.model_card --task TASK
+"""Model cards generated from the results files (`python -m common model_card --task TASK` writes them).
 
 Reads results/<task>/ (split.json, table1.csv, <variant>/summary.json, deploy/<variant>/deploy.json
 and benchmark.json) and pretrained/<task>/<variant>.config.json and .log.csv, and writes
@@ -10,19 +10,16 @@ its section out.
 from __future__ import annotations
 
 import json
-import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths, tasks
-from common.compare import SEEDS_METRICS, in_percent
-from common.config import parse
+from common import paths, tasks
 from common.data.sources import is_local_subset
 from common.errors import ModelFileError
 from common.evaluation.evaluate import read_csv
-
-log = logging.getLogger("trecx.model_card")
+from common.reporting.compare import SEEDS_METRICS, in_percent
+from common.reporting.summary import FILE, Summary, load
+from common.reporting.tables import markdown
 
 
 def data_note(info: dict) -> str:
@@ -48,12 +45,12 @@ def _ci(p: float, n: int) -> str:
     return f"±{196 * math.sqrt(max(p * (1 - p), 1e-12) / n):.1f}"
 
 
-def _model(task: str, variant: str, summary: dict, split: dict) -> list[str]:
+def _model(task: str, variant: str, summary: Summary, split: dict) -> list[str]:
     lines = [f"# `{variant}`", "", "## Model", "",
              f"- File: `pretrained/{task}/{variant}.keras` (outputs `early_exit`, `final`: softmax probabilities).",
-             f"- Parameters: {summary['params']:,}.",
+             f"- Parameters: {summary.params:,}.",
              "- MFLOPs to leave at each exit (cumulative, exit heads passed included): "
-             + ", ".join(f"{e} {c['mflops']:.3f}" for e, c in summary["exit_costs"].items()) + "."]
+             + ", ".join(f"{e} {c.mflops:.3f}" for e, c in summary.exit_costs.items()) + "."]
     if split.get("classes"):
         lines.append(f"- Classes: {', '.join(map(str, split['classes']))}.")
     lines += ["", "## Data", "", f"- {data_note(split)}" if split else "- unknown (no split.json)",
@@ -89,21 +86,20 @@ def _training(task: str, variant: str, cfg: dict, pre: Path) -> list[str]:
             f"- Full config: `pretrained/{task}/{variant}.config.json`.", ""]
 
 
-def _accuracy(summary: dict, n_test: int) -> list[str]:
-    lines = ["## Accuracy (float, Keras)", "", "| exit | validation | test |", "|---|---|---|"]
-    for e, a in summary["standalone"].items():
-        lines.append(f"| {e} | {_pct(a['val'])} | {_pct(a['test'])} {_ci(a['test'], n_test) if n_test else ''} |")
-    b = summary.get("baseline")
-    if b:
-        lines.append(f"| baseline (full model) | {_pct(b['val_accuracy'])} | {_pct(b['test_accuracy'])} |")
-    lines += ["", f"Test accuracies carry a 95% interval of about the ± shown (points; {n_test} test samples).", "",
-              "## Early exit (float): rho chosen on validation, measured on test", "",
-              "| allowed drop | rho | test accuracy | test MFLOPs | FLOPs cut vs baseline |", "|---|---|---|---|---|"]
-    for t in summary.get("tradeoffs", []):
-        if t["rho"] is not None:
-            lines.append(f"| {t['drop_points']} pt | {t['rho']:.2f} | {_pct(t['test_accuracy'])} | "
-                         f"{t['test_mflops']:.3f} | {t['test_flops_reduction_pct']:.1f}% |")
-    return lines
+def _accuracy(summary: Summary, n_test: int) -> list[str]:
+    rows = [{"exit": e, "validation": _pct(a["val"]), "test": f"{_pct(a['test'])} "
+             f"{_ci(a['test'], n_test) if n_test else ''}"} for e, a in summary.standalone.items()]
+    if b := summary.baseline:
+        rows.append({"exit": "baseline (full model)", "validation": _pct(b.val_accuracy),
+                     "test": _pct(b.test_accuracy)})
+    trade = [{"allowed drop": f"{t.drop_points} pt", "rho": f"{t.rho:.2f}", "test accuracy": _pct(t.test_accuracy),
+              "test MFLOPs": f"{t.test_mflops:.3f}", "FLOPs cut vs baseline": f"{t.test_flops_reduction_pct:.1f}%"}
+             for t in summary.tradeoffs if t.reached]
+    cols = ["allowed drop", "rho", "test accuracy", "test MFLOPs", "FLOPs cut vs baseline"]
+    return ["## Accuracy (float, Keras)", "", *markdown(rows),
+            f"Test accuracies carry a 95% interval of about the ± shown (points; {n_test} test samples).", "",
+            "## Early exit (float): rho chosen on validation, measured on test", "",
+            *markdown(trade, cols, blank=False)]
 
 
 def _deployment(task: str, variant: str, deploy: dict | None) -> list[str]:
@@ -143,12 +139,12 @@ def _latency(bench: dict | None) -> list[str]:
     return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()], *load]
 
 
-def _limits(split: dict, n_test: int, summary: dict, deploy: dict | None, bench: dict | None) -> list[str]:
+def _limits(split: dict, n_test: int, summary: Summary, deploy: dict | None, bench: dict | None) -> list[str]:
     lines = ["", "## Known limits", ""]
-    t = summary.get("tradeoffs", [{}])[0]
-    if t.get("test_drop_points") is not None and t["test_drop_points"] > t["drop_points"]:
-        lines.append(f"- The rho chosen on validation for a {t['drop_points']}-point drop landed "
-                     f"{t['test_drop_points']:.2f} points below the baseline on the test split: validation and "
+    t = summary.tradeoffs[0] if summary.tradeoffs else None
+    if t and t.test_drop_points is not None and t.test_drop_points > t.drop_points:
+        lines.append(f"- The rho chosen on validation for a {t.drop_points}-point drop landed "
+                     f"{t.test_drop_points:.2f} points below the baseline on the test split: validation and "
                      "test disagree by more than the allowed drop; re-choose rho on more validation data.")
     arena = (deploy or {}).get("arena_bytes", {})
     if arena.get("head_int8", 0) > arena.get("baseline_int8", float("inf")):
@@ -173,9 +169,9 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
     """The model card of `variant`, from a task's results folder and its shipped config and log."""
     res = results or paths.results_dir() / task
     pre = pretrained or paths.pretrained_dir(task)
-    summary = _json(res / variant / "summary.json")
+    summary = load(res, variant)
     if summary is None:
-        raise ModelFileError(f"{res / variant / 'summary.json'} not found: run python -m {task}.test first")
+        raise ModelFileError(f"{res / variant / FILE} not found: run python -m {task}.test first")
     split, cfg = _json(res / "split.json") or {}, _json(pre / f"{variant}.config.json") or {}
     deploy, bench = _json(res / "deploy" / variant / "deploy.json"), _json(res / "deploy" / variant / "benchmark.json")
     n_test = split.get("counts", {}).get("test", 0)
@@ -193,7 +189,7 @@ def overview(task: str, variants: list[str], results: Path | None = None) -> str
     res = results or paths.results_dir() / task
     table = {r["model"]: r for r in read_csv(res / "table1.csv")} if (res / "table1.csv").exists() else {}
     lines = [f"# Model card: {task}", "",
-             f"Generated by `python -m common.model_card --task {task}` from `results/{task}/` and "
+             f"Generated by `python -m common model_card --task {task}` from `results/{task}/` and "
              f"`pretrained/{task}/`; do not edit by hand.", "",
              "| model | params | MFLOPs | final (test) | early exit (test) | FLOPs cut at <= 1 pt (test) |",
              "|---|---|---|---|---|---|"]
@@ -210,7 +206,7 @@ def overview(task: str, variants: list[str], results: Path | None = None) -> str
 
 
 def _seed_spread(summary: Path, models: list[str]) -> list[str]:
-    """How much the headline numbers move between training runs (common.seeds' summary.csv), when there."""
+    """How much the headline numbers move between training runs (the seeds command' summary.csv), when there."""
     rows = ([r for r in read_csv(summary) if r["model"] in models and r["metric"] in SEEDS_METRICS]
             if summary.exists() else [])
     if not rows:
@@ -218,9 +214,9 @@ def _seed_spread(summary: Path, models: list[str]) -> list[str]:
     def fmt(metric: str, v: float) -> str:
         return f"{in_percent(metric, v):.{1 if metric.endswith('pct_1pt') else 2}f}%"
 
-    lines = [f"Across runs (`{summary.parent.name}/{summary.name}`, written by `common.seeds`: the same variants "
-             "trained again under other seeds, or data splits where it varied them; the shipped model may be one "
-             "of them): each run's value on its test split, then the mean and its 95% t-interval.", "",
+    lines = [f"Across runs (`{summary.parent.name}/{summary.name}`, written by `python -m common seeds`: the same "
+             "variants trained again under other seeds, or data splits where it varied them; the shipped model may be "
+             "one of them): each run's value on its test split, then the mean and its 95% t-interval.", "",
              "| model | number | runs | mean [95% interval] |",
              "|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (models.index(r["model"]), list(SEEDS_METRICS).index(r["metric"]))):
@@ -229,28 +225,3 @@ def _seed_spread(summary: Path, models: list[str]) -> list[str]:
         lines.append(f"| `{r['model']}` | {SEEDS_METRICS[m]} | {runs} | {fmt(m, r['mean'])} "
                      f"[{fmt(m, r['ci95_low'])}, {fmt(m, r['ci95_high'])}] |")
     return [*lines, ""]
-
-
-@dataclass
-class CardConfig:
-    """Options of common.model_card."""
-
-    task: str = "keyword_spotting"  # image_classification, keyword_spotting or visual_wake_words
-    variants: tuple[str, ...] = ("trecx", "trecx_plus")  # the models the card describes (those tested)
-
-
-def main(argv: list[str] | None = None) -> Path:
-    cfg = parse(CardConfig, {"default": CardConfig()}, argv, description=__doc__)
-    tasks.get(cfg.task)  # a known task, or a one-line error
-    res = paths.results_dir() / cfg.task
-    variants = [v for v in cfg.variants if (res / v / "summary.json").exists()] or list(cfg.variants[:1])
-    out = res / "MODEL_CARD.md"
-    files.write_text(out, "\n".join([overview(cfg.task, variants), *(card(cfg.task, v) for v in variants)]))
-    log.info(f"{out}")
-    return out
-
-
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)

@@ -1,33 +1,26 @@
-"""Check a task's accuracy and FLOPs targets against its results files (a benchmark, not a test):
-
-    python -m common.targets --task image_classification
+"""A task's accuracy and FLOPs targets against its results files (a benchmark, not a test; the command
+`python -m common targets --task TASK` writes results/<task>/targets.csv).
 
 Each task lists its targets in its Task spec (`<task>/task.py`). A target reads a number from the
 task's results, written by its test.py (rho chosen on validation, reported on test): `model.column` of
 table1.csv, `max(a,b).column` for the best of several models, or `curve_gain(a,b)`, how many points
 benefit curve `a` lies above `b` on average over the MFLOPs both cover. It is met when that number is at
-least `at_least`: a number, or another such reference. Writes results/<task>/targets.csv (measured,
-required, gap, met; for a trade-off at k points, the model it came from and how far below the baseline
-its test accuracy landed at the validation-chosen rho) and prints it; a missed target is a result to
-report, so the exit status is 0.
-Where test.py left the models' outputs, each gap also gets a 95% interval over resampled test images
-(`common.evaluation.resample`): a gap whose interval holds 0 is within what other test images could read.
+least `at_least`: a number, or another such reference. For a trade-off at k points it also names the
+model the number came from and how far below the baseline its test accuracy landed at the
+validation-chosen rho. Where test.py left the models' outputs, each gap also gets a 95% interval over
+resampled test images (`reporting.resample`): a gap whose interval holds 0 is within what other test
+images could read.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, tasks
-from common.config import parse
+from common import tasks
 from common.errors import ConfigError
-from common.evaluation.evaluate import curve_gain, read_csv, write_csv
-from common.evaluation.resample import ROUNDS, Resampler
-
-log = logging.getLogger("trecx.targets")
+from common.evaluation.evaluate import curve_gain, read_csv
+from common.reporting.resample import ROUNDS, Resampler
 
 
 def parse_ref(ref: float | str) -> tuple:
@@ -91,40 +84,3 @@ def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
                      "beyond_noise": None if ci is None else ci[0] > 0 or ci[1] < 0, "paper": t.paper}
                     | tradeoff_drop(t.measure, table, task.baseline))
     return rows
-
-
-@dataclass
-class TargetsConfig:
-    """Options of common.targets."""
-
-    task: str = "image_classification"  # image_classification, keyword_spotting or visual_wake_words
-    results_dir: str = ""  # "" = results/<task>
-    rounds: int = ROUNDS  # bootstrap draws of the test images for each gap's 95% interval (0: none)
-
-
-def main(argv: list[str] | None = None) -> list[dict]:
-    cfg = parse(TargetsConfig, {"default": TargetsConfig()}, argv, description=__doc__)
-    task = tasks.get(cfg.task)
-    results = Path(cfg.results_dir or paths.results_dir() / task.name)
-    if not (results / "table1.csv").exists():
-        raise ConfigError(f"{results / 'table1.csv'} does not exist: run python -m {task.name}.test first")
-    rows = check(task, results, cfg.rounds)
-    write_csv(results / "targets.csv", rows)
-    def fmt(v) -> str:
-        return "n/a" if v is None else f"{v:.4g}"
-
-    for r in rows:
-        state = "not measured" if r["met"] is None else "met" if r["met"] else f"MISSED by {fmt(-r['gap'])}"
-        if r["beyond_noise"] is not None:
-            state += (f"; gap 95% interval [{fmt(r['gap_ci95_low'])}, {fmt(r['gap_ci95_high'])}] over resampled "
-                      f"test images: {'beyond' if r['beyond_noise'] else 'within'} test-sample noise")
-        if r["test_drop_points"] is not None:
-            state += f"; {r['from_model']}'s test accuracy there: {fmt(r['test_drop_points'])} points below baseline"
-        log.info(f"{r['target']}: {fmt(r['measured'])} (needs {fmt(r['required'])}; paper {r['paper']}): {state}")
-    return rows
-
-
-if __name__ == "__main__":
-    from common import cli
-
-    cli.run(main)

@@ -1,0 +1,38 @@
+"""`python -m common <command> [options]` runs a command; `python -m common` (or `--help`) lists them."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from common import cli
+from common.commands import COMMANDS
+from common.errors import ConfigError
+
+TASK_FRONTS = ("train", "test")  # their main takes the task first: python -m <task>.train is the front door
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    return "\n".join(["usage: python -m common <command> [options]   (python -m common <command> --help: its options)",
+                      "", "commands:", *(f"  {name.ljust(width)}  {what}" for name, what in COMMANDS.items())])
+
+
+def main(argv: list[str]) -> object:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return None
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        raise ConfigError(f"unknown command '{name}' (python -m common lists them)")
+    module = importlib.import_module(f"common.commands.{name}")
+    if name in TASK_FRONTS:  # python -m common train --task T ... is python -m T.train ...
+        if "--task" not in rest or rest.index("--task") + 1 >= len(rest):
+            raise ConfigError(f"{name}: --task TASK is needed (or run python -m <task>.{name})")
+        i = rest.index("--task")
+        return module.main(rest[i + 1], rest[:i] + rest[i + 2:])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    cli.run(main, sys.argv[1:])

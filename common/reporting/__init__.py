@@ -1,0 +1,1 @@
+"""Reports from the results files: the typed summary reader, tables, comparisons, model cards, targets."""

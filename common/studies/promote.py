@@ -1,0 +1,55 @@
+"""The choice of the best design of ours beside the paper's `trecx`, on validation only (the commands
+`promote` and `exit_study --publish-best` make it).
+
+The candidate with the highest FLOPs cut at <= 1 point below the baseline on the validation split wins;
+if that is `trecx` itself nothing is shipped (and a stale file of the shipped name is left alone, with a
+warning), else its files are copied to pretrained/<task>/<name>.*, the config saying what it is and why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from common import files
+from common.errors import ConfigError
+from common.reporting.summary import FILE, load
+
+log = logging.getLogger("trecx.promote")
+PAPER = "trecx"  # the paper's configuration: what a design of ours must beat
+
+
+def choose(results: Path, variants: list[str]) -> tuple[str, dict[str, float | None]]:
+    """The variant with the highest validation FLOPs cut (ties go to the first listed), and every cut."""
+    cuts = {}
+    for v in variants:
+        s = load(results, v)
+        if s is None:
+            raise ConfigError(f"{results / v / FILE} not found: run the task's test.py with "
+                              f"pretrained/<task>/{v}.keras first")
+        cuts[v] = s.val_cut(1)
+    best = max(variants, key=lambda v: -float("inf") if cuts[v] is None else cuts[v])
+    return best, cuts
+
+
+def ship(models: Path, variant: str, name: str) -> bool:
+    """Copy the files of `variant` to <name>.*, its config saying what it is and why it was chosen;
+    nothing when the paper's configuration won."""
+    if variant == PAPER:
+        log.info("the paper's configuration measured best on validation: nothing shipped as %s", name)
+        if (models / f"{name}.keras").exists():
+            log.warning("%s is from an earlier choice and no longer beats %s: delete it", models / f"{name}.keras",
+                        PAPER)
+        return False
+    for suffix in (".keras", ".log.csv", ".versions.json"):
+        if (models / f"{variant}{suffix}").exists():
+            with files.atomic(models / f"{name}{suffix}") as tmp:
+                shutil.copy(models / f"{variant}{suffix}", tmp)
+    cfg = json.loads((models / f"{variant}.config.json").read_text())
+    files.write_json(models / f"{name}.config.json", cfg | {
+        "shipped_as": name, "shipped_from": variant,
+        "chosen_by": "highest FLOPs cut at <= 1 point below the baseline on the validation split"})
+    log.info("shipped %s as %s", variant, models / f"{name}.keras")
+    return True

@@ -1,0 +1,49 @@
+"""Generated documents never go stale: the committed SUMMARY.md and README results table are what the
+committed results generate, and the docs name only commands that exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from common import paths, tasks
+from common.commands import COMMANDS
+from common.commands.reproduce import shipped
+from common.errors import ConfigError
+from common.reporting import digest
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def test_summary_md_is_what_the_committed_results_generate():
+    results = {t.name: paths.results_dir() / t.name for t in tasks.all_tasks() if shipped(t)}
+    want = digest.summary_md(results, "Results summary")
+    assert (paths.results_dir() / "SUMMARY.md").read_text() == want, "rerun: python -m common reproduce"
+
+
+def test_readme_results_table_is_what_the_committed_results_generate():
+    readme = (REPO / "README.md").read_text()
+    assert digest.with_results_table(readme, digest.results_table(paths.results_dir())) == readme, \
+        "rerun: python -m common reproduce"
+
+
+def test_the_results_table_replaces_only_what_lies_between_its_markers():
+    text = f"intro\n{digest.BEGIN}\nold\n{digest.END}\nafter\n"
+    want = f"intro\n{digest.BEGIN}\n| a |\n|---|\n{digest.END}\nafter\n"
+    assert digest.with_results_table(text, ["| a |", "|---|"]) == want
+    with pytest.raises(ConfigError, match=r"README\.md"):
+        digest.with_results_table("no markers\n", ["x"])
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_docs_name_only_commands_that_exist(doc: Path):
+    named = set(re.findall(r"python -m common ([a-z_]+)", doc.read_text()))
+    assert named <= set(COMMANDS), sorted(named - set(COMMANDS))
+    assert not re.findall(r"python -m common\.(?!commands)[a-z_]+", doc.read_text())  # the old module paths
+
+
+def test_the_readme_stays_a_front_door():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 150
