@@ -128,9 +128,10 @@ def comparison_md(out: Path, models: list[str], baseline: str, task: str = "",
              "allowed drop of the baseline's); FLOPs and accuracy are measured on the test split.", ""]
     if base:
         lines += [f"Baseline `{baseline}`: {100 * base.accuracy():.2f}% test accuracy, {base.mflops():.3f} MFLOPs.", ""]
-    lines += ["| model | params | final-exit test acc | " + " | ".join(
-        f"MFLOPs at {d} pt (cut, test acc, vs baseline)" for d in (1, 2, 3)) + " |", "|---|---|---|---|---|---|"]
+    cols = ["model", "params", "final-exit test acc", *(f"MFLOPs at {d} pt (cut, test acc, vs baseline)"
+                                                       for d in (1, 2, 3))]
     summaries = {m: load(out, m) for m in models}
+    rows = []
     for m, s in summaries.items():
         if s is None:
             continue
@@ -140,7 +141,8 @@ def comparison_md(out: Path, models: list[str], baseline: str, task: str = "",
             vs = "" if not base or not t.reached else f", {0.0 - t.test_drop_points:+.2f} pt"
             cells.append("no rho qualifies" if not t.reached else f"{t.test_mflops:.3f} "
                          f"({t.test_flops_reduction_pct:.1f}%, {100 * t.test_accuracy:.2f}%{vs})")
-        lines.append(f"| {m} | {s.params:,} | {100 * s.accuracy():.2f}% | " + " | ".join(cells) + " |")
+        rows.append(dict(zip(cols, [m, f"{s.params:,}", f"{100 * s.accuracy():.2f}%", *cells], strict=False)))
+    lines += markdown(rows, cols, blank=False)
     missing = [m for m, s in summaries.items() if s is None]
     lines += ["", "A negative cut means the method costs more than the baseline at that accuracy. The allowed drop "
               "holds on validation, where rho is chosen; `vs baseline` says what it became on the test split."]
