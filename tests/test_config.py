@@ -98,8 +98,10 @@ def test_targets_read_the_results_and_report_gaps(tmp_path: Path):
         tasks.Target("missing model", "curve_gain(trecx,branchynet)", 0.01)))
     rows = {r["target"]: r for r in targets.check(spec, tmp_path)}
     assert rows["final"]["met"] and rows["final"]["gap"] == pytest.approx(0.01)
-    assert rows["cut"]["met"] and rows["cut"]["measured"] == 31.0
+    # 31% >= 30%, but at its rho the test accuracy fell 1.15 points: over the 1-point budget, so not met
+    assert not rows["cut"]["met"] and rows["cut"]["within_budget"] is False and rows["cut"]["measured"] == 31.0
     assert rows["cut"]["from_model"] == "trecx_plus" and rows["cut"]["test_drop_points"] == pytest.approx(1.15)
+    assert rows["cut"]["budget_points"] == 1 and rows["final"]["within_budget"] is None
     assert rows["final"]["test_drop_points"] is None  # not a trade-off
     assert rows["early"]["met"] is None and rows["missing model"]["met"] is None  # not measured, not passed
     assert rows["curve"]["measured"] == pytest.approx(10.0) and rows["curve"]["met"]
@@ -175,3 +177,19 @@ def test_each_target_gap_gets_an_interval_over_resampled_test_images(tmp_path: P
     assert targets.check(spec, tmp_path, rounds=0)[0]["beyond_noise"] is None
     (tmp_path / "sdn" / "outputs.npz").unlink()  # outputs not kept: no interval, the measure as before
     assert targets.check(spec, tmp_path, rounds=50)[2]["gap_ci95_low"] is None
+
+
+def test_a_trade_off_within_its_budget_counts_and_a_guaranteed_one_reads_its_own_drop(tmp_path: Path):
+    from common import tasks
+    from common.reporting import targets
+
+    write_csv(tmp_path / "table1.csv", [
+        {"model": "baseline", "final_test_accuracy": 0.80},
+        {"model": "trecx", "test_flops_reduction_pct_1pt": 31.0, "test_accuracy_1pt": 0.795,
+         "guaranteed_test_flops_reduction_pct_1pt": 22.0, "guaranteed_test_drop_points_1pt": 1.3}])
+    spec = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train_data=None, targets=(
+        tasks.Target("cut", "trecx.test_flops_reduction_pct_1pt", 30.0),
+        tasks.Target("certified", "trecx.guaranteed_test_flops_reduction_pct_1pt", 20.0)))
+    rows = {r["target"]: r for r in targets.check(spec, tmp_path, rounds=0)}
+    assert rows["cut"]["met"] and rows["cut"]["test_drop_points"] == pytest.approx(0.5)
+    assert not rows["certified"]["met"] and rows["certified"]["test_drop_points"] == 1.3

@@ -11,6 +11,7 @@ COMMANDS = {
     "test": "test a folder of models on a task's val/test splits into results/ (also `python -m <task>.test`)",
     "compare": "Fig 7, Table 2 and comparison.md against the paper and the prior methods, from results/",
     "model_card": "a task's MODEL_CARD.md from its results files",
+    "calibration": "re-split study: how often each threshold rule breaks its accuracy budget on unseen data",
     "targets": "a task's accuracy and FLOPs targets against its results (targets.csv, bootstrap intervals)",
     "cost": "what each shipped model cost to train (training_cost.csv)",
     "deploy": "int8 graphs split at the exit, checked against Keras and between interpreters",

@@ -45,7 +45,10 @@ def run(cfg: TargetsConfig) -> list[dict]:
     rows = check(task, results, cfg.rounds)
     write_csv(results / "targets.csv", rows)
     for r in rows:
-        state = "not measured" if r["met"] is None else "met" if r["met"] else f"MISSED by {_fmt(-r['gap'])}"
+        state = ("not measured" if r["met"] is None else "met" if r["met"] else
+                 f"MISSED: {_fmt(r['test_drop_points'])} points below the baseline on test, over the "
+                 f"{r['budget_points']}-point budget" if r["within_budget"] is False else
+                 f"MISSED by {_fmt(-r['gap'])}")
         if r["beyond_noise"] is not None:
             state += (f"; gap 95% interval [{_fmt(r['gap_ci95_low'])}, {_fmt(r['gap_ci95_high'])}] over resampled "
                       f"test images: {'beyond' if r['beyond_noise'] else 'within'} test-sample noise")

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from common import files
-from common.evaluation import sweep
+from common.evaluation import calibrate, sweep
 from common.models import flops
 from common.reporting.summary import FILE, Summary
 
@@ -91,10 +91,12 @@ def curve_rows(curve: dict[str, np.ndarray], names: list[str]) -> list[dict]:
 
 
 def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray]], out_dir: Path,
-                     baseline: dict[str, float] | None = None) -> Summary:
+                     baseline: dict[str, float] | None = None,
+                     baseline_right: dict[str, np.ndarray] | None = None) -> Summary:
     """Write exits.csv, benefit_curve_{val,test}.csv, tradeoffs.csv and summary.json for one model.
 
-    baseline: {"val_accuracy", "test_accuracy", "mflops"} of the reference model for the trade-offs.
+    baseline: {"val_accuracy", "test_accuracy", "mflops"} of the reference model for the trade-offs;
+    baseline_right: its per-sample correctness per split, for the guaranteed trade-offs (`guaranteed`).
     """
     names = exit_names(model)
     costs = flops.exit_costs(model)
@@ -124,8 +126,37 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
             write_csv(out_dir / "tradeoffs.csv", rows)
             summary["tradeoffs"] = rows
             summary["baseline"] = baseline
+            if baseline_right is not None and confidences is None:  # max-softmax exits: calibrate
+                summary["guarantee"] = {"method": GUARANTEE_METHOD, "delta": GUARANTEE_DELTA, "calibrated_on": "val"}
+                summary["guaranteed_tradeoffs"] = guaranteed(outputs, names, cum, curves, baseline, baseline_right)
     files.write_json(out_dir / FILE, summary)
     return Summary.from_dict(summary)
+
+
+GUARANTEE_METHOD, GUARANTEE_DELTA = "wsr", 0.05  # Learn-then-Test with a betting p-value (evaluation.calibrate)
+
+
+def guaranteed(outputs: dict, names: list[str], cum: list[float], curves: dict, baseline: dict,
+               baseline_right: dict[str, np.ndarray], drops: tuple[float, ...] = (1, 2, 3)) -> list[dict]:
+    """Per allowed drop, the rho certified on the validation split (probability <= GUARANTEE_DELTA that the
+    drop against the baseline exceeds it on new samples) and what it gives on the test split; the same
+    fields as `sweep.tradeoffs`' rows (rho None: none certified, the full model runs)."""
+    rows = []
+    for d in drops:
+        cal = calibrate.calibrate([outputs["val"][n] for n in names], outputs["val"]["labels"], cum,
+                                  baseline_right["val"], d / 100, GUARANTEE_DELTA, GUARANTEE_METHOD)
+        row = {"drop_points": d, "rho": cal.rho, "val_accuracy": None, "val_mflops": None, "test_accuracy": None,
+               "test_mflops": None, "test_flops_reduction_pct": None, "test_drop_points": None}
+        if cal.rho is not None:
+            v, t = (int(np.flatnonzero(np.isclose(curves[s]["rho"], cal.rho))[0]) for s in ("val", "test"))
+            test_acc, test_mflops = float(curves["test"]["accuracy"][t]), float(curves["test"]["mflops"][t])
+            row |= {"val_accuracy": float(curves["val"]["accuracy"][v]),
+                    "val_mflops": float(curves["val"]["mflops"][v]),
+                    "test_accuracy": test_acc, "test_mflops": test_mflops,
+                    "test_flops_reduction_pct": 100 * (1 - test_mflops / baseline["mflops"]),
+                    "test_drop_points": 100 * (baseline["test_accuracy"] - test_acc)}
+        rows.append(row)
+    return rows
 
 
 def curve_gain(a: Path, b: Path, points: int = 50) -> dict:

@@ -157,3 +157,29 @@ def mean_curves(curves: dict[str, list[Path]], out: Path, points: int = 60, titl
     ax.set_ylabel("accuracy (%), mean and 95% interval")
     _save(fig, ax, out, title)
     return rows
+
+
+def calibration_study(rows: list[dict], out: Path, delta: float, title: str = "") -> None:
+    """Per measure (a panel each), every model x threshold rule as a point: its mean FLOPs cut against how
+    often it broke the accuracy budget, with the 95% interval of that rate; delta as a dashed line."""
+    measures = list(dict.fromkeys(r["measured_on"] for r in rows))
+    fig, axes = plt.subplots(1, len(measures), figsize=(5.5 * len(measures), 4.2), squeeze=False)
+    markers = dict(zip(dict.fromkeys(r["model"] for r in rows), "os^Dv", strict=False))
+    colors = {rule: f"C{i}" for i, rule in enumerate(dict.fromkeys(r["rule"] for r in rows))}
+    for ax, measure in zip(axes[0], measures, strict=True):
+        for r in (r for r in rows if r["measured_on"] == measure):
+            y = 100 * r["violation_rate"]
+            err = [[y - 100 * r["violation_ci95_low"]], [100 * r["violation_ci95_high"] - y]]
+            ax.errorbar(r["mean_cut_pct"], y, yerr=err, fmt=markers[r["model"]], color=colors[r["rule"]], capsize=3,
+                        label=f"{r['model']}: {r['rule']}")
+        ax.axhline(100 * delta, color="k", ls="--", lw=1, label=f"delta = {delta:g}")
+        ax.set_xlabel("mean FLOPs cut vs baseline (%)")
+        ax.set_ylabel("budget broken (% of splits)")
+        ax.set_title(f"measured on the {measure}")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    with files.atomic(out) as tmp:
+        fig.savefig(tmp, dpi=130)
+    plt.close(fig)

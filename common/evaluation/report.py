@@ -35,12 +35,14 @@ def test_models(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray
     for name in order:
         refresh = bool(getattr(config, "refresh", False))
         outs[name] = cached_outputs(models[name], data, out_dir / name / "outputs.npz", refresh=refresh)
-        base = None
+        base = right = None
         if name != baseline:
             b = summaries[baseline]
             base = {"val_accuracy": b.accuracy("final", "val"), "test_accuracy": b.accuracy("final", "test"),
                     "mflops": b.mflops("final")}
-        summaries[name] = evaluate_variant(models[name], outs[name], out_dir / name, baseline=base)
+            right = {s: o["final"].argmax(axis=1) == o["labels"] for s, o in outs[baseline].items()}
+        summaries[name] = evaluate_variant(models[name], outs[name], out_dir / name, baseline=base,
+                                           baseline_right=right)
         log.info(f"{name}: " + ", ".join(f"{e} {100 * a['test']:.2f}%" for e, a in
                                          summaries[name].standalone.items()))
     rows = [table_row(n, summaries[n]) for n in order]
@@ -99,4 +101,10 @@ def table_row(name: str, s: Summary) -> dict:
         d = int(t.drop_points)
         row |= {f"rho_{d}pt": t.rho, f"test_mflops_{d}pt": t.test_mflops,
                 f"test_flops_reduction_pct_{d}pt": t.test_flops_reduction_pct, f"test_accuracy_{d}pt": t.test_accuracy}
+    for t in s.tradeoffs:  # what the validation-chosen rho gave on test, beside the guaranteed rho
+        row[f"test_drop_points_{int(t.drop_points)}pt"] = t.test_drop_points
+    for t in s.guaranteed:
+        d = int(t.drop_points)
+        row |= {f"guaranteed_rho_{d}pt": t.rho, f"guaranteed_test_flops_reduction_pct_{d}pt":
+                t.test_flops_reduction_pct, f"guaranteed_test_drop_points_{d}pt": t.test_drop_points}
     return row

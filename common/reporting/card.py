@@ -92,14 +92,27 @@ def _accuracy(summary: Summary, n_test: int) -> list[str]:
     if b := summary.baseline:
         rows.append({"exit": "baseline (full model)", "validation": _pct(b.val_accuracy),
                      "test": _pct(b.test_accuracy)})
-    trade = [{"allowed drop": f"{t.drop_points} pt", "rho": f"{t.rho:.2f}", "test accuracy": _pct(t.test_accuracy),
-              "test MFLOPs": f"{t.test_mflops:.3f}", "FLOPs cut vs baseline": f"{t.test_flops_reduction_pct:.1f}%"}
-             for t in summary.tradeoffs if t.reached]
-    cols = ["allowed drop", "rho", "test accuracy", "test MFLOPs", "FLOPs cut vs baseline"]
-    return ["## Accuracy (float, Keras)", "", *markdown(rows),
-            f"Test accuracies carry a 95% interval of about the ± shown (points; {n_test} test samples).", "",
-            "## Early exit (float): rho chosen on validation, measured on test", "",
-            *markdown(trade, cols, blank=False)]
+    cols = ["allowed drop", "rho", "test accuracy", "test MFLOPs", "FLOPs cut vs baseline", "test drop"]
+    lines = ["## Accuracy (float, Keras)", "", *markdown(rows),
+             f"Test accuracies carry a 95% interval of about the ± shown (points; {n_test} test samples).", "",
+             "## Early exit (float): rho chosen on validation, measured on test", "",
+             *markdown(_trade_rows(summary.tradeoffs), cols, blank=False)]
+    if summary.guaranteed:
+        g = summary.guarantee
+        lines += ["", f"With a guarantee (rho certified on the validation split by Learn-then-Test, {g.get('method')} "
+                  f"p-values: the drop against the baseline exceeds the allowed one with probability at most "
+                  f"{g.get('delta')} on new samples; `common/evaluation/calibrate.py`), measured on test:", "",
+                  *markdown(_trade_rows(summary.guaranteed), cols, blank=False)]
+        uncertified = [f"{t.drop_points} pt" for t in summary.guaranteed if not t.reached]
+        if uncertified:
+            lines += ["", f"No rho is certified for {', '.join(uncertified)}: deploy the full model there."]
+    return lines
+
+
+def _trade_rows(tradeoffs) -> list[dict]:
+    return [{"allowed drop": f"{t.drop_points} pt", "rho": f"{t.rho:.2f}", "test accuracy": _pct(t.test_accuracy),
+             "test MFLOPs": f"{t.test_mflops:.3f}", "FLOPs cut vs baseline": f"{t.test_flops_reduction_pct:.1f}%",
+             "test drop": f"{t.test_drop_points:.2f} pt"} for t in tradeoffs if t.reached]
 
 
 def _deployment(task: str, variant: str, deploy: dict | None) -> list[str]:

@@ -90,6 +90,21 @@ def in_percent(metric: str, v: float) -> float:
     return v if metric.endswith("pct_1pt") else 100 * v
 
 
+def guaranteed_md(summaries: dict) -> list[str]:
+    """The trade-offs with a guarantee (rho certified on validation, `evaluation.calibrate`), measured on test."""
+    if not summaries:
+        return []
+    g = next(iter(summaries.values())).guarantee
+    rows = [{"model": m, **{f"at {t.drop_points} pt: rho, cut, test drop": "none certified" if not t.reached else
+                            f"{t.rho:.2f}, {t.test_flops_reduction_pct:.1f}%, {t.test_drop_points:+.2f} pt"
+                            for t in s.guaranteed}} for m, s in summaries.items()]
+    return ["", "## With a guarantee", "",
+            f"rho certified on the validation split by Learn-then-Test ({g.get('method')} p-values, delta "
+            f"{g.get('delta')}): the drop exceeds the allowed one with probability at most delta on new samples "
+            "(max-softmax exits only; `python -m common calibration` checks the rule on re-splits).", "",
+            *markdown(rows, blank=False)]
+
+
 def seeds_md(out: Path) -> list[str]:
     """Table 1's main numbers and the paired ablation gains across seeds (the seeds command), mean [95% interval]."""
     summary, pairs = out / "seeds" / "summary.csv", out / "seeds" / "comparisons.csv"
@@ -146,6 +161,7 @@ def comparison_md(out: Path, models: list[str], baseline: str, task: str = "",
     missing = [m for m, s in summaries.items() if s is None]
     lines += ["", "A negative cut means the method costs more than the baseline at that accuracy. The allowed drop "
               "holds on validation, where rho is chosen; `vs baseline` says what it became on the test split."]
+    lines += guaranteed_md({m: s for m, s in summaries.items() if s is not None and s.guaranteed})
     if missing:
         lines += ["", f"Not trained yet: {', '.join(missing)}."]
     t1, t2 = table1_vs_paper(out, task, baseline), table2_vs_paper(out, task)

@@ -20,7 +20,10 @@ ROUNDS = 1000  # bootstrap draws: the 2.5/97.5 percentiles settle to about 0.05 
 
 
 def _per_sample(probs: list[np.ndarray], labels: np.ndarray, summary: Summary) -> dict:
-    tradeoffs = {int(t.drop_points): t for t in summary.tradeoffs}
+    # table1's trade-off columns: `<column>_<k>pt` (rho chosen on validation), `guaranteed_<column>_<k>pt`
+    tradeoffs = {(prefix, int(t.drop_points)): t for prefix, rows in (("", summary.tradeoffs),
+                                                                      ("guaranteed_", summary.guaranteed))
+                 for t in rows}
     costs = [summary.mflops(n) for n in summary.exits]
     rhos = np.union1d(sweep.RHOS, [t.rho for t in tradeoffs.values() if t.reached])
     taken = sweep.exits_taken(probs, rhos)  # (R, N)
@@ -60,11 +63,12 @@ class Resampler:
     def _column(m: dict, column: str, idx: np.ndarray) -> float | None:
         if column in m["exit_right"]:
             return float(m["exit_right"][column][idx].mean())
-        for d, t in m["tradeoffs"].items():
-            if not t.reached or column not in (f"test_accuracy_{d}pt", f"test_flops_reduction_pct_{d}pt"):
+        for (prefix, d), t in m["tradeoffs"].items():
+            names = (f"{prefix}test_accuracy_{d}pt", f"{prefix}test_flops_reduction_pct_{d}pt")
+            if not t.reached or column not in names:
                 continue
             i = int(np.flatnonzero(m["rhos"] == t.rho)[0])
-            if column.startswith("test_accuracy"):
+            if "test_accuracy" in column:
                 return float(m["right"][i, idx].mean())
             return 100 * (1 - float(m["cost"][i, idx].mean()) / m["base_mflops"])
         return None

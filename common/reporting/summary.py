@@ -62,6 +62,8 @@ class Summary:
     tradeoffs: tuple[Tradeoff, ...] = ()  # 1, 2, 3 points (models with one exit: none)
     baseline: Baseline | None = None
     oracle: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {"accuracy", "mflops"}
+    guaranteed: tuple[Tradeoff, ...] = ()  # rho certified on validation (Learn-then-Test), measured on test
+    guarantee: dict = field(default_factory=dict)  # how: {"method", "delta", "calibrated_on"}
 
     def accuracy(self, exit: str = "final", split: str = "test") -> float:
         return self.standalone[exit][split]
@@ -74,8 +76,9 @@ class Summary:
         """The first early exit's name, when the model has one."""
         return self.exits[0] if len(self.exits) > 1 else None
 
-    def tradeoff(self, drop_points: float = 1) -> Tradeoff | None:
-        return next((t for t in self.tradeoffs if t.drop_points == drop_points), None)
+    def tradeoff(self, drop_points: float = 1, guaranteed: bool = False) -> Tradeoff | None:
+        return next((t for t in (self.guaranteed if guaranteed else self.tradeoffs) if t.drop_points == drop_points),
+                    None)
 
     def val_cut(self, drop_points: float = 1) -> float | None:
         """FLOPs cut (%) on validation at a trade-off, or None when no rho keeps validation within it."""
@@ -91,7 +94,9 @@ class Summary:
                    standalone={k: dict(v) for k, v in d["standalone"].items()},
                    tradeoffs=tuple(Tradeoff(**t) for t in d.get("tradeoffs", [])),
                    baseline=Baseline(**d["baseline"]) if d.get("baseline") else None,
-                   oracle={s: d[f"oracle_{s}"] for s in SPLITS if f"oracle_{s}" in d})
+                   oracle={s: d[f"oracle_{s}"] for s in SPLITS if f"oracle_{s}" in d},
+                   guaranteed=tuple(Tradeoff(**t) for t in d.get("guaranteed_tradeoffs", [])),
+                   guarantee=dict(d.get("guarantee", {})))
 
     @classmethod
     def read(cls, path: Path) -> Summary:

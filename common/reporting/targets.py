@@ -7,9 +7,9 @@ table1.csv, `max(a,b).column` for the best of several models, or `curve_gain(a,b
 benefit curve `a` lies above `b` on average over the MFLOPs both cover. It is met when that number is at
 least `at_least`: a number, or another such reference. For a trade-off at k points it also names the
 model the number came from and how far below the baseline its test accuracy landed at the
-validation-chosen rho. Where test.py left the models' outputs, each gap also gets a 95% interval over
-resampled test images (`reporting.resample`): a gap whose interval holds 0 is within what other test
-images could read.
+validation-chosen (or certified) rho; such a target is met only when that drop is within k. Where test.py
+left the models' outputs, each gap also gets a 95% interval over resampled test images
+(`reporting.resample`): a gap whose interval holds 0 is within what other test images could read.
 """
 
 from __future__ import annotations
@@ -54,16 +54,21 @@ def best_row(models: list[str], column: str, table: dict[str, dict]) -> dict | N
 
 
 def tradeoff_drop(ref: float | str, table: dict[str, dict], baseline: str) -> dict:
-    """For a trade-off column (`..._<k>pt`, read at the rho chosen on validation): the model the number
-    came from and how many points below the baseline its test accuracy landed there (it may exceed k)."""
+    """For a trade-off column (`..._<k>pt`, read at the rho chosen on validation, or certified there for a
+    `guaranteed_...` column): the model the number came from, how many points below the baseline its test
+    accuracy landed there (it may exceed k), and k."""
     parsed = parse_ref(ref)
     m = re.search(r"_(\d)pt$", parsed[2]) if parsed[0] == "column" else None
     best = best_row(parsed[1], parsed[2], table) if m else None
     if best is None or baseline not in table:
-        return {"from_model": None, "test_drop_points": None}
-    acc = best.get(f"test_accuracy_{m.group(1)}pt")
-    drop = None if acc is None else 100 * (table[baseline]["final_test_accuracy"] - acc)
-    return {"from_model": best["model"], "test_drop_points": drop}
+        return {"from_model": None, "test_drop_points": None, "budget_points": None}
+    k = int(m.group(1))
+    if parsed[2].startswith("guaranteed_"):
+        drop = best.get(f"guaranteed_test_drop_points_{k}pt")
+    else:
+        acc = best.get(f"test_accuracy_{k}pt")
+        drop = None if acc is None else 100 * (table[baseline]["final_test_accuracy"] - acc)
+    return {"from_model": best["model"], "test_drop_points": drop, "budget_points": k}
 
 
 def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
@@ -74,7 +79,10 @@ def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
     rows = []
     for t in task.targets:
         got, need = read(t.measure, results, table), read(t.at_least, results, table)
-        met = None if got is None or need is None else got >= need
+        drop = tradeoff_drop(t.measure, table, task.baseline)
+        # a trade-off counts only if the test accuracy at its rho stayed within the budget it was chosen for
+        within = None if drop["test_drop_points"] is None else drop["test_drop_points"] <= drop["budget_points"] + 1e-9
+        met = None if got is None or need is None else got >= need and within is not False
         ci = None
         if met is not None and rounds:
             ci = resampler.interval(parse_ref(t.measure), parse_ref(t.at_least), rounds)
@@ -82,5 +90,5 @@ def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
                      "gap": None if met is None else got - need, "met": met,
                      "gap_ci95_low": ci and ci[0], "gap_ci95_high": ci and ci[1],
                      "beyond_noise": None if ci is None else ci[0] > 0 or ci[1] < 0, "paper": t.paper}
-                    | tradeoff_drop(t.measure, table, task.baseline))
+                    | drop | {"within_budget": within})
     return rows

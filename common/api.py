@@ -1,0 +1,204 @@
+"""T-RecX for any single-input Keras functional classifier: attach the early exit after a named layer,
+train it (jointly, or on the frozen backbone), then measure, calibrate, export and run it with the rest of
+the toolkit (docs/api.md):
+
+    from common import api
+    model = api.attach_exit(my_cnn, after="block_3_relu")              # the paper's EE block (+ EV assist)
+    api.train_exit(model, train_ds, val_ds, epochs=20, w_ee=0.5)        # joint loss, EE->EV weight copy
+    costs = api.exit_costs(model)                                       # MFLOPs to each exit
+    cal = api.calibrate_exit(model, x_val, y_val, base_right, max_drop=0.01)   # rho with a guarantee
+    head, tail = api.export_int8(model, x_calibration)                  # int8 graphs split at the exit
+    runtime = api.runtime(head, tail, cal.rho); runtime(x_val[0]).exit  # "early_exit" or "final"
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from common.errors import ModelFileError
+from common.evaluation import calibrate
+from common.models import contract, flops
+from common.models.layers import _reg
+from common.models.paper_exit import PaperEV, PaperExit
+from common.train.callbacks import EVWeightTransfer
+
+POOLINGS = (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)
+
+
+class ModelError(ModelFileError):
+    """A model the API cannot attach an exit to: one line naming the model and the layer."""
+
+
+def _producer(tensor):
+    return tensor._keras_history[0]
+
+
+def _ancestors(tensor) -> set[int]:
+    """Ids of every tensor the value of `tensor` is computed from (itself included)."""
+    seen, stack = set(), [tensor]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        history = getattr(t, "_keras_history", None)
+        if history is None:
+            continue
+        node = history[0]._inbound_nodes[history[1]]
+        stack.extend(node.input_tensors)
+    return seen
+
+
+PASS_THROUGH = (layers.Activation, layers.Softmax, layers.Reshape, layers.Flatten, layers.Dropout)
+
+
+def _through(tensor):
+    """Walk back from `tensor` over weightless reshaping layers (activation, reshape, flatten, dropout);
+    returns (the first other layer, whether a softmax was passed)."""
+    softmax = False
+    layer = _producer(tensor)
+    while isinstance(layer, PASS_THROUGH):
+        softmax |= isinstance(layer, layers.Softmax) or _activation(layer) == "softmax"
+        layer = _producer(layer.input)
+    return layer, softmax
+
+
+def _activation(layer) -> str:
+    return getattr(getattr(layer, "activation", None), "__name__", "")
+
+
+def classifier(model: keras.Model) -> layers.Layer:
+    """The model's classifier: a Dense layer, or a 1x1 Conv2D as in keras.applications.MobileNet, followed
+    (through reshapes) by a softmax; a one-line ModelError naming the model when there is none."""
+    if len(model.inputs) != 1:
+        raise ModelError(f"model '{model.name}' has {len(model.inputs)} inputs: an early exit needs a single-input "
+                         "classifier")
+    if isinstance(model.output, (dict, list, tuple)):
+        raise ModelError(f"model '{model.name}' has several outputs: give it a single softmax classifier output")
+    layer, softmax = _through(model.output)
+    dense = isinstance(layer, layers.Dense) or (isinstance(layer, layers.Conv2D) and
+                                                tuple(layer.kernel_size) == (1, 1))
+    if not dense or not (softmax or _activation(layer) == "softmax"):
+        raise ModelError(f"model '{model.name}' does not end in a softmax classifier (its last weighted layer "
+                         f"'{layer.name}' is a {type(layer).__name__}{'' if softmax else ', with no softmax after'})")
+    return layer
+
+
+def _tap(model: keras.Model, after: str):
+    try:
+        layer = model.get_layer(after)
+    except ValueError:
+        names = [la.name for la in model.layers if len(getattr(la.output, "shape", ())) == 4]
+        raise ModelError(f"model '{model.name}' has no layer '{after}' on the path from its input to its output "
+                         f"(layers with a feature map: "
+                         f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''})") from None
+    tap = layer.output
+    if id(tap) not in _ancestors(model.output):
+        raise ModelError(f"layer '{after}' of model '{model.name}' is not on the path to its output")
+    if len(tap.shape) != 4:
+        raise ModelError(f"layer '{after}' of model '{model.name}' outputs shape {tuple(tap.shape)}: the exit needs "
+                         "a feature map (batch, height, width, channels)")
+    return tap
+
+
+def attach_exit(model: keras.Model, after: str, pointwise: int | None = None, kernel: int = 2, strides: int = 2,
+                pool: int | None = None, ev_assist: bool = True, l2: float = 0.0) -> keras.Model:
+    """`model` with the paper's early exit after layer `after` (Sec. 4.2: a 1x1 conv to `pointwise` channels,
+    default twice the tap's, 0 for none; a depthwise `kernel` conv of stride `strides` + ReLU; average pooling
+    by `pool`, default down to at most 4x4; a softmax dense), outputs {"early_exit", "final"} by the project's
+    contract. `ev_assist` (Sec. 4.3) concatenates an early view of the last feature map (the EE's depthwise
+    kernel, copied in while training) before a new final classifier, which starts from the old one's weights
+    (exactly the old classifier without EV). The backbone's layers are shared with `model`, not copied."""
+    final_layer = classifier(model)
+    tap = _tap(model, after)
+    classes, channels = final_layer.kernel.shape[-1], tap.shape[-1]
+    width = 2 * channels if pointwise is None else pointwise
+    side = -(-min(tap.shape[1], tap.shape[2]) // strides)  # the map's smaller side after the strided conv
+    pool = max(1, side // 4) if pool is None else pool
+    early = PaperExit(classes, width, 0, kernel, strides, pool, l2=l2, name=contract.EARLY)(tap)
+    features = final_layer.input
+    if len(features.shape) > 2:  # a 1x1 conv classifier reads a 1x1 map
+        features = layers.Flatten(name="final_flatten")(features)
+    if ev_assist:
+        pooling, _ = _through(final_layer.input)
+        if not isinstance(pooling, POOLINGS):
+            raise ModelError(f"model '{model.name}': ev_assist needs a global pooling before its classifier (found "
+                             f"'{pooling.name}', a {type(pooling).__name__}); pass ev_assist=False")
+        last = pooling.input
+        ev = PaperEV(min(width or channels, last.shape[-1]), kernel, 1, global_pool=True, l2=l2,
+                     name="ev_assist")(last)
+        features = layers.Concatenate(name="ev_concat")([features, ev])
+    final = layers.Dense(classes, activation="softmax", kernel_regularizer=_reg(l2), name=contract.FINAL)(features)
+    built = contract.model(model.inputs, final, early=early, name=f"{model.name}_trecx")
+    kernel_old, *bias = final_layer.get_weights()
+    kernel_old = kernel_old.reshape(-1, classes)
+    kernel_new = np.zeros(built.get_layer(contract.FINAL).kernel.shape, dtype=kernel_old.dtype)
+    kernel_new[: kernel_old.shape[0]] = kernel_old
+    built.get_layer(contract.FINAL).set_weights([kernel_new, bias[0] if bias else np.zeros(classes, "float32")])
+    return built
+
+
+def train_exit(model: keras.Model, train_ds, val_ds=None, epochs: int = 10, w_ee: float = 0.5,
+               post_training: bool = False, optimizer: keras.optimizers.Optimizer | None = None,
+               transfer_until: float = 0.8, callbacks: list | None = None) -> keras.callbacks.History:
+    """Train an attached exit on batched (x, y) data (y: class indices). Joint training: loss = w_ee x
+    CE(early) + CE(final), the EE depthwise kernel copied into the EV layer after every batch for the first
+    `transfer_until` of the epochs. `post_training`: only the exit heads and the final classifier train, the
+    backbone stays as it is (PTEENet-style, for a model you cannot retrain)."""
+    from common.train.training import compile_model, keyed
+
+    names = contract.exit_names(model)
+    for layer in model.layers:
+        layer.trainable = not post_training or contract.is_head(layer.name) or layer.name == contract.FINAL
+    compile_model(model, {contract.EARLY: w_ee, contract.FINAL: 1.0}, optimizer or keras.optimizers.Adam(1e-3))
+    extra = [EVWeightTransfer(until_fraction=transfer_until, total_epochs=epochs)] \
+        if any(la.name == "ev_assist" for la in model.layers) else []
+    return model.fit(keyed(train_ds, names), validation_data=None if val_ds is None else keyed(val_ds, names),
+                     epochs=epochs, callbacks=[*extra, *(callbacks or [])], verbose=2)
+
+
+def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:
+    """MFLOPs and parameters to leave at each exit (cumulative, exit heads passed included)."""
+    return flops.exit_costs(model)
+
+
+def outputs(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
+    """Every exit's softmax on the rows of x, in exit order (the final exit last)."""
+    from common.evaluation.evaluate import predict
+
+    out = predict(model, x)
+    return [out[n] for n in contract.exit_names(model)]
+
+
+def calibrate_exit(model: keras.Model, x: np.ndarray, y: np.ndarray | None = None, base_right: np.ndarray | None = None,
+                   max_drop: float = 0.01, delta: float = 0.05) -> calibrate.Calibration:
+    """rho certified on (x, y) to keep the accuracy drop against a baseline (its per-sample correctness
+    `base_right`) within `max_drop` with probability >= 1 - delta; without labels (y None), to keep the
+    disagreement with the model's own final exit within `max_drop`."""
+    probs = outputs(model, x)
+    cum = [c["mflops"] for c in (exit_costs(model)[n] for n in contract.exit_names(model))]
+    if y is None:
+        return calibrate.calibrate_label_free(probs, cum, max_drop, delta)
+    right = probs[-1].argmax(axis=1) == y if base_right is None else base_right
+    return calibrate.calibrate(probs, y, cum, right, max_drop, delta)
+
+
+def export_int8(model: keras.Model, calibration_x: np.ndarray) -> tuple[bytes, bytes]:
+    """Full-integer int8 TFLite graphs of the head (input -> early exit + feature map) and the tail
+    (feature map -> final), calibrated on `calibration_x` (training data)."""
+    from common.edge.export import split_at_exit, to_tflite
+    from common.evaluation.evaluate import predict
+
+    head, tail = split_at_exit(model)
+    features = predict(head, calibration_x)["features"]
+    return to_tflite(head, calibration_x, len(calibration_x)), to_tflite(tail, features, len(features))
+
+
+def runtime(head: bytes, tail: bytes, rho: float | None):
+    """The batch-1 early-exit runtime over the int8 graphs: exits when the head's max softmax >= rho (None:
+    never, the full model runs)."""
+    from common.edge.runtime import EarlyExitRuntime
+
+    return EarlyExitRuntime(head, tail, rho=float("inf") if rho is None else rho)

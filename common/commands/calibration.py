@@ -1,0 +1,72 @@
+"""Does the threshold rule keep its promise on unseen data? The re-split study of a task's shipped models:
+
+    python -m common calibration --task image_classification
+
+For each model, its cached validation and test outputs (test.py's `outputs.npz`) and its baseline's are
+pooled and re-split `--splits` times (`studies.resplit`): every rule (naive, Learn-then-Test with a betting
+or a Hoeffding-Bentkus p-value, label-free) chooses rho on one part, and the budget (`--max-drop` points
+below the baseline) is checked on the held-out half and on the pooled population. Writes
+results/<task>/calibration_study.csv (violation rate with its exact 95% interval, abstentions, FLOPs cut)
+and calibration_study.png.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import paths, tasks
+from common.config import parse
+from common.errors import ConfigError
+from common.evaluation import plots
+from common.evaluation.evaluate import write_csv
+from common.studies import resplit
+
+log = logging.getLogger("trecx.calibration")
+
+
+@dataclass
+class CalibrationConfig:
+    """Options of `python -m common calibration`."""
+
+    task: str = ""  # image_classification, keyword_spotting or visual_wake_words
+    models: tuple[str, ...] = ("trecx", "trecx_plus")  # tested models of results/<task>/ (those with outputs)
+    splits: int = 500  # random calibration / evaluation splits per model and measure
+    max_drop: float = 1.0  # the budget: points below the baseline's accuracy
+    delta: float = 0.05  # the allowed probability of breaking it
+    seed: int = 0  # seeds the splits
+    results_dir: str = ""  # "" = results/<task>
+
+
+def run(cfg: CalibrationConfig) -> list[dict]:
+    """Run the study for every model that has cached outputs; write the CSV and the figure; returns the rows."""
+    task = tasks.get(cfg.task)
+    if cfg.splits < 1 or not 0 < cfg.delta < 1 or cfg.max_drop <= 0:
+        raise ConfigError(f"--splits must be at least 1, --delta in (0, 1), --max-drop above 0 (got {cfg.splits}, "
+                          f"{cfg.delta}, {cfg.max_drop})")
+    results = Path(cfg.results_dir or paths.results_dir() / task.name)
+    rows = []
+    for model in cfg.models:
+        data = resplit.pooled(results, model, task.baseline)
+        if data is None:
+            log.warning("%s: no cached outputs with a max-softmax early exit in %s (run %s.test): left out", model,
+                        paths.portable(results), task.name)
+            continue
+        for measure in resplit.MEASURES:
+            runs = resplit.study(data, cfg.splits, cfg.max_drop / 100, cfg.delta, cfg.seed, measure=measure)
+            rows += resplit.summarise(model, runs, cfg.max_drop / 100, cfg.delta, len(data.labels), measure)
+        for r in rows[-2 * len(resplit.RULES):]:
+            log.info("%s %-10s on the %s: budget broken in %.1f%% of splits [%.1f, %.1f], mean cut %.1f%%",
+                     model, r["rule"], r["measured_on"], 100 * r["violation_rate"], 100 * r["violation_ci95_low"],
+                     100 * r["violation_ci95_high"], r["mean_cut_pct"])
+    if not rows:
+        raise ConfigError(f"none of {', '.join(cfg.models)} has cached outputs in {results}: run {task.name}.test")
+    write_csv(results / "calibration_study.csv", rows)
+    plots.calibration_study(rows, results / "calibration_study.png", cfg.delta,
+                            title=f"{task.name}: {cfg.max_drop:g}-point budget, {cfg.splits} splits")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    return run(parse(CalibrationConfig, None, argv, description=__doc__, required=("task",)))

@@ -1,0 +1,108 @@
+"""The public API (common.api): an exit attached to any Keras classifier, trained, calibrated, exported
+and run, and one-line errors for the models it cannot take."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from common import api
+from common.models import contract
+
+
+def small_cnn(classes: int = 4) -> keras.Model:
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(layers.Conv2D(16, 3, padding="same", name="conv3")(x))
+    return keras.Model(inputs, layers.Dense(classes, activation="softmax", name="predictions")(x), name="small")
+
+
+def test_attach_gives_the_contract_and_keeps_the_classifier_without_ev():
+    model = small_cnn()
+    x = np.random.default_rng(0).uniform(0, 1, (5, 16, 16, 3)).astype("float32")
+    plain = api.attach_exit(model, "conv1", ev_assist=False)
+    assert contract.exit_names(plain) == ["early_exit", "final"]
+    np.testing.assert_allclose(plain.predict(x, verbose=0)["final"], model.predict(x, verbose=0), atol=1e-6)
+    ev = api.attach_exit(model, "conv2")
+    assert {"ev_assist", "ev_concat"} <= {la.name for la in ev.layers}
+    costs = api.exit_costs(ev)
+    assert costs["early_exit"]["mflops"] < costs["final"]["mflops"]
+
+
+@pytest.mark.parametrize(("make", "after", "names"), [
+    (lambda: small_cnn(), "conv9", ("small", "no layer 'conv9'", "conv1")),
+    (lambda: small_cnn(), "pool", ("'pool'", "feature map")),
+])
+def test_bad_layers_get_one_line_errors(make, after, names):
+    with pytest.raises(api.ModelError) as err:
+        api.attach_exit(make(), after)
+    assert all(n in str(err.value) for n in names) and "\n" not in str(err.value)
+
+
+def test_a_layer_off_the_path_to_the_output_is_refused():
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, name="conv1")(inputs)
+    layers.Conv2D(4, 1, name="side")(x)  # a branch the output never reads
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(x)))
+    with pytest.raises(api.ModelError, match="no layer 'side' on the path"):
+        api.attach_exit(model, "side")
+
+
+def test_models_that_are_not_single_input_softmax_classifiers_are_refused():
+    a, b = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    two = keras.Model([a, b], layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling2D()(a + b)))
+    with pytest.raises(api.ModelError, match="2 inputs"):
+        api.attach_exit(two, "conv")
+    x = keras.Input((8, 8, 3))
+    logits = keras.Model(x, layers.Dense(2, name="logits")(layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3)(x))))
+    with pytest.raises(api.ModelError, match="softmax"):
+        api.attach_exit(logits, "conv2d")
+    flat = keras.Model(x, layers.Dense(2, activation="softmax")(layers.Flatten()(layers.Conv2D(4, 3, name="c")(x))))
+    with pytest.raises(api.ModelError, match="ev_assist=False"):
+        api.attach_exit(flat, "c")
+    assert contract.exit_names(api.attach_exit(flat, "c", ev_assist=False)) == ["early_exit", "final"]
+
+
+ARCHITECTURES = {  # keras.applications networks this project does not build, on a tiny input: (build, after, EV)
+    "mobilenet": (lambda: keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, weights=None,
+                                                       classes=10), "conv_pw_3_relu", True),
+    "mobilenetv2": (lambda: keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None,
+                                                           classes=10), "block_3_expand_relu", True),
+    # a hidden 1x1 conv sits between its pooling and its classifier: no place for the early view
+    "mobilenetv3small": (lambda: keras.applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None,
+                                                                     classes=10), "expanded_conv_2_add", False),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_attach_train_calibrate_export_run_on_keras_applications(name: str):
+    import tensorflow as tf
+
+    from common.edge.export import TFLiteRunner
+
+    build, after, ev = ARCHITECTURES[name]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (64, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, 64)
+    if not ev:
+        with pytest.raises(api.ModelError, match="ev_assist=False"):
+            api.attach_exit(build(), after)
+    model = api.attach_exit(build(), after, ev_assist=ev)
+    history = api.train_exit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(32), epochs=1)
+    assert np.isfinite(history.history["loss"][-1])
+    cal = api.calibrate_exit(model, x, y)  # 64 samples certify nothing: the full model is deployed
+    assert cal.rho is None or 0 <= cal.rho <= 1
+    head, tail = api.export_int8(model, x[:16])
+    keras_conf = api.outputs(model, x)[0].max(axis=1)
+    rho = float(np.median(keras_conf))
+    runtime = api.runtime(head, tail, rho)
+    exits = np.array([runtime(r).exit == "early_exit" for r in x])
+    assert np.isfinite(TFLiteRunner(head)(x[0])["early_exit"]).all()
+    # the int8 runtime exits where Keras does, but for samples within int8 round-off of rho
+    clear = np.abs(keras_conf - rho) > 0.02
+    assert (exits[clear] == (keras_conf[clear] >= rho)).all()
+    assert api.runtime(head, tail, None)(x[0]).exit == "final"

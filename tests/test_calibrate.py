@@ -1,0 +1,91 @@
+"""Thresholds with a guarantee (common.evaluation.calibrate) and the re-split study that checks them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.evaluation import calibrate
+from common.studies import resplit
+
+
+@pytest.mark.parametrize("method", calibrate.METHODS)
+def test_p_values_are_valid_at_the_boundary(method: str):
+    """Losses whose true mean is exactly the bound: H0 holds, so it is rejected at most delta of the time."""
+    rng = np.random.default_rng(0)
+    bound, delta = 0.02, 0.05
+    # paired losses in {-1, 0, 1} with P(1) - P(-1) = bound, most of them 0 (as a good early exit gives)
+    loss = rng.choice([-1.0, 0.0, 1.0], size=(2000, 400), p=[0.04, 0.92 - bound, 0.04 + bound])
+    rejected = calibrate.p_values(loss, bound, delta, method) <= delta
+    assert rejected.mean() <= delta + 0.015  # 2,000 draws: about 3 standard errors of slack
+
+
+@pytest.mark.parametrize("method", calibrate.METHODS)
+def test_p_values_reject_when_the_drop_is_far_below_the_bound(method: str):
+    rng = np.random.default_rng(1)
+    loss = rng.choice([-1.0, 0.0, 1.0], size=(50, 5000), p=[0.04, 0.955, 0.005])  # mean drop -0.035
+    assert (calibrate.p_values(loss, 0.01, 0.05, method) <= 0.05).mean() > 0.9
+
+
+def test_fixed_sequence_stops_at_the_first_rho_it_cannot_reject():
+    rhos = np.array([0.2, 0.4, 0.6, 0.8, 1.0])
+    mflops = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    p = np.array([0.001, 0.9, 0.001, 0.01, 0.001])  # 1.0, 0.8, 0.6 rejected; 0.4 not: 0.2 is never reached
+    assert calibrate.fixed_sequence(p, rhos, mflops, 0.05) == (0.6, [1.0, 0.8, 0.6])
+    assert calibrate.fixed_sequence(np.full(5, 0.5), rhos, mflops, 0.05) == (None, [])
+
+
+def _toy(n: int, early_right: float, seed: int = 0):
+    """A two-exit model whose final exit and baseline are always right; the early exit is right on about
+    `early_right` of the samples, confident (0.95) when right and unsure (0.55) when wrong."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    right = rng.random(n) < early_right
+    pred = np.where(right, labels, (labels + 1) % 3)
+    early = np.full((n, 3), 0.0)
+    early[np.arange(n), pred] = np.where(right, 0.95, 0.55)
+    early[np.arange(n), (pred + 1) % 3] = 1 - early[np.arange(n), pred]
+    final = np.eye(3)[labels]
+    return [early, final], labels, [1.0, 2.0], np.ones(n, bool)
+
+
+def test_calibrate_certifies_a_good_exit_and_refuses_a_bad_one():
+    probs, labels, costs, base = _toy(3000, 0.9)
+    good = calibrate.calibrate(probs, labels, costs, base, max_drop=0.02, delta=0.05)
+    assert good.rho is not None and 0.55 < good.rho <= 0.95  # the wrong (unsure) answers never exit
+    assert list(good.p_values) == sorted(good.p_values, reverse=True)  # tested from the most conservative down
+    probs, labels, costs, base = _toy(3000, 0.5)  # half the early answers wrong, as confident as the right ones
+    probs[0][:] = np.where(probs[0] == 0.55, 0.95, np.where(probs[0] == 0.45, 0.05, probs[0]))
+    bad = calibrate.calibrate(probs, labels, costs, base, max_drop=0.02, delta=0.05)
+    assert bad.rho is not None and min(bad.certified) > 0.95  # only the rhos at which nothing exits early
+    none = calibrate.calibrate(probs, labels, costs, base, max_drop=0.02, delta=0.05, rhos=np.array([0.0, 0.5]))
+    assert none.rho is None and none.certified == ()
+
+
+def test_label_free_mode_needs_no_labels_and_bounds_disagreement():
+    probs, _, costs, _ = _toy(3000, 0.9)
+    cal = calibrate.calibrate_label_free(probs, costs, max_disagreement=0.02, delta=0.05)
+    taken = probs[0].max(axis=1) >= cal.rho
+    assert cal.rho is not None and (probs[0][taken].argmax(1) != probs[1][taken].argmax(1)).mean() <= 0.02
+
+
+def test_the_resplit_study_sees_the_naive_rule_break_and_the_guaranteed_one_hold():
+    probs, labels, costs, base = _toy(2000, 0.9, seed=3)
+    # an early exit that is wrong on 3% of its confident answers too: the budget binds
+    rng = np.random.default_rng(4)
+    flip = (probs[0].max(axis=1) > 0.9) & (rng.random(len(labels)) < 0.03)
+    probs[0][flip] = probs[0][flip][:, [1, 2, 0]]
+    data = resplit.Pooled(probs, labels, base, costs, base_mflops=2.0)
+    rows = {r["rule"]: r for r in resplit.summarise("toy", resplit.study(data, splits=40, max_drop=0.01,
+                                                                         measure="pooled population"),
+                                                     0.01, 0.05, len(labels), "pooled population")}
+    assert set(rows) == set(resplit.RULES)
+    assert rows["wsr"]["violation_rate"] <= rows["naive"]["violation_rate"]
+    assert all(0 <= r["violation_ci95_low"] <= r["violation_rate"] <= r["violation_ci95_high"] <= 1
+               for r in rows.values())
+
+
+def test_clopper_pearson_covers_the_edges():
+    assert resplit.clopper_pearson(0, 500)[0] == 0.0 and resplit.clopper_pearson(500, 500)[1] == 1.0
+    low, high = resplit.clopper_pearson(25, 500)
+    assert low < 0.05 < high
