@@ -265,3 +265,16 @@ def test_speech_without_lists_offline(tmp_path, capsys, offline_empty):
     tar_folder(root, offline_empty / "other.tar.gz")  # an archive with no Speech Commands layout inside
     fails(kws_train, ["--config", "smoke", "--data-dir", offline_empty], capsys, offline_empty,
           "download of 'speech_commands' failed too")
+
+
+def test_another_tasks_model_in_models_dir(tmp_path, capsys):
+    import keras
+
+    from image_classification.test import main
+
+    inputs = keras.Input((49, 10, 1))
+    model = keras.Model(inputs, {"final": keras.layers.Dense(12, activation="softmax", name="final")(
+        keras.layers.Flatten()(inputs))})
+    model.save(tmp_path / "baseline.keras")
+    line = fails(main, ["--models-dir", tmp_path], capsys, tmp_path / "baseline.keras", "(49, 10, 1)", "(32, 32, 3)")
+    assert "another task's model" in line

@@ -23,6 +23,7 @@ from common import files, paths, tasks
 from common.config import parse, save_run_info
 from common.edge.deployment import (
     DROP_POINTS,
+    certified_rho,
     choose_rho,
     evaluate_int8,
     export_graphs,
@@ -98,13 +99,15 @@ def run(cfg: DeployConfig) -> dict:
     costs = flops.exit_costs(model)
     rec["mflops"] = {"early_exit": costs["early_exit"]["mflops"], "final": costs["final"]["mflops"],
                      "baseline": flops.exit_costs(base)["final"]["mflops"]}
-    acc, curves, curve_rows = evaluate_int8(model, base, graphs, data, rec["mflops"])
+    acc, curves, curve_rows, int8_outputs = evaluate_int8(model, base, graphs, data, rec["mflops"])
     rec["accuracy"] = acc
     rec["int8_minus_float_points_test"] = {k: 100 * (acc["test"]["int8"][k] - acc["test"]["keras_float"][k])
                                            for k in acc["test"]["int8"]}
     rec["tradeoffs_int8"] = sweep.tradeoffs(curves["val"], curves["test"], acc["val"]["int8"]["baseline"],
                                             acc["test"]["int8"]["baseline"], rec["mflops"]["baseline"])
     chosen = choose_rho(rec["tradeoffs_int8"], cfg.drop_points)
+    # beside the deployed (validation-chosen) rho: the one certified on the int8 validation outputs
+    rec["certified_int8"] = certified_rho(int8_outputs, data, curves, rec["mflops"], cfg.drop_points)
     rec["rho"], rec["drop_points"] = chosen["rho"], chosen["drop_points"]
     # Only now, with every check passed, are the files (tracked ones among them) replaced, each whole.
     for name, content in graphs.items():

@@ -94,20 +94,39 @@ def accuracy(outputs: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
 
 
 def evaluate_int8(model: keras.Model, base: keras.Model, graphs: dict[str, bytes], data: dict,
-                  mflops: dict[str, float]) -> tuple[dict, dict, dict[str, list[dict]]]:
-    """Per split: accuracy of every exit (Keras float vs int8 graphs), the int8 benefit curve, and
-    that curve as CSV rows."""
-    accuracy_of, curves, rows = {}, {}, {}
+                  mflops: dict[str, float]) -> tuple[dict, dict, dict[str, list[dict]], dict]:
+    """Per split: accuracy of every exit (Keras float vs int8 graphs), the int8 benefit curve, that curve
+    as CSV rows, and the int8 outputs themselves ({"early_exit", "final", "baseline"} probabilities)."""
+    accuracy_of, curves, rows, outputs = {}, {}, {}, {}
     for split, (x, y) in data.items():
         keras_out = predict(model, x) | {"baseline": predict(base, x)["final"]}
-        int8_out = graph_outputs(graphs, "int8", x, f"int8 {split}")
+        int8_out = outputs[split] = graph_outputs(graphs, "int8", x, f"int8 {split}")
         accuracy_of[split] = {"keras_float": accuracy(keras_out, y), "int8": accuracy(int8_out, y)}
         curves[split] = sweep.sweep([int8_out["early_exit"], int8_out["final"]], y,
                                     [mflops["early_exit"], mflops["final"]])
         c = curves[split]
         rows[split] = [{"rho": float(r), "accuracy": float(a), "mflops": float(m), "exit_rate_early": float(e[0])}
                        for r, a, m, e in zip(c["rho"], c["accuracy"], c["mflops"], c["exit_rate"], strict=True)]
-    return accuracy_of, curves, rows
+    return accuracy_of, curves, rows, outputs
+
+
+def certified_rho(outputs: dict, data: dict, curves: dict, mflops: dict[str, float], drop_points: int) -> dict:
+    """The rho Learn-then-Test certifies on the int8 validation outputs for `drop_points` against the int8
+    baseline (evaluation.calibrate, its default method and delta), with what it gives on the int8 test outputs."""
+    from common.evaluation import calibrate
+    from common.evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD
+
+    val, y = outputs["val"], data["val"][1]
+    cal = calibrate.calibrate([val["early_exit"], val["final"]], y, [mflops["early_exit"], mflops["final"]],
+                              val["baseline"].argmax(axis=1) == y, drop_points / 100, GUARANTEE_DELTA,
+                              GUARANTEE_METHOD)
+    rec = {"drop_points": drop_points, "rho": cal.rho, "method": cal.method, "delta": cal.delta,
+           "test_accuracy": None, "test_mflops": None, "test_flops_reduction_pct": None}
+    if cal.rho is not None:
+        t, c = int(np.flatnonzero(np.isclose(curves["test"]["rho"], cal.rho))[0]), curves["test"]
+        rec |= {"test_accuracy": float(c["accuracy"][t]), "test_mflops": float(c["mflops"][t]),
+                "test_flops_reduction_pct": 100 * (1 - float(c["mflops"][t]) / mflops["baseline"])}
+    return rec
 
 
 def choose_rho(tradeoffs: list[dict], drop_points: int) -> dict:

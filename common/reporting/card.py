@@ -130,6 +130,11 @@ def _deployment(task: str, variant: str, deploy: dict | None) -> list[str]:
               + ", ".join(f"{k} {v:,}" for k, v in deploy["arena_bytes"].items()) + ".",
               f"- Deployed rho {deploy['rho']} ({deploy['drop_points']}-point trade-off, chosen on the int8 "
               "validation outputs)."]
+    if c := deploy.get("certified_int8"):
+        lines.append(f"- Certified on the int8 validation outputs for {c['drop_points']} point(s) "
+                     f"({c['method']}, delta {c['delta']}): " + ("no rho; the full model would run." if c["rho"] is None
+                     else f"rho {c['rho']:.2f}, giving {_pct(c['test_accuracy'])} and a "
+                          f"{c['test_flops_reduction_pct']:.1f}% FLOPs cut on the int8 test outputs."))
     return lines
 
 
