@@ -112,21 +112,18 @@ def evaluate_int8(model: keras.Model, base: keras.Model, graphs: dict[str, bytes
 
 def certified_rho(outputs: dict, data: dict, curves: dict, mflops: dict[str, float], drop_points: int) -> dict:
     """The rho Learn-then-Test certifies on the int8 validation outputs for `drop_points` against the int8
-    baseline (evaluation.calibrate, its default method and delta), with what it gives on the int8 test outputs."""
-    from common.evaluation import calibrate
-    from common.evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD
+    baseline (`evaluation.evaluate.guaranteed`, as every test run does on the float outputs), with what it
+    gives on the int8 test outputs."""
+    from common.evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD, guaranteed
 
-    val, y = outputs["val"], data["val"][1]
-    cal = calibrate.calibrate([val["early_exit"], val["final"]], y, [mflops["early_exit"], mflops["final"]],
-                              val["baseline"].argmax(axis=1) == y, drop_points / 100, GUARANTEE_DELTA,
-                              GUARANTEE_METHOD)
-    rec = {"drop_points": drop_points, "rho": cal.rho, "method": cal.method, "delta": cal.delta,
-           "test_accuracy": None, "test_mflops": None, "test_flops_reduction_pct": None}
-    if cal.rho is not None:
-        t, c = int(np.flatnonzero(np.isclose(curves["test"]["rho"], cal.rho))[0]), curves["test"]
-        rec |= {"test_accuracy": float(c["accuracy"][t]), "test_mflops": float(c["mflops"][t]),
-                "test_flops_reduction_pct": 100 * (1 - float(c["mflops"][t]) / mflops["baseline"])}
-    return rec
+    exits = ["early_exit", "final"]
+    split_outputs = {s: {e: outputs[s][e] for e in exits} | {"labels": y} for s, (_, y) in data.items()}
+    right = {s: outputs[s]["baseline"].argmax(axis=1) == y for s, (_, y) in data.items()}
+    base_test = float(right["test"].mean())
+    row = guaranteed(split_outputs, exits, [mflops[e] for e in exits], curves,
+                     {"test_accuracy": base_test, "mflops": mflops["baseline"]}, right, drops=(drop_points,))[0]
+    return {"drop_points": drop_points, "rho": row["rho"], "method": GUARANTEE_METHOD, "delta": GUARANTEE_DELTA,
+            **{k: row[k] for k in ("test_accuracy", "test_mflops", "test_flops_reduction_pct")}}
 
 
 def choose_rho(tradeoffs: list[dict], drop_points: int) -> dict:
