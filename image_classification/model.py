@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 from common.models import prior
-from common.models.layers import attach_trecx, exit_model, pool_exit
+from common.models.layers import attach_trecx, attach_trecx_exits, exit_model, pool_exit
 from common.models.paper_exit import PaperConfig, attach_paper
 from common.models.registry import register
 
@@ -61,12 +61,23 @@ def resnet8(exit_kind: str | None = None, ev_assist: bool = False, num_classes: 
     return exit_model(inputs, head, num_classes, early, l2=l2, name=f"resnet8_{exit_kind or 'baseline'}")
 
 
+def resnet8_two_exit(ev_assist: bool = True, num_classes: int = 10, l2: float = 1e-4) -> keras.Model:
+    """Two exits of the layout `trecx_plus` ships (`dwfirst`, a 4x4 grid): `exit_1` after stack 1 and
+    `exit_2` after stack 2, each with its EV layer before the final classifier."""
+    inputs, taps, x = backbone(l2)
+    exits, head = attach_trecx_exits(taps, x, num_classes, ev_assist=ev_assist, l2=l2, pool_grid=POOL_GRID)
+    return exit_model(inputs, head, num_classes, exits=exits, l2=l2, name="resnet8_two_exit")
+
+
 _EE = {"early_exit": W_EE, "final": 1.0}
 register(TASK, "baseline", resnet8)
 register(TASK, "trecx", partial(resnet8, "paper", True), _EE, weight_transfer=True)
 register(TASK, "trecx_noev", partial(resnet8, "paper", False), _EE)
 # the earlier layout, kept to compare with the paper's on validation
 register(TASK, "trecx_dwfirst", partial(resnet8, "dwfirst", True), _EE, weight_transfer=True)
+# two exits (after stacks 1 and 2, the only taps before the last stack), each loss weighted as the one exit
+register(TASK, "trecx2_ee1_ee2", resnet8_two_exit, {"exit_1": W_EE, "exit_2": W_EE, "final": 1.0},
+         weight_transfer=True)
 register(TASK, "pool_ee", partial(resnet8, "pool", False), _EE)
 for _method in prior.METHODS:  # the prior early-exit methods on the same backbone (Fig 7, Table 2)
     build = partial(prior.build, _method, backbone, 10, name=f"resnet8_{_method}", pool_grid=POOL_GRID)

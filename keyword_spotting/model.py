@@ -11,7 +11,7 @@ from keras import layers
 
 from common.models import prior
 from common.models.layers import EarlyExitBlock, attach_trecx, exit_model
-from common.models.paper_exit import PaperConfig, attach_paper
+from common.models.paper_exit import PaperConfig, attach_paper, attach_paper_exits
 from common.models.registry import register
 
 TASK = "keyword_spotting"
@@ -67,6 +67,16 @@ def dscnn_paper(ee_after: int = 2, ev_assist: bool = True, eefmaps_concat: bool 
     return exit_model(inputs, head, num_classes, early, l2=l2, name=f"dscnn_paper_ee{ee_after}")
 
 
+def dscnn_two_exit(first: tuple[int, str], second: tuple[int, str], ev_assist: bool = True, num_classes: int = 12,
+                   l2: float = 1e-4) -> keras.Model:
+    """DS-CNN with two of the exit study's exits, `first` and `second` as (DS block, width), each with its EV."""
+    inputs, taps, x = _layers(l2)
+    exits, head = attach_paper_exits([taps[first[0] - 1], taps[second[0] - 1]], x, num_classes,
+                                     [study_config(first[1]), study_config(second[1])], ev_assist=ev_assist, l2=l2)
+    return exit_model(inputs, head, num_classes, exits=exits, l2=l2,
+                      name=f"dscnn_two_exit_ee{first[0]}_ee{second[0]}")
+
+
 def dscnn(ee_after: int | None = None, ev_assist: bool = False, eefmaps_concat: bool = False,
           num_classes: int = 12, l2: float = 1e-4) -> keras.Model:
     """`ee_after`: the DS block (1-4) after which this project's earlier EE block (depthwise first, a
@@ -102,6 +112,11 @@ for _block in (1, 2, 3):
         if study_name(_block, _width) != "trecx":
             register(TASK, study_name(_block, _width), partial(dscnn_paper, _block, True, cfg=study_config(_width)),
                      _EE, weight_transfer=True)
+# Two exits: the exit study's best cell on validation (block 1, 0.5x: trecx_plus) first, then the best
+# later cell of block 3 (no 1x1 conv) or of block 2 (0.5x) (results/keyword_spotting/exit_study.csv)
+for _second in ((3, "none"), (2, "0.5x")):
+    register(TASK, f"trecx2_ee1_ee{_second[0]}", partial(dscnn_two_exit, (1, "0.5x"), _second),
+             {"exit_1": W_EE, "exit_2": W_EE, "final": 1.0}, weight_transfer=True)
 for _method in prior.METHODS:  # the prior early-exit methods on the same backbone (Fig 7, Table 2)
     register(TASK, _method, partial(prior.build, _method, backbone, 12, name=f"dscnn_{_method}"),
              prior.loss_weights(_method), post_trained=_method == "pteenet")

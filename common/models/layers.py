@@ -160,11 +160,45 @@ def attach_trecx(features, final_features, num_classes: int, ev_assist: bool = T
     return early, layers.Concatenate(name="ev_concat")([pooled, ev])
 
 
-def exit_model(inputs, final_in, num_classes: int, early=None, l2: float = 0.0, name: str = "model") -> keras.Model:
+def attach_trecx_exits(taps: list, final_features, num_classes: int, ev_assist: bool = True, l2: float = 0.0,
+                       pool_grid: int = 1):
+    """`attach_trecx` with an exit on each of `taps` (`exit_1`, `exit_2`, ... in order), each with its own EV
+    layer (`ev_assist_i`, taking exit i's depthwise kernel). Returns (the exits' probabilities, the tensor
+    for the final classifier: the pooled final features, with every EV output concatenated)."""
+    exits, views = [], []
+    for i, tap in enumerate(taps, start=1):
+        width = 2 * tap.shape[-1]
+        exits.append(EarlyExitBlock(num_classes, width, l2=l2, pool_grid=pool_grid, name=contract.exit_name(i))(tap))
+        if ev_assist:
+            views.append(EVAssist(width // 2, project=final_features.shape[-1] != width // 2, l2=l2,
+                                  name=ev_name(i))(final_features))
+    pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
+    return exits, layers.Concatenate(name="ev_concat")([pooled, *views]) if views else pooled
+
+
+def exit_model(inputs, final_in, num_classes: int, early=None, l2: float = 0.0, name: str = "model",
+               exits=()) -> keras.Model:
     """Close a model with its softmax `final` classifier on `final_in` and, when given, the `early_exit`
-    output (named and checked by `contract.model`)."""
+    output or the numbered early exits `exits` (named and checked by `contract.model`)."""
     final = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2), name=contract.FINAL)(final_in)
-    return contract.model(inputs, final, early=early, name=name)
+    return contract.model(inputs, final, early=early, exits=exits, name=name)
+
+
+EV_PREFIX = "ev_assist"
+
+
+def ev_name(i: int) -> str:
+    """The EV layer that takes exit i's depthwise kernel in a several-exit T-RecX (`exit_i`)."""
+    return f"{EV_PREFIX}_{i}"
+
+
+def ev_pairs(model: keras.Model) -> list[tuple[str, str]]:
+    """(exit layer, EV layer) pairs whose depthwise kernels `EVWeightTransfer` copies: `early_exit` ->
+    `ev_assist` for one exit, `exit_i` -> `ev_assist_i` for several."""
+    names = {layer.name for layer in model.layers}
+    pairs = [(contract.EARLY, EV_PREFIX)] if {contract.EARLY, EV_PREFIX} <= names else []
+    return pairs + [(contract.exit_name(i), n) for n in sorted(names) if n.startswith(EV_PREFIX + "_")
+                    for i in [int(n.rsplit("_", 1)[1])] if contract.exit_name(i) in names]
 
 
 def average_pool(h: int, w: int, pool_grid: int, name: str) -> layers.Layer:

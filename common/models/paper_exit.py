@@ -136,3 +136,22 @@ def attach_paper(features, final_features, num_classes: int, cfg: PaperConfig, e
     ev = PaperEV(cfg.ev_channels, cfg.kernel, cfg.ev_strides, cfg.ev_global_pool, l2=l2, name="ev_assist")(
         final_features)
     return early, layers.Concatenate(name="ev_concat")([pooled, ev])
+
+
+def attach_paper_exits(taps: list, final_features, num_classes: int, cfgs: list[PaperConfig], ev_assist: bool = True,
+                       l2: float = 0.0):
+    """The paper's EE on each of `taps` with its own config (`exit_1`, `exit_2`, ... in order) and, when
+    `ev_assist`, one EV per exit on `final_features` (`ev_assist_i`, taking exit i's depthwise kernel).
+    Returns (the exits' probabilities, the tensor for the final classifier)."""
+    from common.models import contract
+    from common.models.layers import ev_name
+
+    exits, views = [], []
+    for i, (tap, cfg) in enumerate(zip(taps, cfgs, strict=True), start=1):
+        exits.append(PaperExit(num_classes, cfg.pointwise, cfg.channels, cfg.kernel, cfg.strides, cfg.pool, l2=l2,
+                               name=contract.exit_name(i))(tap))
+        if ev_assist:
+            views.append(PaperEV(cfg.ev_channels, cfg.kernel, cfg.ev_strides, cfg.ev_global_pool, l2=l2,
+                                 name=ev_name(i))(final_features))
+    pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
+    return exits, layers.Concatenate(name="ev_concat")([pooled, *views]) if views else pooled

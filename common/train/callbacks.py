@@ -15,17 +15,17 @@ from common.train.distill import student_of
 
 
 class EVWeightTransfer(keras.callbacks.Callback):
-    """Copy the EE depthwise kernel into the EV depthwise kernel after every batch, for the first
-    `until_fraction` of the epochs; afterwards the EV layer trains freely.
+    """Copy each early exit's depthwise kernel into its EV layer's depthwise kernel after every batch, for
+    the first `until_fraction` of the epochs; afterwards the EV layers train freely.
 
-    The EV depthwise conv is as wide as the EE depthwise conv (half the EE block's width), so the
-    kernel copies whole; a narrower EV layer would take the first channels.
+    The pairs are `layers.ev_pairs` of the model (`early_exit` -> `ev_assist`, or `exit_i` ->
+    `ev_assist_i`) unless given. An EV depthwise conv narrower than its exit's takes the first channels.
     """
 
-    def __init__(self, ee_layer: str = "early_exit", ev_layer: str = "ev_assist", until_fraction: float = 0.8,
+    def __init__(self, pairs: list[tuple[str, str]] | None = None, until_fraction: float = 0.8,
                  total_epochs: int | None = None):
         super().__init__()
-        self.ee_layer, self.ev_layer, self.until_fraction = ee_layer, ev_layer, until_fraction
+        self.pairs, self.until_fraction = pairs, until_fraction
         self.total_epochs = total_epochs  # the whole run's epochs when it is trained in several fit() calls
         self.active = True
         self.copies = 0
@@ -42,11 +42,14 @@ class EVWeightTransfer(keras.callbacks.Callback):
             self.copy()
 
     def copy(self) -> None:
+        from common.models.layers import ev_pairs
+
         model = student_of(self.model)
-        src = model.get_layer(self.ee_layer).depthwise.kernel
-        dst = model.get_layer(self.ev_layer).depthwise.kernel
-        # a copy, never the source's own buffer: on JAX two variables sharing one buffer break training
-        dst.assign(np.array(src)[:, :, : dst.shape[2], :])
+        for ee, ev in self.pairs or ev_pairs(model):
+            src = model.get_layer(ee).depthwise.kernel
+            dst = model.get_layer(ev).depthwise.kernel
+            # a copy, never the source's own buffer: on JAX two variables sharing one buffer break training
+            dst.assign(np.array(src)[:, :, : dst.shape[2], :])
         self.copies += 1
 
 
