@@ -7,8 +7,8 @@ the toolkit (docs/api.md):
     api.train_exit(model, train_ds, val_ds, epochs=20, w_ee=0.5)        # joint loss, EE->EV weight copy
     costs = api.exit_costs(model)                                       # MFLOPs to each exit
     cal = api.calibrate_exit(model, x_val, y_val, base_right, max_drop=0.01)   # rho with a guarantee
-    head, tail = api.export_int8(model, x_calibration)                  # int8 graphs split at the exit
-    runtime = api.runtime(head, tail, cal.rho); runtime(x_val[0]).exit  # "early_exit" or "final"
+    graphs = api.export_int8(model, x_calibration)                      # int8 graphs split at the exit
+    runtime = api.runtime(graphs, cal.rho); runtime(x_val[0]).exit      # "early_exit" or "final"
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from keras import layers
 from common.errors import ModelFileError
 from common.evaluation import calibrate
 from common.models import contract, flops
-from common.models.layers import _reg
+from common.models.layers import _reg, ev_name, ev_pairs
 from common.models.paper_exit import PaperEV, PaperExit
 from common.train.callbacks import EVWeightTransfer
 
@@ -103,35 +103,53 @@ def _tap(model: keras.Model, after: str):
     return tap
 
 
-def attach_exit(model: keras.Model, after: str, pointwise: int | None = None, kernel: int = 2, strides: int = 2,
-                pool: int | None = None, ev_assist: bool = True, l2: float = 0.0) -> keras.Model:
+def attach_exit(model: keras.Model, after: str | list[str], pointwise: int | None = None, kernel: int = 2,
+                strides: int = 2, pool: int | None = None, ev_assist: bool = True, l2: float = 0.0) -> keras.Model:
     """`model` with the paper's early exit after layer `after` (Sec. 4.2: a 1x1 conv to `pointwise` channels,
     default twice the tap's, 0 for none; a depthwise `kernel` conv of stride `strides` + ReLU; average pooling
     by `pool`, default down to at most 4x4; a softmax dense), outputs {"early_exit", "final"} by the project's
-    contract. `ev_assist` (Sec. 4.3) concatenates an early view of the last feature map (the EE's depthwise
-    kernel, copied in while training) before a new final classifier, which starts from the old one's weights
-    (exactly the old classifier without EV). The backbone's layers are shared with `model`, not copied."""
+    contract; or, with a list of layers in order from the input, one such exit after each, outputs {"exit_1",
+    ..., "exit_k", "final"}. `ev_assist` (Sec. 4.3) concatenates an early view of the last feature map per
+    exit (that exit's depthwise kernel, copied in while training) before a new final classifier, which starts
+    from the old one's weights (exactly the old classifier without EV). The backbone's layers are shared with
+    `model`, not copied."""
     final_layer = classifier(model)
-    tap = _tap(model, after)
-    classes, channels = final_layer.kernel.shape[-1], tap.shape[-1]
-    width = 2 * channels if pointwise is None else pointwise
-    side = -(-min(tap.shape[1], tap.shape[2]) // strides)  # the map's smaller side after the strided conv
-    pool = max(1, side // 4) if pool is None else pool
-    early = PaperExit(classes, width, 0, kernel, strides, pool, l2=l2, name=contract.EARLY)(tap)
+    several = not isinstance(after, str)
+    afters = list(after) if several else [after]
+    if several and not afters:
+        raise ModelError(f"model '{model.name}': attach_exit needs at least one layer name in `after`")
+    taps = [_tap(model, a) for a in afters]
+    for a, b, ta, tb in zip(afters, afters[1:], taps, taps[1:], strict=False):
+        if id(ta) not in _ancestors(tb) or ta is tb:
+            raise ModelError(f"model '{model.name}': exit layers must be in order from the input, but '{b}' does not "
+                             f"come after '{a}'")
+    classes = final_layer.kernel.shape[-1]
     features = final_layer.input
     if len(features.shape) > 2:  # a 1x1 conv classifier reads a 1x1 map
         features = layers.Flatten(name="final_flatten")(features)
+    last = None
     if ev_assist:
         pooling, _ = _through(final_layer.input)
         if not isinstance(pooling, POOLINGS):
             raise ModelError(f"model '{model.name}': ev_assist needs a global pooling before its classifier (found "
                              f"'{pooling.name}', a {type(pooling).__name__}); pass ev_assist=False")
         last = pooling.input
-        ev = PaperEV(min(width or channels, last.shape[-1]), kernel, 1, global_pool=True, l2=l2,
-                     name="ev_assist")(last)
-        features = layers.Concatenate(name="ev_concat")([features, ev])
+    exits, views = [], []
+    for i, tap in enumerate(taps, start=1):
+        channels = tap.shape[-1]
+        width = 2 * channels if pointwise is None else pointwise
+        side = -(-min(tap.shape[1], tap.shape[2]) // strides)  # the map's smaller side after the strided conv
+        pooled = max(1, side // 4) if pool is None else pool
+        name = contract.exit_name(i) if several else contract.EARLY
+        exits.append(PaperExit(classes, width, 0, kernel, strides, pooled, l2=l2, name=name)(tap))
+        if last is not None:
+            views.append(PaperEV(min(width or channels, last.shape[-1]), kernel, 1, global_pool=True, l2=l2,
+                                 name=ev_name(i) if several else "ev_assist")(last))
+    if views:
+        features = layers.Concatenate(name="ev_concat")([features, *views])
     final = layers.Dense(classes, activation="softmax", kernel_regularizer=_reg(l2), name=contract.FINAL)(features)
-    built = contract.model(model.inputs, final, early=early, name=f"{model.name}_trecx")
+    built = contract.model(model.inputs, final, early=None if several else exits[0], exits=exits if several else (),
+                           name=f"{model.name}_trecx")
     kernel_old, *bias = final_layer.get_weights()
     kernel_old = kernel_old.reshape(-1, classes)
     kernel_new = np.zeros(built.get_layer(contract.FINAL).kernel.shape, dtype=kernel_old.dtype)
@@ -140,21 +158,25 @@ def attach_exit(model: keras.Model, after: str, pointwise: int | None = None, ke
     return built
 
 
-def train_exit(model: keras.Model, train_ds, val_ds=None, epochs: int = 10, w_ee: float = 0.5,
+def train_exit(model: keras.Model, train_ds, val_ds=None, epochs: int = 10, w_ee: float | list[float] = 0.5,
                post_training: bool = False, optimizer: keras.optimizers.Optimizer | None = None,
                transfer_until: float = 0.8, callbacks: list | None = None) -> keras.callbacks.History:
     """Train an attached exit on batched (x, y) data (y: class indices). Joint training: loss = w_ee x
-    CE(early) + CE(final), the EE depthwise kernel copied into the EV layer after every batch for the first
-    `transfer_until` of the epochs. `post_training`: only the exit heads and the final classifier train, the
-    backbone stays as it is (PTEENet-style, for a model you cannot retrain)."""
+    CE(early) + CE(final) (with several exits, `w_ee` one weight for all or a list, one per exit), each EE
+    depthwise kernel copied into its EV layer after every batch for the first `transfer_until` of the epochs.
+    `post_training`: only the exit heads and the final classifier train, the backbone stays as it is
+    (PTEENet-style, for a model you cannot retrain)."""
     from common.train.training import compile_model, keyed
 
     names = contract.exit_names(model)
     for layer in model.layers:
         layer.trainable = not post_training or contract.is_head(layer.name) or layer.name == contract.FINAL
-    compile_model(model, {contract.EARLY: w_ee, contract.FINAL: 1.0}, optimizer or keras.optimizers.Adam(1e-3))
-    extra = [EVWeightTransfer(until_fraction=transfer_until, total_epochs=epochs)] \
-        if any(la.name == "ev_assist" for la in model.layers) else []
+    weights = list(w_ee) if isinstance(w_ee, (list, tuple)) else [w_ee] * (len(names) - 1)
+    if len(weights) != len(names) - 1:
+        raise ModelError(f"model '{model.name}' has {len(names) - 1} early exits but w_ee gives {len(weights)} weights")
+    compile_model(model, dict(zip(names[:-1], weights, strict=True)) | {contract.FINAL: 1.0},
+                  optimizer or keras.optimizers.Adam(1e-3))
+    extra = [EVWeightTransfer(until_fraction=transfer_until, total_epochs=epochs)] if ev_pairs(model) else []
     return model.fit(keyed(train_ds, names), validation_data=None if val_ds is None else keyed(val_ds, names),
                      epochs=epochs, callbacks=[*extra, *(callbacks or [])], verbose=2)
 
@@ -185,20 +207,34 @@ def calibrate_exit(model: keras.Model, x: np.ndarray, y: np.ndarray | None = Non
     return calibrate.calibrate(probs, y, cum, right, max_drop, delta)
 
 
-def export_int8(model: keras.Model, calibration_x: np.ndarray) -> tuple[bytes, bytes]:
-    """Full-integer int8 TFLite graphs of the head (input -> early exit + feature map) and the tail
-    (feature map -> final), calibrated on `calibration_x` (training data)."""
-    from common.edge.export import split_at_exit, to_tflite
+def export_int8(model: keras.Model, calibration_x: np.ndarray) -> list[bytes]:
+    """Full-integer int8 TFLite graphs of the model split at its exits (`edge.export.split_at_exits`): for one
+    exit, the head (input -> early exit + feature map) and the tail (feature map -> final); for k exits, k + 1
+    segments. Each is calibrated on what it reads from `calibration_x` (training data)."""
+    from common.edge.export import split_at_exits, to_tflite
     from common.evaluation.evaluate import predict
 
-    head, tail = split_at_exit(model)
-    features = predict(head, calibration_x)["features"]
-    return to_tflite(head, calibration_x, len(calibration_x)), to_tflite(tail, features, len(features))
+    graphs, x = [], calibration_x
+    for segment in split_at_exits(model):
+        graphs.append(to_tflite(segment, x, len(x)))
+        if "features" in segment.output:
+            x = predict(segment, x)["features"]
+    return graphs
 
 
-def runtime(head: bytes, tail: bytes, rho: float | None):
-    """The batch-1 early-exit runtime over the int8 graphs: exits when the head's max softmax >= rho (None:
-    never, the full model runs)."""
-    from common.edge.runtime import EarlyExitRuntime
+def thresholds(rho: float | list[float] | None, exits: int) -> list[float]:
+    """One threshold per early exit from a shared `rho`, a list, or None (never exit: the full model runs)."""
+    if rho is None:
+        return [float("inf")] * exits
+    out = [float(r) for r in rho] if isinstance(rho, (list, tuple, np.ndarray)) else [float(rho)] * exits
+    if len(out) != exits:
+        raise ValueError(f"{exits} early exits need {exits} thresholds, got {len(out)}")
+    return out
 
-    return EarlyExitRuntime(head, tail, rho=float("inf") if rho is None else rho)
+
+def runtime(graphs: list[bytes], rho: float | list[float] | None):
+    """The batch-1 early-exit runtime over the int8 graphs of `export_int8`: leaves at the first exit whose max
+    softmax is >= its threshold (`rho`: one for all exits, one per exit, or None: never, the full model runs)."""
+    from common.edge.runtime import MultiExitRuntime
+
+    return MultiExitRuntime(list(graphs), thresholds(rho, len(graphs) - 1))

@@ -62,8 +62,8 @@ def run(cfg: ExampleConfig) -> dict:
     probs = api.outputs(model, x_test)
     full_right = probs[-1].argmax(1) == y_test
     cal = api.calibrate_exit(model, x_val, y_val, max_drop=cfg.max_drop / 100, delta=cfg.delta)  # 3. rho
-    head, tail = api.export_int8(model, (data.x["train"][:200] / 255).astype("float32"))  # 4. int8 split graphs
-    runtime = api.runtime(head, tail, cal.rho)  # 5. the early-exit runtime
+    graphs = api.export_int8(model, (data.x["train"][:200] / 255).astype("float32"))  # 4. int8 split graphs
+    runtime = api.runtime(graphs, cal.rho)  # 5. the early-exit runtime
     pick = np.random.default_rng(0).permutation(len(y_test))[: cfg.runtime_samples]
     preds = [runtime(x_test[i]) for i in pick]
     costs = api.exit_costs(model)

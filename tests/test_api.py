@@ -96,13 +96,54 @@ def test_attach_train_calibrate_export_run_on_keras_applications(name: str):
     assert np.isfinite(history.history["loss"][-1])
     cal = api.calibrate_exit(model, x, y)  # 64 samples certify nothing: the full model is deployed
     assert cal.rho is None or 0 <= cal.rho <= 1
-    head, tail = api.export_int8(model, x[:16])
+    graphs = api.export_int8(model, x[:16])
+    head = graphs[0]
     keras_conf = api.outputs(model, x)[0].max(axis=1)
     rho = float(np.median(keras_conf))
-    runtime = api.runtime(head, tail, rho)
+    runtime = api.runtime(graphs, rho)
     exits = np.array([runtime(r).exit == "early_exit" for r in x])
     assert np.isfinite(TFLiteRunner(head)(x[0])["early_exit"]).all()
     # the int8 runtime exits where Keras does, but for samples within int8 round-off of rho
     clear = np.abs(keras_conf - rho) > 0.02
     assert (exits[clear] == (keras_conf[clear] >= rho)).all()
-    assert api.runtime(head, tail, None)(x[0]).exit == "final"
+    assert api.runtime(graphs, None)(x[0]).exit == "final"
+
+
+def test_two_exits_train_export_and_run_where_keras_exits():
+    """k = 2: exits exit_1, exit_2 with an EV layer each (the weight copy reaches both), three int8 graphs,
+    and the runtime leaves at the first exit whose confidence reaches its own threshold, as the sweep says."""
+    import tensorflow as tf
+
+    from common.evaluation import sweep
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 48)
+    x = (rng.uniform(0, 1, (48, 16, 16, 3)) + np.eye(4, 3)[y][:, None, None, :]).astype("float32")  # learnable
+    model = api.attach_exit(small_cnn(), ["conv1", "conv2"])
+    assert contract.exit_names(model) == ["exit_1", "exit_2", "final"]
+    api.train_exit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=3, w_ee=[0.3, 0.5],
+                   transfer_until=1.0, optimizer=keras.optimizers.Adam(1e-2))
+    for i in (1, 2):  # the copy ran: each EV kernel is its exit's (first channels)
+        ev = np.asarray(model.get_layer(f"ev_assist_{i}").depthwise.kernel)
+        np.testing.assert_array_equal(ev, np.asarray(model.get_layer(f"exit_{i}").depthwise.kernel)[:, :, :ev.shape[2]])
+    costs = api.exit_costs(model)
+    assert costs["exit_1"]["mflops"] < costs["exit_2"]["mflops"] < costs["final"]["mflops"]
+    graphs = api.export_int8(model, x[:16])
+    assert len(graphs) == 3
+    probs = api.outputs(model, x)
+    rhos = [float(np.median(p.max(axis=1))) for p in probs[:2]]
+    runtime = api.runtime(graphs, rhos)
+    got = np.array([contract.exit_names(model).index(runtime(r).exit) for r in x])
+    conf = np.stack([p.max(axis=1) for p in probs[:2]])
+    expect = np.where(conf[0] >= rhos[0], 0, np.where(conf[1] >= rhos[1], 1, 2))
+    step = max(seg.outputs[e]["quantization"][0] for seg, e in zip(runtime.segments, runtime.exits, strict=True))
+    clear = (np.abs(conf - np.array(rhos)[:, None]) > 2 * step).all(axis=0)  # away from int8 round-off
+    assert clear.sum() >= 10 and (got[clear] == expect[clear]).all()
+    rates = sweep.vector_sweep(probs, y, [1, 2, 3], np.array(rhos))["exit_rate"][0]  # the sweep's rule is the same
+    np.testing.assert_allclose(rates, np.bincount(expect, minlength=3) / len(x))
+    assert runtime.runs[0] == len(x) and runtime.runs[2] == (got == 2).sum()
+
+
+def test_exit_layers_out_of_order_are_refused():
+    with pytest.raises(api.ModelError, match="'conv1' does not come after 'conv2'"):
+        api.attach_exit(small_cnn(), ["conv2", "conv1"])

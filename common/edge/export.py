@@ -25,6 +25,23 @@ def split_at_exit(model: keras.Model, exit_layer: str = "early_exit") -> tuple[k
     return head, tail
 
 
+def split_at_exits(model: keras.Model) -> list[keras.Model]:
+    """A k-exit model cut into k + 1 segments: segment i maps the previous segment's feature map (the input,
+    for the first) to {exit i, "features": the map exit i reads}; the last maps its map to {"final"}. The
+    backbone must reach each later layer only through these maps (true of chains and of residual stacks
+    tapped after their add)."""
+    from common.models import contract
+
+    names = contract.exit_names(model)
+    taps = [model.get_layer(n).input for n in names[:-1]]
+    segments, src = [], model.inputs
+    for i, (name, tap) in enumerate(zip(names[:-1], taps, strict=True)):
+        segments.append(keras.Model(src, {name: model.output[name], "features": tap}, name=f"segment_{i}"))
+        src = tap
+    segments.append(keras.Model(src, {contract.FINAL: model.output[contract.FINAL]}, name=f"segment_{len(taps)}"))
+    return segments
+
+
 def to_tflite(model: keras.Model, representative: np.ndarray | None = None, samples: int = 200) -> bytes:
     """Convert `model` (dict outputs) to TFLite: float32, or full-integer int8 (int8 input and
     outputs) calibrated on up to `samples` rows of `representative` (take them from training data)."""

@@ -1,4 +1,4 @@
-"""An early-exit runtime: the head graph, rho, and the tail only when needed.
+"""An early-exit runtime: the head graph, rho, and the tail only when needed (or k exits, k + 1 graphs).
 
 The same runtime serves float and int8 graphs (see common.edge.export), at batch 1 as on a device, on
 ai-edge-litert ("litert") or on the tflite-micro interpreter ("tflm", int8 graphs).
@@ -16,7 +16,7 @@ from common.edge.export import TFLiteRunner
 @dataclass
 class Prediction:
     label: int
-    exit: str  # "early_exit" or "final"
+    exit: str  # the exit it left at: "early_exit" (or "exit_<i>") or "final"
     probs: np.ndarray
 
 
@@ -31,44 +31,91 @@ def runner(content: bytes, backend: str = "litert", num_threads: int = 1):
     raise ValueError(f"backend must be litert or tflm, got '{backend}'")
 
 
-class EarlyExitRuntime:
-    """Run `head`; leave with its prediction when its max probability is >= rho, else run `tail`
-    on the head's feature map. The confidence is compared in the head's output dtype, and the
-    feature map is read only when the tail needs it, as a device would."""
+class MultiExitRuntime:
+    """Run the graphs of a model split at its k exits (`export.split_at_exits`) one after another: segment i
+    gives exit i's probabilities and the feature map the next segment reads; leave at the first exit whose
+    max probability is >= its threshold, the last segment (`final`) takes the rest. Confidences are compared
+    in each graph's output dtype, and a feature map is read only when the next segment needs it, as a device
+    would."""
 
-    def __init__(self, head: bytes, tail: bytes, rho: float, num_threads: int = 1, backend: str = "litert"):
-        self.head, self.tail = runner(head, backend, num_threads), runner(tail, backend, num_threads)
-        self.rho = rho
-        scale, zero = self.head.outputs["early_exit"]["quantization"]
-        # rho in the output's units: int8 q >= rho/scale + zero  <=>  (q - zero) * scale >= rho
-        self._threshold = rho / scale + zero if scale else rho
-        (s_out, z_out), (s_in, z_in) = self.head.outputs["features"]["quantization"], self.tail.input["quantization"]
-        # converted separately, the two graphs agree on the hand-over scale only up to float rounding;
-        # then the int8 map passes as it is, as on a device (float graphs: (0.0, 0) both)
-        self._requantize = z_out != z_in or not np.isclose(s_out, s_in, rtol=1e-5, atol=0.0)
-        self.tail_runs = 0
+    def __init__(self, segments: list[bytes], rhos: list[float], num_threads: int = 1, backend: str = "litert"):
+        if len(rhos) != len(segments) - 1:
+            raise ValueError(f"{len(segments)} graphs need {len(segments) - 1} thresholds, got {len(rhos)}")
+        self.segments = [runner(g, backend, num_threads) for g in segments]
+        self.exits = [next(k for k in seg.outputs if k != "features") for seg in self.segments]
+        self.rhos = list(rhos)
+        self._thresholds = []
+        for seg, name, rho in zip(self.segments, self.exits, self.rhos, strict=False):
+            scale, zero = seg.outputs[name]["quantization"]
+            # rho in the output's units: int8 q >= rho/scale + zero  <=>  (q - zero) * scale >= rho
+            self._thresholds.append(rho / scale + zero if scale else rho)
+        self._requantize = []
+        for a, b in zip(self.segments, self.segments[1:], strict=False):
+            (s_out, z_out), (s_in, z_in) = a.outputs["features"]["quantization"], b.input["quantization"]
+            # converted separately, two graphs agree on the hand-over scale only up to float rounding;
+            # then the int8 map passes as it is, as on a device (float graphs: (0.0, 0) both)
+            self._requantize.append(z_out != z_in or not np.isclose(s_out, s_in, rtol=1e-5, atol=0.0))
+        self.runs = [0] * len(self.segments)  # how often each segment ran
 
     def __call__(self, x: np.ndarray) -> Prediction:
-        self.head.invoke(self.head.quantize(x))
-        early = self.head.get("early_exit")
-        if early.max() >= self._threshold:
-            return Prediction(int(early.argmax()), "early_exit", self.head.dequantize("early_exit", early))
-        self.tail_runs += 1
-        final = self._tail()
-        return Prediction(int(final.argmax()), "final", final)
+        seg = self._first(x)
+        for i, threshold in enumerate(self._thresholds):
+            out = seg.get(self.exits[i])
+            if out.max() >= threshold:
+                return Prediction(int(out.argmax()), self.exits[i], seg.dequantize(self.exits[i], out))
+            seg = self._next(i)
+        final = seg.dequantize(self.exits[-1], seg.get(self.exits[-1]))
+        return Prediction(int(final.argmax()), self.exits[-1], final)
+
+    def all_exits(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every exit's probabilities, every segment run: for evaluation and threshold sweeps."""
+        seg, out = self._first(x), []
+        for i in range(len(self.segments)):
+            out.append(seg.dequantize(self.exits[i], seg.get(self.exits[i])))
+            if i + 1 < len(self.segments):
+                seg = self._next(i)
+        return out
+
+    def _first(self, x: np.ndarray):
+        seg = self.segments[0]
+        seg.invoke(seg.quantize(x))
+        self.runs[0] += 1
+        return seg
+
+    def _next(self, i: int):
+        """Segment i + 1 on segment i's feature map, requantized only when the two graphs' scales differ."""
+        feats, nxt = self.segments[i].get("features"), self.segments[i + 1]
+        if self._requantize[i]:
+            feats = nxt.quantize(self.segments[i].dequantize("features", feats))
+        nxt.invoke(feats)
+        self.runs[i + 1] += 1
+        return nxt
+
+
+class EarlyExitRuntime(MultiExitRuntime):
+    """The one-exit runtime: run `head`; leave with its prediction when its max probability is >= rho, else
+    run `tail` on the head's feature map."""
+
+    def __init__(self, head: bytes, tail: bytes, rho: float, num_threads: int = 1, backend: str = "litert"):
+        super().__init__([head, tail], [rho], num_threads, backend)
+        self.rho = rho
+
+    @property
+    def head(self):
+        return self.segments[0]
+
+    @property
+    def tail(self):
+        return self.segments[1]
+
+    @property
+    def tail_runs(self) -> int:
+        return self.runs[1]
 
     def both(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(early-exit, final) probabilities, the tail always run: for evaluation and rho sweeps."""
-        self.head.invoke(self.head.quantize(x))
-        return self.head.dequantize("early_exit", self.head.get("early_exit")), self._tail()
-
-    def _tail(self) -> np.ndarray:
-        """The tail on the head's last feature map, requantized only when the two graphs' scales differ."""
-        feats = self.head.get("features")
-        if self._requantize:
-            feats = self.tail.quantize(self.head.dequantize("features", feats))
-        self.tail.invoke(feats)
-        return self.tail.dequantize("final", self.tail.get("final"))
+        """(early-exit, final) probabilities, the tail always run."""
+        early, final = self.all_exits(x)
+        return early, final
 
 
 class SingleRuntime:

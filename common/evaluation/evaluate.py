@@ -126,11 +126,24 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
             write_csv(out_dir / "tradeoffs.csv", rows)
             summary["tradeoffs"] = rows
             summary["baseline"] = baseline
+            if len(names) > 2 and confidences is None:  # several max-softmax early exits: a threshold each
+                vec = sweep.vector_tradeoffs([outputs["val"][n] for n in names], outputs["val"]["labels"],
+                                             [outputs["test"][n] for n in names], outputs["test"]["labels"], cum,
+                                             baseline["val_accuracy"], baseline["test_accuracy"], baseline["mflops"])
+                write_csv(out_dir / "vector_tradeoffs.csv", [_vector_row(r, names) for r in vec])
+                summary["vector_tradeoffs"] = vec
             if baseline_right is not None and confidences is None:  # max-softmax exits: calibrate
                 summary["guarantee"] = {"method": GUARANTEE_METHOD, "delta": GUARANTEE_DELTA, "calibrated_on": "val"}
                 summary["guaranteed_tradeoffs"] = guaranteed(outputs, names, cum, curves, baseline, baseline_right)
     files.write_json(out_dir / FILE, summary)
     return Summary.from_dict(summary)
+
+
+def _vector_row(row: dict, names: list[str]) -> dict:
+    """A vector trade-off as a CSV row: one `rho_<exit>` column per early exit."""
+    rhos = row["rhos"] or [None] * (len(names) - 1)
+    return {"drop_points": row["drop_points"], **{f"rho_{n}": r for n, r in zip(names, rhos, strict=False)},
+            **{k: v for k, v in row.items() if k not in ("drop_points", "rhos")}}
 
 
 GUARANTEE_METHOD, GUARANTEE_DELTA = "wsr", 0.05  # Learn-then-Test with a betting p-value (evaluation.calibrate)

@@ -80,3 +80,68 @@ def tradeoffs(val: dict[str, np.ndarray], test: dict[str, np.ndarray], base_val_
                     "test_drop_points": 100 * (base_test_acc - float(test["accuracy"][i]))}
         rows.append(row)
     return rows
+
+
+# -- one threshold per early exit (k >= 2 early exits)
+
+def vector_sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], thresholds: np.ndarray) -> dict:
+    """`sweep` with a threshold per early exit: thresholds (R, K-1), row r the thresholds of exits 1..K-1.
+    Returns thresholds, accuracy (R,), mflops (R,), exit_rate (R, K)."""
+    thresholds = np.atleast_2d(np.asarray(thresholds, dtype=np.float64))
+    n = len(labels)
+    conf = np.stack([p.max(axis=1) for p in probs[:-1]])  # (K-1, N)
+    passes = conf[None, :, :] >= thresholds[:, :, None]  # (R, K-1, N)
+    exit_idx = np.concatenate([passes, np.ones((len(thresholds), 1, n), bool)], axis=1).argmax(axis=1)
+    preds = np.stack([p.argmax(axis=1) for p in probs])
+    pred = preds[exit_idx, np.arange(n)]
+    return {"thresholds": thresholds, "accuracy": (pred == labels[None, :]).mean(axis=1),
+            "mflops": np.asarray(costs, dtype=np.float64)[exit_idx].mean(axis=1),
+            "exit_rate": np.stack([(exit_idx == i).mean(axis=1) for i in range(len(probs))], axis=1)}
+
+
+def coordinate_search(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], min_accuracy: float,
+                      grid: np.ndarray = RHOS, rounds: int = 10) -> np.ndarray | None:
+    """The threshold vector (K-1,) of least mean MFLOPs whose accuracy is >= `min_accuracy`, by coordinate
+    search: start from the best shared threshold (`sweep`'s), then move one exit's threshold at a time over
+    `grid`, the others held, to the cheapest point still accurate enough (ties: the higher threshold), until
+    a whole round changes nothing. Every step keeps the accuracy and never raises the cost, so the result is
+    at least as cheap as the best shared threshold; it is a local optimum, not always the global one.
+    None when no shared threshold is accurate enough."""
+    shared = sweep(probs, labels, costs, grid)
+    ok = np.flatnonzero(shared["accuracy"] >= min_accuracy - 1e-12)
+    if not len(ok):
+        return None
+    best = np.full(len(probs) - 1, shared["rho"][ok[np.lexsort((-shared["rho"][ok], shared["mflops"][ok]))[0]]])
+    for _ in range(rounds):
+        before = best.copy()
+        for j in range(len(best)):
+            trial = np.repeat(best[None], len(grid), axis=0)
+            trial[:, j] = grid
+            c = vector_sweep(probs, labels, costs, trial)
+            ok = np.flatnonzero(c["accuracy"] >= min_accuracy - 1e-12)  # never empty: best[j] is on the grid
+            best = trial[ok[np.lexsort((-grid[ok], c["mflops"][ok]))[0]]].copy()
+        if np.array_equal(best, before):
+            break
+    return best
+
+
+def vector_tradeoffs(val_probs: list[np.ndarray], val_labels: np.ndarray, test_probs: list[np.ndarray],
+                     test_labels: np.ndarray, costs: list[float], base_val_acc: float, base_test_acc: float,
+                     base_mflops: float, drops: tuple[float, ...] = (1, 2, 3)) -> list[dict]:
+    """`tradeoffs` with a threshold per early exit, chosen on validation by `coordinate_search`; each row
+    also gives `rhos` (the vector) and what it gives on test."""
+    rows = []
+    for d in drops:
+        best = coordinate_search(val_probs, val_labels, costs, base_val_acc - d / 100)
+        row = {"drop_points": d, "rhos": None, "val_accuracy": None, "val_mflops": None, "test_accuracy": None,
+               "test_mflops": None, "test_flops_reduction_pct": None, "test_drop_points": None}
+        if best is not None:
+            v = vector_sweep(val_probs, val_labels, costs, best)
+            t = vector_sweep(test_probs, test_labels, costs, best)
+            row |= {"rhos": [float(r) for r in best], "val_accuracy": float(v["accuracy"][0]),
+                    "val_mflops": float(v["mflops"][0]), "test_accuracy": float(t["accuracy"][0]),
+                    "test_mflops": float(t["mflops"][0]),
+                    "test_flops_reduction_pct": 100 * (1 - float(t["mflops"][0]) / base_mflops),
+                    "test_drop_points": 100 * (base_test_acc - float(t["accuracy"][0]))}
+        rows.append(row)
+    return rows

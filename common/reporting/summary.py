@@ -36,10 +36,15 @@ class Tradeoff:
     test_mflops: float | None
     test_flops_reduction_pct: float | None  # 100 x (1 - test MFLOPs / the baseline's)
     test_drop_points: float | None  # how far below the baseline's test accuracy it landed
+    rhos: tuple[float, ...] | None = None  # one threshold per early exit (`vector` trade-offs; rho is None)
+
+    def __post_init__(self) -> None:
+        if self.rhos is not None:
+            object.__setattr__(self, "rhos", tuple(self.rhos))
 
     @property
     def reached(self) -> bool:
-        return self.rho is not None
+        return self.rho is not None or self.rhos is not None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Summary:
     oracle: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {"accuracy", "mflops"}
     guaranteed: tuple[Tradeoff, ...] = ()  # rho certified on validation (Learn-then-Test), measured on test
     guarantee: dict = field(default_factory=dict)  # how: {"method", "delta", "calibrated_on"}
+    vector: tuple[Tradeoff, ...] = ()  # a threshold per early exit (k >= 2 early exits), chosen on validation
 
     def accuracy(self, exit: str = "final", split: str = "test") -> float:
         return self.standalone[exit][split]
@@ -76,9 +82,9 @@ class Summary:
         """The first early exit's name, when the model has one."""
         return self.exits[0] if len(self.exits) > 1 else None
 
-    def tradeoff(self, drop_points: float = 1, guaranteed: bool = False) -> Tradeoff | None:
-        return next((t for t in (self.guaranteed if guaranteed else self.tradeoffs) if t.drop_points == drop_points),
-                    None)
+    def tradeoff(self, drop_points: float = 1, guaranteed: bool = False, vector: bool = False) -> Tradeoff | None:
+        rows = self.vector if vector else self.guaranteed if guaranteed else self.tradeoffs
+        return next((t for t in rows if t.drop_points == drop_points), None)
 
     def val_cut(self, drop_points: float = 1) -> float | None:
         """FLOPs cut (%) on validation at a trade-off, or None when no rho keeps validation within it."""
@@ -96,7 +102,8 @@ class Summary:
                    baseline=Baseline(**d["baseline"]) if d.get("baseline") else None,
                    oracle={s: d[f"oracle_{s}"] for s in SPLITS if f"oracle_{s}" in d},
                    guaranteed=tuple(Tradeoff(**t) for t in d.get("guaranteed_tradeoffs", [])),
-                   guarantee=dict(d.get("guarantee", {})))
+                   guarantee=dict(d.get("guarantee", {})),
+                   vector=tuple(Tradeoff(rho=None, **t) for t in d.get("vector_tradeoffs", [])))
 
     @classmethod
     def read(cls, path: Path) -> Summary:
