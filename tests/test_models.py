@@ -11,6 +11,7 @@ import pytest
 from common import tasks
 from common.errors import ConfigError
 from common.models import flops, prior, registry
+from common.models.layers import ev_pairs
 
 VARIANTS = registry.all_variants()
 NUM_CLASSES = {t.name: len(t.classes) for t in tasks.all_tasks()}
@@ -19,7 +20,8 @@ INPUTS = {t.name: t.input_shape for t in tasks.all_tasks()}
 
 @pytest.mark.parametrize("v", VARIANTS, ids=lambda v: f"{v.task}-{v.name}")
 def test_contract_and_round_trip(v: registry.Variant, tmp_path: Path):
-    """Softmax exits named `early_exit` (T-RecX) or `exit_<i>` (prior methods) and `final`; optional
+    """Softmax exits named `early_exit` (T-RecX) or `exit_<i>` (prior methods, several-exit T-RecX) and `final`;
+    several-exit T-RecX has an EV layer per exit (`ev_assist_<i>`, which the weight copy pairs with it); optional
     sigmoid `confidence_<i>` per early exit and a training-only `mixture`; loss weights by output name."""
     model = v.builder()
     assert model.input_shape[1:] == INPUTS[v.task]
@@ -28,6 +30,9 @@ def test_contract_and_round_trip(v: registry.Variant, tmp_path: Path):
         assert exits == ["final"]
     elif v.name in prior.METHODS:
         assert exits[-1] == "final" and len(exits) >= 3 and all(e.startswith("exit_") for e in exits[:-1])
+    elif v.name.startswith("trecx2_"):
+        assert exits == ["exit_1", "exit_2", "final"]
+        assert ev_pairs(model) == [("exit_1", "ev_assist_1"), ("exit_2", "ev_assist_2")]
     else:
         assert exits == ["early_exit", "final"]
     others = set(model.output_names) - set(exits)

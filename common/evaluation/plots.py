@@ -27,13 +27,16 @@ def _save(fig, ax, out: Path, title: str, legend: bool = True, grid_axis: str = 
 
 
 def benefit_curves(curves: dict[str, Path], out: Path, baseline: tuple[float, float] | None = None,
-                   baseline_label: str = "baseline", title: str = "", logx: bool = False) -> None:
+                   baseline_label: str = "baseline", title: str = "", logx: bool = False,
+                   points: dict[str, list[tuple[float, float]]] | None = None) -> None:
     """Accuracy against mean MFLOPs per sample, one line per benefit-curve CSV (rho swept 0..1),
-    with the baseline model as a star."""
+    with the baseline model as a star; `points`: extra labelled markers, (MFLOPs, accuracy) each."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for label, path in curves.items():
         rows = read_csv(path)
         ax.plot([r["mflops"] for r in rows], [100 * r["accuracy"] for r in rows], marker=".", ms=3, label=label)
+    for label, xy in (points or {}).items():
+        ax.plot([x for x, _ in xy], [100 * y for _, y in xy], "D", ms=6, mfc="none", mew=1.5, label=label)
     if baseline is not None:
         ax.plot([baseline[0]], [100 * baseline[1]], "k*", ms=12, label=baseline_label)
     if logx:  # plain numbers at 1-2-5 steps, no crowded minor labels

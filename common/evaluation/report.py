@@ -13,7 +13,7 @@ from common.config import save_run_info
 from common.evaluation import plots
 from common.evaluation.evaluate import cached_outputs, evaluate_variant, read_csv, write_csv
 from common.models import prior
-from common.reporting import compare
+from common.reporting import compare, multi_exit
 from common.reporting.summary import Summary
 
 log = logging.getLogger("trecx.test")
@@ -59,6 +59,7 @@ def test_models(models: dict[str, keras.Model], data: dict[str, tuple[np.ndarray
     if violin and all(v in outs for v in violin):
         conf = {v: outs[v]["test"]["early_exit"].max(axis=1) for v in violin}
         plots.confidence_violin(conf, out_dir / "fig5_ee_confidence_violin.png", title=title)
+    multi_exit.write(out_dir, summaries, baseline, title)  # several early exits against one, same budget
     if any(m in summaries for m in (*compare.TRECX, *prior.METHODS)):
         compare.write(out_dir, baseline, task, models_dir)  # beside the paper; Fig 7 and Table 2 with prior methods
     save_run_info(out_dir, config or {}, {"data": info or {}, "baseline": baseline, "models": order})
@@ -107,4 +108,10 @@ def table_row(name: str, s: Summary) -> dict:
         d = int(t.drop_points)
         row |= {f"guaranteed_rho_{d}pt": t.rho, f"guaranteed_test_flops_reduction_pct_{d}pt":
                 t.test_flops_reduction_pct, f"guaranteed_test_drop_points_{d}pt": t.test_drop_points}
+    for t in s.vector:  # a threshold per early exit (several early exits), chosen on validation
+        d = int(t.drop_points)
+        row |= {f"vector_rhos_{d}pt": " ".join(f"{r:g}" for r in t.rhos) if t.rhos else None,
+                f"vector_val_flops_reduction_pct_{d}pt": s.val_cut(d, vector=True),
+                f"vector_test_flops_reduction_pct_{d}pt": t.test_flops_reduction_pct,
+                f"vector_test_accuracy_{d}pt": t.test_accuracy, f"vector_test_drop_points_{d}pt": t.test_drop_points}
     return row

@@ -84,14 +84,25 @@ def tradeoffs(val: dict[str, np.ndarray], test: dict[str, np.ndarray], base_val_
 
 # -- one threshold per early exit (k >= 2 early exits)
 
+def exits_taken_vector(probs: list[np.ndarray], thresholds: np.ndarray) -> np.ndarray:
+    """(N,): the exit each sample leaves at under one threshold per early exit (`thresholds` (K-1,))."""
+    return vector_exits(probs, np.atleast_2d(np.asarray(thresholds, dtype=np.float64)))[0]
+
+
+def vector_exits(probs: list[np.ndarray], thresholds: np.ndarray) -> np.ndarray:
+    """(R, N): `exits_taken_vector` for each row of thresholds (R, K-1)."""
+    n = len(probs[0])
+    conf = np.stack([p.max(axis=1) for p in probs[:-1]])  # (K-1, N)
+    passes = conf[None, :, :] >= thresholds[:, :, None]  # (R, K-1, N)
+    return np.concatenate([passes, np.ones((len(thresholds), 1, n), bool)], axis=1).argmax(axis=1)
+
+
 def vector_sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], thresholds: np.ndarray) -> dict:
     """`sweep` with a threshold per early exit: thresholds (R, K-1), row r the thresholds of exits 1..K-1.
     Returns thresholds, accuracy (R,), mflops (R,), exit_rate (R, K)."""
     thresholds = np.atleast_2d(np.asarray(thresholds, dtype=np.float64))
     n = len(labels)
-    conf = np.stack([p.max(axis=1) for p in probs[:-1]])  # (K-1, N)
-    passes = conf[None, :, :] >= thresholds[:, :, None]  # (R, K-1, N)
-    exit_idx = np.concatenate([passes, np.ones((len(thresholds), 1, n), bool)], axis=1).argmax(axis=1)
+    exit_idx = vector_exits(probs, thresholds)
     preds = np.stack([p.argmax(axis=1) for p in probs])
     pred = preds[exit_idx, np.arange(n)]
     return {"thresholds": thresholds, "accuracy": (pred == labels[None, :]).mean(axis=1),

@@ -20,7 +20,8 @@ ROUNDS = 1000  # bootstrap draws: the 2.5/97.5 percentiles settle to about 0.05 
 
 
 def _per_sample(probs: list[np.ndarray], labels: np.ndarray, summary: Summary) -> dict:
-    # table1's trade-off columns: `<column>_<k>pt` (rho chosen on validation), `guaranteed_<column>_<k>pt`
+    # table1's trade-off columns: `<column>_<k>pt` (rho chosen on validation), `guaranteed_<column>_<k>pt`,
+    # `vector_<column>_<k>pt` (a threshold per early exit)
     tradeoffs = {(prefix, int(t.drop_points)): t for prefix, rows in (("", summary.tradeoffs),
                                                                       ("guaranteed_", summary.guaranteed))
                  for t in rows}
@@ -29,9 +30,14 @@ def _per_sample(probs: list[np.ndarray], labels: np.ndarray, summary: Summary) -
     taken = sweep.exits_taken(probs, rhos)  # (R, N)
     right = np.stack([p.argmax(axis=1) == labels for p in probs])  # (K, N)
     exit_right = {f"{n}_test_accuracy": right[k] for k, n in enumerate(summary.exits)}  # as table1's columns
+    vectors = {}  # `vector_<column>_<k>pt`: per image, right and cost at the threshold vector chosen on validation
+    for t in summary.vector:
+        if t.reached:
+            at = sweep.exits_taken_vector(probs, np.array(t.rhos))
+            vectors[int(t.drop_points)] = (right[at, np.arange(len(labels))], np.asarray(costs, dtype=np.float64)[at])
     return {"rhos": rhos, "labels": labels, "right": right[taken, np.arange(len(labels))],
             "cost": np.asarray(costs, dtype=np.float64)[taken], "exit_right": exit_right, "tradeoffs": tradeoffs,
-            "base_mflops": summary.baseline.mflops if summary.baseline else None}
+            "vectors": vectors, "base_mflops": summary.baseline.mflops if summary.baseline else None}
 
 
 class Resampler:
@@ -71,6 +77,11 @@ class Resampler:
             if "test_accuracy" in column:
                 return float(m["right"][i, idx].mean())
             return 100 * (1 - float(m["cost"][i, idx].mean()) / m["base_mflops"])
+        for d, (right, cost) in m["vectors"].items():
+            if column == f"vector_test_accuracy_{d}pt":
+                return float(right[idx].mean())
+            if column == f"vector_test_flops_reduction_pct_{d}pt":
+                return 100 * (1 - float(cost[idx].mean()) / m["base_mflops"])
         return None
 
     def value(self, ref: tuple, idx: np.ndarray) -> float | None:
@@ -89,9 +100,10 @@ class Resampler:
             return None
         return max(values)
 
-    def interval(self, measure: tuple, at_least: tuple, rounds: int = ROUNDS, seed: int = 0) -> tuple | None:
-        """95% bootstrap interval of `measure - at_least` over the test images, or None when a model it
-        needs has no cached outputs."""
+    def interval(self, measure: tuple, at_least: tuple, rounds: int = ROUNDS, seed: int = 0,
+                 margin: float = 0.0) -> tuple | None:
+        """95% bootstrap interval of `measure - (at_least + margin)` over the test images, or None when a model
+        it needs has no cached outputs."""
         names = [n for ref in (measure, at_least) if ref[0] != "number"
                  for n in (ref[1:] if ref[0] == "gain" else ref[1])]
         if not names or any(self._model(n) is None for n in names):
@@ -107,6 +119,6 @@ class Resampler:
             got, need = self.value(measure, idx), self.value(at_least, idx)
             if got is None or need is None:
                 return None
-            gaps.append(got - need)
+            gaps.append(got - need - margin)
         low, high = np.percentile(gaps, [2.5, 97.5])
         return float(low), float(high)

@@ -86,9 +86,9 @@ class Summary:
         rows = self.vector if vector else self.guaranteed if guaranteed else self.tradeoffs
         return next((t for t in rows if t.drop_points == drop_points), None)
 
-    def val_cut(self, drop_points: float = 1) -> float | None:
+    def val_cut(self, drop_points: float = 1, vector: bool = False) -> float | None:
         """FLOPs cut (%) on validation at a trade-off, or None when no rho keeps validation within it."""
-        t = self.tradeoff(drop_points)
+        t = self.tradeoff(drop_points, vector=vector)
         if t is None or t.val_mflops is None or self.baseline is None:
             return None
         return 100 * (1 - t.val_mflops / self.baseline.mflops)

@@ -63,8 +63,8 @@ def tradeoff_drop(ref: float | str, table: dict[str, dict], baseline: str) -> di
     if best is None or baseline not in table:
         return {"from_model": None, "test_drop_points": None, "budget_points": None}
     k = int(m.group(1))
-    if parsed[2].startswith("guaranteed_"):
-        drop = best.get(f"guaranteed_test_drop_points_{k}pt")
+    if parsed[2].startswith(("guaranteed_", "vector_")):
+        drop = best.get(f"{parsed[2].split('_')[0]}_test_drop_points_{k}pt")
     else:
         acc = best.get(f"test_accuracy_{k}pt")
         drop = None if acc is None else 100 * (table[baseline]["final_test_accuracy"] - acc)
@@ -79,13 +79,14 @@ def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
     rows = []
     for t in task.targets:
         got, need = read(t.measure, results, table), read(t.at_least, results, table)
+        need = None if need is None else need + t.margin
         drop = tradeoff_drop(t.measure, table, task.baseline)
         # a trade-off counts only if the test accuracy at its rho stayed within the budget it was chosen for
         within = None if drop["test_drop_points"] is None else drop["test_drop_points"] <= drop["budget_points"] + 1e-9
         met = None if got is None or need is None else got >= need and within is not False
         ci = None
         if met is not None and rounds:
-            ci = resampler.interval(parse_ref(t.measure), parse_ref(t.at_least), rounds)
+            ci = resampler.interval(parse_ref(t.measure), parse_ref(t.at_least), rounds, margin=t.margin)
         rows.append({"target": t.name, "measure": t.measure, "measured": got, "required": need,
                      "gap": None if met is None else got - need, "met": met,
                      "gap_ci95_low": ci and ci[0], "gap_ci95_high": ci and ci[1],

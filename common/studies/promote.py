@@ -21,23 +21,24 @@ log = logging.getLogger("trecx.promote")
 PAPER = "trecx"  # the paper's configuration: what a design of ours must beat
 
 
-def choose(results: Path, variants: list[str]) -> tuple[str, dict[str, float | None]]:
-    """The variant with the highest validation FLOPs cut (ties go to the first listed), and every cut."""
+def choose(results: Path, variants: list[str], vector: bool = False) -> tuple[str, dict[str, float | None]]:
+    """The variant with the highest validation FLOPs cut at <= 1 point (`vector`: with a threshold per early
+    exit; ties go to the first listed), and every cut."""
     cuts = {}
     for v in variants:
         s = load(results, v)
         if s is None:
             raise ConfigError(f"{results / v / FILE} not found: run the task's test.py with "
                               f"pretrained/<task>/{v}.keras first")
-        cuts[v] = s.val_cut(1)
+        cuts[v] = s.val_cut(1, vector=vector)
     best = max(variants, key=lambda v: -float("inf") if cuts[v] is None else cuts[v])
     return best, cuts
 
 
-def ship(models: Path, variant: str, name: str) -> bool:
+def ship(models: Path, variant: str, name: str, paper: str = PAPER, vector: bool = False) -> bool:
     """Copy the files of `variant` to <name>.*, its config saying what it is and why it was chosen;
-    nothing when the paper's configuration won."""
-    if variant == PAPER:
+    nothing when the paper's configuration (`paper`) won."""
+    if variant == paper:
         log.info("the paper's configuration measured best on validation: nothing shipped as %s", name)
         if (models / f"{name}.keras").exists():
             log.warning("%s is from an earlier choice and no longer beats %s: delete it", models / f"{name}.keras",
@@ -50,6 +51,7 @@ def ship(models: Path, variant: str, name: str) -> bool:
     cfg = json.loads((models / f"{variant}.config.json").read_text())
     files.write_json(models / f"{name}.config.json", cfg | {
         "shipped_as": name, "shipped_from": variant,
-        "chosen_by": "highest FLOPs cut at <= 1 point below the baseline on the validation split"})
+        "chosen_by": "highest FLOPs cut at <= 1 point below the baseline on the validation split"
+                     + (" (a threshold per early exit)" if vector else "")})
     log.info("shipped %s as %s", variant, models / f"{name}.keras")
     return True
