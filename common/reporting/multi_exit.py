@@ -16,6 +16,7 @@ from common.evaluation.evaluate import write_csv
 from common.reporting.summary import Summary, Tradeoff
 
 ONE_EXIT = "trecx_plus"  # the best shipped one-exit design: what the several-exit models are held against
+SHIPPED = "trecx2"  # the two-exit design shipped (`promote --ship-as trecx2`, chosen on validation)
 CSV, FIGURE = "multi_exit.csv", "multi_exit.png"
 
 
@@ -32,6 +33,9 @@ def rows(summaries: dict[str, Summary], one_exit: str = ONE_EXIT) -> list[dict]:
     """The comparison rows: the one-exit model, then every model with several early exits."""
     # T-RecX designs only: the prior methods' many exits (SDN, BranchyNet) have their own tables
     several = [n for n, s in summaries.items() if n.startswith("trecx") and len(s.exits) > 2 and s.vector]
+    several.sort(key=lambda n: (n != SHIPPED, n))
+    # a shipped copy (`trecx2` is one of its candidates) is shown once, under the shipped name
+    several = [n for i, n in enumerate(several) if all(summaries[n] != summaries[m] for m in several[:i])]
     if one_exit not in summaries or not several:
         return []
     out = [_row(one_exit, summaries[one_exit], "shared rho", t, False) for t in summaries[one_exit].tradeoffs]
@@ -61,5 +65,5 @@ def write(out_dir: Path, summaries: dict[str, Summary], baseline: str, title: st
                                                  if t.reached] for m in models if summaries[m].vector}
     b = summaries[baseline]
     plots.benefit_curves(curves, out_dir / FIGURE, baseline=(b.mflops(), b.accuracy()), baseline_label=baseline,
-                         title=title, points=points)
+                         title=f"{title}: several exits vs one" if title else "", points=points)
     return table
