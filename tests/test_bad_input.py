@@ -17,10 +17,8 @@ IC = ["--config", "smoke"]
 
 
 def _snapshot() -> dict[str, tuple[int, int]]:
-    # pretrained/<task>/unfinished/ is a background queue's carry file (runqueue --carry), rewritten
-    # after each of its epochs whatever the test does
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for d in ("pretrained", "results")
-            for p in (paths.REPO / d).rglob("*") if p.is_file() and p.parent.name != "unfinished"}
+            for p in (paths.REPO / d).rglob("*") if p.is_file()}
 
 
 @pytest.fixture(autouse=True)
@@ -244,19 +242,6 @@ def test_resuming_with_other_options(cifar_root, tmp_path, capsys):
     (run / "config.json").write_text(json.dumps(record(PRESETS["smoke"]) | {"lr": 0.5, "preset": "smoke"}))
     fails(ic_train, [*IC, "--variant", "baseline", "--data-dir", cifar_root], capsys, run, "lr: 0.5 -> 0.1",
           "--restart")
-
-
-def test_queue_file_missing(tmp_path, capsys):
-    from common.commands.runqueue import main
-
-    fails(main, ["--queue", tmp_path / "q.txt"], capsys, tmp_path / "q.txt")
-
-
-def test_queue_line_without_a_module(tmp_path, capsys):
-    from common.commands.runqueue import main
-
-    (tmp_path / "q.txt").write_text("# a comment\n--epochs 3\n")
-    fails(main, ["--queue", tmp_path / "q.txt"], capsys, f"{tmp_path / 'q.txt'}:2")
 
 
 def test_speech_without_lists_offline(tmp_path, capsys, offline_empty):

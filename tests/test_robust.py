@@ -169,34 +169,6 @@ def test_a_program_error_is_one_line_and_exit_2(tmp_path: Path):
     assert r.returncode != 0 and "Traceback" in r.stderr and "ConfigError" in r.stderr
 
 
-@pytest.mark.slow
-def test_the_queue_trains_in_order_records_outcomes_and_skips_them_next_time(cifar_root: Path, tmp_path: Path,
-                                                                              monkeypatch, caplog):
-    from common.commands import runqueue
-
-    monkeypatch.setenv("TRECX_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("TRECX_CACHE", str(tmp_path / "cache"))
-    queue = tmp_path / "q.txt"
-    queue.write_text("# two runs\n"
-                     f"image_classification.train --config smoke --variant baseline --data-dir {cifar_root}\n"
-                     "image_classification.train --config smoke --epochs 0\n")
-    caplog.set_level("INFO")
-    runqueue.main(["--queue", str(queue), "--jobs", "1"])
-    state = json.loads((tmp_path / "runs" / "queue" / "q" / "state.json").read_text())
-    assert sorted(state.values()) == ["done", "failed"]
-    assert (tmp_path / "runs" / "image_classification" / "smoke" / "baseline" / "done.json").exists()
-    assert "--epochs must be at least 1" in (tmp_path / "runs" / "queue" / "q" / "01.log").read_text()
-    caplog.clear()
-    runqueue.main(["--queue", str(queue)])  # started again: nothing left to do
-    assert "2 runs, 0 to do" in caplog.text
-
-
-def test_queues_of_two_tasks_with_one_name_keep_separate_state(tmp_path: Path):
-    from common.commands.runqueue import queue_name
-
-    kws, vww = (tmp_path / t / "queues" / "search.txt" for t in ("keyword_spotting", "visual_wake_words"))
-    assert queue_name(kws) == "keyword_spotting/search" and queue_name(vww) == "visual_wake_words/search"
-    assert queue_name(tmp_path / "q.txt") == "q"
 
 
 def test_recipe_search_table_comes_from_the_runs_logs(tmp_path: Path):

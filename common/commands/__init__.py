@@ -20,5 +20,6 @@ COMMANDS = {
     "exit_study": "the early-exit width x position study: FLOPs and latency cuts as heat maps",
     "seeds": "train and test under several seeds; means, 95% intervals, paired ablation verdicts",
     "distill_search": "tabulate a finished joint-training (distillation) search from its runs' logs",
-    "runqueue": "train a queue file of runs in the background, resuming after any interruption",
+    "study_benchmark": "what running a study on Ray costs here: throughput against two runs by hand, start-up, memory",
+    "study": "run a study (exit study, seeds, searches, the from-scratch wave) on Ray Tune, here or on a cluster",
 }

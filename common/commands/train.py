@@ -28,6 +28,13 @@ def run(cfg: TrainConfig) -> Path:
     return train(cfg, task.name, train_ds, val_ds, info=info)
 
 
+def run_folder(cfg: TrainConfig) -> Path:
+    """Where `run(cfg)` trains (and resumes)."""
+    from common.train.runs import run_dir
+
+    return run_dir(cfg, cfg.task)
+
+
 def parse_task(task: str, argv: list[str] | None, description: str = "") -> TrainConfig:
     """The config of `task`'s training from its command line: the presets and fields of `<task>/config.py`,
     and (accepted, not listed) those of its finished searches."""
