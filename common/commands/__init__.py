@@ -15,6 +15,7 @@ COMMANDS = {
     "targets": "a task's accuracy and FLOPs targets against its results (targets.csv, bootstrap intervals)",
     "cost": "what each shipped model cost to train (training_cost.csv)",
     "deploy": "int8 graphs split at the exit, checked against Keras and between interpreters",
+    "firmware": "the early-exit firmware on an emulated Cortex-M (TFLM, CMSIS-NN, QEMU): instructions, bit-exact",
     "benchmark": "batch-1 latency of the int8 early-exit runtime against the baseline (TFLM, LiteRT)",
     "promote": "ship the design of ours that beats trecx on validation as trecx_plus",
     "exit_study": "the early-exit width x position study: FLOPs and latency cuts as heat maps",

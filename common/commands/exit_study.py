@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from common import paths, tasks
-from common.commands import benchmark, deploy
+from common.commands import benchmark, deploy, firmware
 from common.config import parse
 from common.errors import ConfigError
 from common.evaluation import plots
@@ -47,6 +47,8 @@ class StudyConfig:
     split_seed: int = 0  # the data split the models were trained with
     samples: int = 300  # benchmark: test samples timed per model (0 = all)
     publish_best: str = ""  # ship the best cell on validation under this name (e.g. trecx_plus); "" = no
+    mcu: str = ""  # also run each cell's firmware on an emulated board, "<cpu>/<kernels>" (cortex-m4/cmsis_nn)
+    mcu_samples: int = 100  # the firmware's test samples per cell
 
 
 def cell(summary: Summary) -> dict:
@@ -68,6 +70,22 @@ def latency(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
     return {"tflm_latency_cut_pct": tflm["latency_cut_pct"], "tflm_exit_rate": tflm["exit_rate"]}
 
 
+def mcu_cut(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
+    """The instruction cut of one cell's early-exit firmware on the emulated board, run once and read afterwards
+    (the cell is deployed again first when its int8 graphs, which git does not keep, are missing)."""
+    cpu, kernels = cfg.mcu.split("/")
+    rec = out / f"firmware_{cpu}_{kernels}.json"
+    if not rec.exists():
+        if not (out / f"{variant}_head.int8.tflite").exists():
+            deploy.run(deploy.DeployConfig(task=cfg.task, variant=variant, models_dir=str(models), out_dir=str(out),
+                                           split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=cfg.samples))
+        firmware.run(firmware.FirmwareConfig(task=cfg.task, variant=variant, cpu=cpu, kernels=kernels,
+                                             samples=cfg.mcu_samples, split_seed=cfg.split_seed,
+                                             data_dir=cfg.data_dir, deploy_dir=str(out)))
+    got = json.loads(rec.read_text())
+    return {"mcu_instruction_cut_pct": got["instruction_cut_pct"], "mcu_bit_exact": got["bit_exact"]}
+
+
 def run(cfg: StudyConfig) -> list[dict]:
     """Read, deploy and time every trained cell; write exit_study.csv and .png; returns the rows."""
     task = tasks.get(cfg.task)
@@ -86,6 +104,8 @@ def run(cfg: StudyConfig) -> list[dict]:
                 continue
             row = {"variant": variant, "width": width, "position": position} | cell(summary)
             row |= latency(cfg, variant, models, results / "exit_study" / variant)
+            if cfg.mcu:
+                row |= mcu_cut(cfg, variant, models, results / "exit_study" / variant)
             rows.append(row)
     if not rows:
         raise ConfigError(f"no model of the {cfg.task} exit study is trained and tested in {models}")
@@ -93,7 +113,10 @@ def run(cfg: StudyConfig) -> list[dict]:
     panels = {}
     for key, title in (("val_flops_cut_pct", "FLOPs cut at <= 1 pt, validation (%)"),
                        ("test_flops_cut_pct", "FLOPs cut at <= 1 pt, test (%)"),
-                       ("tflm_latency_cut_pct", "int8 TFLM latency cut, test (%)")):
+                       ("tflm_latency_cut_pct", "int8 TFLM latency cut, test (%)"),
+                       ("mcu_instruction_cut_pct", f"{cfg.mcu} firmware instruction cut (%)")):
+        if not any(key in r for r in rows):  # the firmware panel only when the cells were run on a board
+            continue
         grid = np.full((len(study.widths), len(study.positions)), np.nan)
         for r in rows:
             grid[study.widths.index(r["width"]), study.positions.index(r["position"])] = r[key]

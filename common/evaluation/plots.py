@@ -186,3 +186,35 @@ def calibration_study(rows: list[dict], out: Path, delta: float, title: str = ""
     with files.atomic(out) as tmp:
         fig.savefig(tmp, dpi=130)
     plt.close(fig)
+
+
+def firmware_breakdown(rec: dict, out: Path, title: str = "") -> None:
+    """Instructions per sample on the emulated board, by operator type: the baseline firmware against the
+    early-exit one (head, and the tail where it ran), each bar stacked by operator."""
+    bars = {"baseline": rec["per_op"]["baseline"],
+            "early exit": rec["per_op"]["head"] + rec["per_op"]["tail"]}
+    ops = list(dict.fromkeys(r["op"] for rows in bars.values() for r in sorted(rows, key=lambda r: -r[
+        "instructions_per_sample"])))
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(ops), 2)))
+    labelled = set()
+    for y, rows in enumerate(bars.values()):
+        left = 0.0
+        for k, op in enumerate(ops):
+            v = sum(r["instructions_per_sample"] for r in rows if r["op"] == op) / 1e6
+            if v:
+                ax.barh(y, v, left=left, color=colors[k], label=None if op in labelled else op)
+                labelled.add(op)
+                left += v
+    ax.set_yticks(range(len(bars)), list(bars))
+    ax.set_xlabel("million instructions per sample")
+    ax.invert_yaxis()
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title(title or f"instruction cut {rec['instruction_cut_pct']:.1f}% vs FLOPs cut {rec['flops_cut_pct']:.1f}%",
+                 fontsize=9)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    with files.atomic(out) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight")
+    plt.close(fig)

@@ -154,7 +154,25 @@ def _latency(bench: dict | None) -> list[str]:
     m = bench.get("machine")
     load = ([f"- Machine: {m['cpus']} CPUs, 1-minute load {m['load_1min_before']} before and "
              f"{m['load_1min_after']} after; {m['note']}."] if m else [])
-    return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()], *load]
+    return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()], *load, *_mcu(bench)]
+
+
+def _mcu(bench: dict) -> list[str]:
+    """The early-exit firmware on emulated Cortex-M boards (`python -m common firmware`), when it was run."""
+    runs = bench.get("mcu", {})
+    if not runs:
+        return []
+    rows = [{"board": f"{name} ({r['board']})", "samples": r["samples"], "bit-exact": "yes" if r["bit_exact"] else "NO",
+             "baseline M instr.": f"{r['instructions']['baseline'] / 1e6:.2f}",
+             "early exit M instr.": f"{r['instructions']['early_exit_firmware'] / 1e6:.2f}",
+             "exit rate": f"{r['exit_rate']:.2f}", "instruction cut": f"{r['instruction_cut_pct']:.1f}%",
+             "FLOPs cut": f"{r['flops_cut_pct']:.1f}%", "flash": f"{r['flash_bytes'] / 1024:.0f} KiB",
+             "RAM": f"{r['ram_bytes'] / 1024:.0f} KiB"} for name, r in runs.items()]
+    cols = list(rows[0])
+    return ["", "## On a Cortex-M (TFLite Micro firmware in QEMU, instructions per test sample)", "",
+            *markdown(rows, cols, blank=False), "",
+            f"- Counted as {next(iter(runs.values()))['counted_as']}. Bit-exact: the firmware and the Python int8 "
+            "runtime agree on every sample's exit and classes (docs/deployment.md, \"On a Cortex-M\")."]
 
 
 def _limits(split: dict, n_test: int, summary: Summary, deploy: dict | None, bench: dict | None) -> list[str]:
