@@ -20,8 +20,8 @@ from keras import layers
 from common.errors import ModelFileError
 from common.evaluation import calibrate
 from common.models import contract, flops
-from common.models.layers import _reg, ev_name, ev_pairs
-from common.models.paper_exit import PaperEV, PaperExit
+from common.models.layers import _reg, ev_pairs
+from common.models.paper_exit import PaperConfig, exit_heads
 from common.train.callbacks import EVWeightTransfer
 
 POOLINGS = (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)
@@ -134,17 +134,16 @@ def attach_exit(model: keras.Model, after: str | list[str], pointwise: int | Non
             raise ModelError(f"model '{model.name}': ev_assist needs a global pooling before its classifier (found "
                              f"'{pooling.name}', a {type(pooling).__name__}); pass ev_assist=False")
         last = pooling.input
-    exits, views = [], []
-    for i, tap in enumerate(taps, start=1):
+    cfgs = []
+    for tap in taps:
         channels = tap.shape[-1]
         width = 2 * channels if pointwise is None else pointwise
         side = -(-min(tap.shape[1], tap.shape[2]) // strides)  # the map's smaller side after the strided conv
-        pooled = max(1, side // 4) if pool is None else pool
-        name = contract.exit_name(i) if several else contract.EARLY
-        exits.append(PaperExit(classes, width, 0, kernel, strides, pooled, l2=l2, name=name)(tap))
-        if last is not None:
-            views.append(PaperEV(min(width or channels, last.shape[-1]), kernel, 1, global_pool=True, l2=l2,
-                                 name=ev_name(i) if several else "ev_assist")(last))
+        cfgs.append(PaperConfig(pointwise=width, channels=0, kernel=kernel, strides=strides,
+                                pool=max(1, side // 4) if pool is None else pool,
+                                ev_channels=min(width or channels, last.shape[-1]) if last is not None else 0,
+                                ev_strides=1, ev_global_pool=True))
+    exits, views = exit_heads(taps, last, classes, cfgs, ev_assist=last is not None, l2=l2, numbered=several)
     if views:
         features = layers.Concatenate(name="ev_concat")([features, *views])
     final = layers.Dense(classes, activation="softmax", kernel_regularizer=_reg(l2), name=contract.FINAL)(features)

@@ -5,6 +5,7 @@ $TRECX_TFLM_CACHE (default ~/.cache/trecx/tflm), so only a machine's first run p
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def graphs_and_data():
     base, model = tiny()
     x = np.random.default_rng(0).uniform(0, 1, (24, 12, 12, 3)).astype("float32")
     head, tail = api.export_int8(model, x)
-    graphs = {"head_int8": head, "tail_int8": tail, "baseline_int8": to_tflite(base, x, len(x))}
+    named = keras.Model(base.inputs, {"final": base.output})  # outputs by name, as every deployed graph
+    graphs = {"head_int8": head, "tail_int8": tail, "baseline_int8": to_tflite(named, x, len(x))}
     from common.edge.export import TFLiteRunner
 
     feats = TFLiteRunner(head)(x[0])["features"]
@@ -65,7 +67,7 @@ def test_the_firmware_exits_and_classifies_as_the_python_int8_runtime(graphs_and
     assert all(0 < rec["arena_used_bytes"][g] <= program.arenas[i] for i, g in enumerate(("head", "tail", "baseline")))
     assert mcu.memory(tmp_path / "firmware.elf")["flash_bytes"] > sum(len(g) for g in graphs.values())
 
-    small = mcu_check.program(graphs, rho, x[:2], {k: 64 for k in arenas})  # arenas too small to allocate
+    small = dataclasses.replace(mcu_check.program(graphs, rho, x[:2], arenas), arenas=(64, 64, 64))  # too small
     with pytest.raises(mcu.FirmwareError, match="arena is too small"):
         mcu.emulate(mcu.build(small, lib, "cortex-m4", tmp_path / "small"), "cortex-m4", timeout=120)
 

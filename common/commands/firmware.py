@@ -27,6 +27,7 @@ from common.edge import mcu, mcu_check
 from common.edge.deployment import read_graphs
 from common.errors import ModelFileError
 from common.evaluation import plots
+from common.reporting import firmware as firmware_table
 
 log = logging.getLogger("trecx.firmware")
 # Published MLPerf Tiny v1.0 latencies of the reference models with CMSIS-NN (microTVM) on an STM32L4R5
@@ -98,6 +99,8 @@ def run(cfg: FirmwareConfig) -> dict:
                                 "instruction_to_flops_cut_ratio", "flash_bytes", "ram_bytes", "counted_as")} | {
             "instructions": rec["instructions"]}
         files.write_json(out / "benchmark.json", bench)
+    if out.parent.parent.parent == paths.results_dir():  # a shipped deployment: the cross-task table
+        firmware_table.write(paths.results_dir())
     save_run_info(out / f"firmware_{cfg.cpu}_{cfg.kernels}_run", asdict(cfg) | {"tflm_build": lib["dir"].name})
     log.info("%s %s on %s/%s: %s with the Python int8 runtime on %d samples; instructions: baseline %.2f M, "
              "early exit %.2f M (exit rate %.2f): %.1f%% cut vs %.1f%% FLOPs cut (ratio %.2f); flash %d B, RAM %d B",

@@ -83,4 +83,6 @@ def summarize(run: dict, expected: list[dict], mflops: dict[str, float]) -> dict
         "instruction_cut_pct": instruction_cut, "flops_cut_pct": flops_cut,
         "instruction_to_flops_cut_ratio": instruction_cut / flops_cut if flops_cut else None,
         "per_op": {g: per_op(run["ops"][g], n) for g in ("head", "tail", "baseline")},
+        "per_layer": {g: [{"index": o["index"], "op": o["op"], "instructions_per_sample": o["instructions"] / n}
+                          for o in run["ops"][g]] for g in ("head", "tail", "baseline")},
         "arena_used_bytes": run["arena_used_bytes"], "instructions_per_tick": run["instructions_per_tick"]}

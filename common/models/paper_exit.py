@@ -119,23 +119,41 @@ class PaperEV(_Sequence):
                                        "strides": self.strides, "global_pool": self.global_pool, "l2": self.l2}
 
 
+def exit_heads(taps: list, final_features, num_classes: int, cfgs: list[PaperConfig], ev_assist: bool = True,
+               l2: float = 0.0, numbered: bool = True) -> tuple[list, list]:
+    """The one place the paper's exits are built (the tasks' builders and `common.api` both come here): an
+    EE on each of `taps` with its own config and, when `ev_assist`, its EV on `final_features`, built exit by
+    exit. Names: `exit_i` and `ev_assist_i` (`numbered`), else the one exit's `early_exit` and `ev_assist`.
+    Returns (the exits' probabilities, the EV outputs to concatenate before the final classifier)."""
+    from common.models import contract
+    from common.models.layers import EV_PREFIX, ev_name
+
+    if not numbered and len(taps) != 1:
+        raise ValueError(f"{len(taps)} exits need numbered names")
+    exits, views = [], []
+    for i, (tap, cfg) in enumerate(zip(taps, cfgs, strict=True), start=1):
+        exits.append(PaperExit(num_classes, cfg.pointwise, cfg.channels, cfg.kernel, cfg.strides, cfg.pool, l2=l2,
+                               name=contract.exit_name(i) if numbered else contract.EARLY)(tap))
+        if ev_assist:
+            views.append(PaperEV(cfg.ev_channels, cfg.kernel, cfg.ev_strides, cfg.ev_global_pool, l2=l2,
+                                 name=ev_name(i) if numbered else EV_PREFIX)(final_features))
+    return exits, views
+
+
 def attach_paper(features, final_features, num_classes: int, cfg: PaperConfig, ev_assist: bool = True,
                  l2: float = 0.0, eefmaps_concat: bool = False):
     """The paper's EE on `features` and, optionally, its EV on `final_features`. Returns (early-exit
     probabilities, the tensor for the final classifier: the final global pool, with the EV output
     concatenated when `ev_assist`, or the EE's own flattened features when `eefmaps_concat`: the
     paper's Fig 6 alternative to the EV layer)."""
-    early = PaperExit(num_classes, cfg.pointwise, cfg.channels, cfg.kernel, cfg.strides, cfg.pool, l2=l2,
-                      return_features=eefmaps_concat, name="early_exit")(features)
-    pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
     if eefmaps_concat:
-        early, ee_features = early
+        early, ee_features = PaperExit(num_classes, cfg.pointwise, cfg.channels, cfg.kernel, cfg.strides, cfg.pool,
+                                       l2=l2, return_features=True, name="early_exit")(features)
+        pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
         return early, layers.Concatenate(name="eefmaps_concat")([pooled, ee_features])
-    if not ev_assist:
-        return early, pooled
-    ev = PaperEV(cfg.ev_channels, cfg.kernel, cfg.ev_strides, cfg.ev_global_pool, l2=l2, name="ev_assist")(
-        final_features)
-    return early, layers.Concatenate(name="ev_concat")([pooled, ev])
+    (early,), views = exit_heads([features], final_features, num_classes, [cfg], ev_assist, l2, numbered=False)
+    pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
+    return early, layers.Concatenate(name="ev_concat")([pooled, *views]) if views else pooled
 
 
 def attach_paper_exits(taps: list, final_features, num_classes: int, cfgs: list[PaperConfig], ev_assist: bool = True,
@@ -143,15 +161,6 @@ def attach_paper_exits(taps: list, final_features, num_classes: int, cfgs: list[
     """The paper's EE on each of `taps` with its own config (`exit_1`, `exit_2`, ... in order) and, when
     `ev_assist`, one EV per exit on `final_features` (`ev_assist_i`, taking exit i's depthwise kernel).
     Returns (the exits' probabilities, the tensor for the final classifier)."""
-    from common.models import contract
-    from common.models.layers import ev_name
-
-    exits, views = [], []
-    for i, (tap, cfg) in enumerate(zip(taps, cfgs, strict=True), start=1):
-        exits.append(PaperExit(num_classes, cfg.pointwise, cfg.channels, cfg.kernel, cfg.strides, cfg.pool, l2=l2,
-                               name=contract.exit_name(i))(tap))
-        if ev_assist:
-            views.append(PaperEV(cfg.ev_channels, cfg.kernel, cfg.ev_strides, cfg.ev_global_pool, l2=l2,
-                                 name=ev_name(i))(final_features))
+    exits, views = exit_heads(taps, final_features, num_classes, cfgs, ev_assist, l2)
     pooled = layers.GlobalAveragePooling2D(name="final_pool")(final_features)
     return exits, layers.Concatenate(name="ev_concat")([pooled, *views]) if views else pooled

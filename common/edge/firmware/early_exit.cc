@@ -1,9 +1,11 @@
 // The early-exit firmware: the int8 head and tail of a T-RecX model, and the baseline, over TFLite Micro.
 // For every compiled-in sample it runs the head, compares the exit's max int8 score with the deployed
 // threshold exactly as the Python runtime does (common/edge/runtime.py), runs the tail only when the sample
-// does not exit, then runs the baseline on the same sample; it prints, through semihosting, one line per
-// sample with the exit, both classes and the instructions of head, tail and baseline, then the per-operator
-// instructions of each graph summed over the samples. Generated inputs: model_data.h (common/edge/mcu.py).
+// does not exit, then runs the baseline on the same sample. The samples are read one at a time from two host
+// files through semihosting (quantized for the head and for the baseline), so flash holds only the program
+// and its graphs. It prints, through semihosting, one line per sample with the exit, both classes and the
+// instructions of head, tail and baseline, then the per-operator instructions of each graph summed over the
+// samples. Generated inputs: model_data.h (common/edge/mcu.py).
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -62,6 +64,8 @@ class OpProfiler : public tflite::MicroProfilerInterface {
   uint32_t next_ = 0, ops_ = 0;
 };
 
+alignas(16) int8_t g_sample[TRECX_INPUT_BYTES];
+alignas(16) int8_t g_base_sample[TRECX_INPUT_BYTES];
 alignas(16) uint8_t g_arena_head[TRECX_ARENA_HEAD];
 alignas(16) uint8_t g_arena_tail[TRECX_ARENA_TAIL];
 alignas(16) uint8_t g_arena_base[TRECX_ARENA_BASE];
@@ -122,11 +126,21 @@ int main() {
     printf("E arena\n");
     return 2;
   }
+  FILE* samples = fopen(TRECX_SAMPLES_FILE, "rb");
+  FILE* base_samples = fopen(TRECX_BASE_SAMPLES_FILE, "rb");
+  if (samples == nullptr || base_samples == nullptr) {
+    printf("E samples file\n");
+    return 4;
+  }
   printf("A %lu %lu %lu\n", static_cast<unsigned long>(head.arena_used_bytes()),
          static_cast<unsigned long>(tail.arena_used_bytes()), static_cast<unsigned long>(base.arena_used_bytes()));
   for (int s = 0; s < TRECX_SAMPLES; ++s) {
-    const int8_t* x = g_samples + s * TRECX_INPUT_BYTES;
-    memcpy(head.input(0)->data.int8, x, TRECX_INPUT_BYTES);
+    if (fread(g_sample, 1, TRECX_INPUT_BYTES, samples) != TRECX_INPUT_BYTES ||
+        fread(g_base_sample, 1, TRECX_INPUT_BYTES, base_samples) != TRECX_INPUT_BYTES) {
+      printf("E samples file\n");
+      return 4;
+    }
+    memcpy(head.input(0)->data.int8, g_sample, TRECX_INPUT_BYTES);
     const uint32_t head_ticks = Invoke(head, g_prof_head, "head");
     int label, score;
     ArgMax(head.output(TRECX_HEAD_EXIT)->data.int8, TRECX_CLASSES, &label, &score);
@@ -137,7 +151,7 @@ int main() {
       tail_ticks = Invoke(tail, g_prof_tail, "tail");
       ArgMax(tail.output(0)->data.int8, TRECX_CLASSES, &label, &score);
     }
-    memcpy(base.input(0)->data.int8, g_base_samples + s * TRECX_INPUT_BYTES, TRECX_INPUT_BYTES);
+    memcpy(base.input(0)->data.int8, g_base_sample, TRECX_INPUT_BYTES);
     const uint32_t base_ticks = Invoke(base, g_prof_base, "baseline");
     int base_label, base_score;
     ArgMax(base.output(0)->data.int8, TRECX_CLASSES, &base_label, &base_score);

@@ -15,6 +15,11 @@ void Reset_Handler(void) {
   exit(main());
 }
 
+/* what the C runtime's start files would give (linked with -nostartfiles: this file is the start-up) */
+void *__dso_handle = 0;
+void _init(void) {}
+void _fini(void) {}
+
 void Fault_Handler(void) { exit(98); } /* a fault ends the emulation with a code the host reads */
 
 __attribute__((section(".vectors"), used)) const void *const g_vectors[16] = {
