@@ -76,9 +76,11 @@ def mcu_cut(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
     cpu, kernels = cfg.mcu.split("/")
     rec = out / f"firmware_{cpu}_{kernels}.json"
     if not rec.exists():
-        if not (out / f"{variant}_head.int8.tflite").exists():
+        if not (out / f"{variant}_head.int8.tflite").exists():  # the benchmark's own settings, kept as recorded
+            bench = out / "benchmark.json"
+            timed = json.loads(bench.read_text())["test_samples"] if bench.exists() else cfg.samples
             deploy.run(deploy.DeployConfig(task=cfg.task, variant=variant, models_dir=str(models), out_dir=str(out),
-                                           split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=cfg.samples))
+                                           split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=timed))
         firmware.run(firmware.FirmwareConfig(task=cfg.task, variant=variant, cpu=cpu, kernels=kernels,
                                              samples=cfg.mcu_samples, split_seed=cfg.split_seed,
                                              data_dir=cfg.data_dir, deploy_dir=str(out)))
@@ -114,7 +116,7 @@ def run(cfg: StudyConfig) -> list[dict]:
     for key, title in (("val_flops_cut_pct", "FLOPs cut at <= 1 pt, validation (%)"),
                        ("test_flops_cut_pct", "FLOPs cut at <= 1 pt, test (%)"),
                        ("tflm_latency_cut_pct", "int8 TFLM latency cut, test (%)"),
-                       ("mcu_instruction_cut_pct", f"{cfg.mcu} firmware instruction cut (%)")):
+                       ("mcu_instruction_cut_pct", f"{cfg.mcu.split('/')[0]} firmware instr. cut (%)")):
         if not any(key in r for r in rows):  # the firmware panel only when the cells were run on a board
             continue
         grid = np.full((len(study.widths), len(study.positions)), np.nan)

@@ -81,6 +81,10 @@ def summarize(run: dict, expected: list[dict], mflops: dict[str, float]) -> dict
                          "tail_when_run": float(np.mean(tails)) if tails else None,
                          "early_exit_firmware": float(ee.mean()), "baseline": float(base.mean())},
         "instruction_cut_pct": instruction_cut, "flops_cut_pct": flops_cut,
+        # what an exit can save is the tail: its share of the baseline's instructions against its share of FLOPs
+        # (early layers at high resolution and few channels cost more instructions per FLOP than late ones)
+        "tail_instruction_share": float(np.mean(tails)) / base.mean() if tails else None,
+        "tail_flops_share": (mflops["final"] - mflops["early_exit"]) / mflops["baseline"],
         "instruction_to_flops_cut_ratio": instruction_cut / flops_cut if flops_cut else None,
         "per_op": {g: per_op(run["ops"][g], n) for g in ("head", "tail", "baseline")},
         "per_layer": {g: [{"index": o["index"], "op": o["op"], "instructions_per_sample": o["instructions"] / n}

@@ -26,6 +26,8 @@ def rows(results: Path) -> list[dict]:
                     "instruction_cut_pct": r["instruction_cut_pct"],
                     "instruction_to_flops_cut_ratio": r["instruction_to_flops_cut_ratio"],
                     "x86_tflm_latency_cut_pct": tflm.get("latency_cut_pct"),
+                    "tail_instruction_share": r.get("tail_instruction_share"),
+                    "tail_flops_share": r.get("tail_flops_share"),
                     "baseline_instructions": r["instructions"]["baseline"],
                     "early_exit_instructions": r["instructions"]["early_exit_firmware"],
                     "mlperf_tiny_published_cycles": r["mlperf_tiny_published_cycles"],
