@@ -193,3 +193,22 @@ def test_a_trade_off_within_its_budget_counts_and_a_guaranteed_one_reads_its_own
     rows = {r["target"]: r for r in targets.check(spec, tmp_path, rounds=0)}
     assert rows["cut"]["met"] and rows["cut"]["test_drop_points"] == pytest.approx(0.5)
     assert not rows["certified"]["met"] and rows["certified"]["test_drop_points"] == 1.3
+
+
+def test_a_target_with_a_margin_needs_the_reference_plus_it_and_a_vector_cut_reads_its_own_drop(tmp_path: Path):
+    from common import tasks
+    from common.reporting import targets
+
+    write_csv(tmp_path / "table1.csv", [
+        {"model": "baseline", "final_test_accuracy": 0.80},
+        {"model": "trecx_plus", "test_flops_reduction_pct_1pt": 36.0, "test_accuracy_1pt": 0.795},
+        {"model": "trecx2", "vector_test_flops_reduction_pct_1pt": 41.0, "vector_test_drop_points_1pt": 0.4},
+        {"model": "trecx3", "vector_test_flops_reduction_pct_1pt": 38.0, "vector_test_drop_points_1pt": 0.4}])
+    spec = tasks.Task("image_classification", (1,), ("a",), "baseline", load=None, train_data=None, targets=(
+        tasks.Target("two", "trecx2.vector_test_flops_reduction_pct_1pt", "trecx_plus.test_flops_reduction_pct_1pt",
+                     margin=3.0),
+        tasks.Target("three", "trecx3.vector_test_flops_reduction_pct_1pt", "trecx_plus.test_flops_reduction_pct_1pt",
+                     margin=3.0)))
+    rows = {r["target"]: r for r in targets.check(spec, tmp_path, rounds=0)}
+    assert rows["two"]["required"] == 39.0 and rows["two"]["met"] and rows["two"]["test_drop_points"] == 0.4
+    assert rows["three"]["gap"] == pytest.approx(-1.0) and not rows["three"]["met"]
