@@ -25,6 +25,7 @@ from pathlib import Path
 from common import files, paths, tasks
 from common.commands import study
 from common.config import parse, versions
+from common.errors import TrecxError
 from common.studies import tune
 
 log = logging.getLogger("trecx.study_benchmark")
@@ -36,7 +37,7 @@ class BenchmarkConfig:
     """Options of `python -m common study_benchmark`."""
 
     task: str = "keyword_spotting"  # whose trainings are timed
-    preset: str = "smoke"  # their training preset
+    train_config: str = "smoke"  # their training preset (--config of <task>.train)
     epochs: int = 4  # epochs of each training
     steps_per_epoch: int = 40  # batches per epoch (0: the whole training split)
     out: str = ""  # "" = results/studies/ray_benchmark.json
@@ -63,16 +64,19 @@ def run(cfg: BenchmarkConfig) -> dict:
         root = Path(tmp)
         env = os.environ | {"TRECX_RUNS": str(root / "hand"), "PYTHONPATH": str(paths.REPO)}
         start = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-m", f"{cfg.task}.train", "--config", cfg.preset, "--variant", v,
+        procs = [subprocess.Popen([sys.executable, "-m", f"{cfg.task}.train", "--config", cfg.train_config, "--variant", v,
                                    "--threads", "1", "--epochs", str(cfg.epochs),
                                    "--steps-per-epoch", str(cfg.steps_per_epoch)],
-                                  cwd=paths.REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  cwd=paths.REPO, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=open(root / f"{v}.err", "w"))
                  for v in VARIANTS]
         codes = [p.wait() for p in procs]
         hand_s = time.perf_counter() - start
-        if any(codes):
-            raise RuntimeError(f"a training launched by hand failed (exit codes {codes})")
-        hand_epoch = {v: _mean_epoch(root / "hand" / cfg.task / cfg.preset / v) for v in VARIANTS}
+        for v, code in zip(VARIANTS, codes, strict=True):
+            if code:
+                last = ((root / f"{v}.err").read_text().strip().splitlines() or ["?"])[-1]
+                raise TrecxError(f"the {v} training launched by hand failed: {last}")
+        hand_epoch = {v: _mean_epoch(root / "hand" / cfg.task / cfg.train_config / v) for v in VARIANTS}
 
         os.environ["TRECX_RUNS"] = str(root / "ray")
         where = tune.Where(storage=str(root / "ray" / "studies"), threads=1)
@@ -81,11 +85,11 @@ def run(cfg: BenchmarkConfig) -> dict:
         startup_s = time.perf_counter() - start
         time.sleep(5)  # let the start-up settle before reading its memory
         idle_mb = _ray_memory_mb()
-        trials = [study.trial(cfg.task, v, cfg.preset, **fields) for v in VARIANTS]
+        trials = [study.trial(cfg.task, v, cfg.train_config, **fields) for v in VARIANTS]
         begin = time.perf_counter()
         tune.run("benchmark", trials, study.train_trial, where, extra={"threads": 1})
         ray_s = time.perf_counter() - begin + startup_s
-        ray_epoch = {v: _mean_epoch(root / "ray" / cfg.task / cfg.preset / v) for v in VARIANTS}
+        ray_epoch = {v: _mean_epoch(root / "ray" / cfg.task / cfg.train_config / v) for v in VARIANTS}
         import ray
 
         ray.shutdown()
