@@ -207,7 +207,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-PATH_FIELDS = ("data_dir", "out_dir", "models_dir", "init_from", "teacher")  # recorded with paths.portable
+PATH_FIELDS = ("data_dir", "out_dir", "models_dir", "init_from", "teacher", "deploy_dir", "results_dir", "runs_dir",
+               "third_party", "tflm", "storage")  # recorded with paths.portable
 
 
 def record(config) -> dict:

@@ -64,8 +64,8 @@ def run(cfg: BenchmarkConfig) -> dict:
         root = Path(tmp)
         env = os.environ | {"TRECX_RUNS": str(root / "hand"), "PYTHONPATH": str(paths.REPO)}
         start = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-m", f"{cfg.task}.train", "--config", cfg.train_config, "--variant", v,
-                                   "--threads", "1", "--epochs", str(cfg.epochs),
+        procs = [subprocess.Popen([sys.executable, "-m", f"{cfg.task}.train", "--config", cfg.train_config,
+                                   "--variant", v, "--threads", "1", "--epochs", str(cfg.epochs),
                                    "--steps-per-epoch", str(cfg.steps_per_epoch)],
                                   cwd=paths.REPO, env=env, stdout=subprocess.DEVNULL,
                                   stderr=open(root / f"{v}.err", "w"))
