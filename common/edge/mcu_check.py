@@ -19,15 +19,15 @@ ARENA_MARGIN = 16 * 1024  # over the x86 TFLM arena (64-bit pointers: the 32-bit
 def program(graphs: dict[str, bytes], rho: float | None, x: np.ndarray, arenas: dict[str, int]) -> mcu.Program:
     """The firmware's program: the int8 graphs, the exit rule as the runtime computes it, the samples
     quantized for the head and for the baseline, arenas from the deployment's measured sizes."""
-    head, tail, base = (TFLiteRunner(graphs[f"{g}_int8"]) for g in ("head", "tail", "baseline"))
-    scale, zero = head.outputs["early_exit"]["quantization"]
-    threshold = float("inf") if rho is None else (rho / scale + zero if scale else rho)
+    # the exit rule and the hand-over exactly as the Python runtime computes them
+    rt = EarlyExitRuntime(graphs["head_int8"], graphs["tail_int8"], float("inf") if rho is None else rho)
+    head, tail, base = rt.head, rt.tail, TFLiteRunner(graphs["baseline_int8"])
     (s_out, z_out), (s_in, z_in) = head.outputs["features"]["quantization"], tail.input["quantization"]
-    same = z_out == z_in and np.isclose(s_out, s_in, rtol=1e-5, atol=0.0)  # as MultiExitRuntime decides
     return mcu.Program(
-        head=graphs["head_int8"], tail=graphs["tail_int8"], baseline=graphs["baseline_int8"], threshold=threshold,
+        head=graphs["head_int8"], tail=graphs["tail_int8"], baseline=graphs["baseline_int8"],
+        threshold=rt.thresholds[0],
         head_exit=head.output_order.index("early_exit"), head_features=head.output_order.index("features"),
-        requantize=None if same else (s_out, z_out, s_in, z_in),
+        requantize=(s_out, z_out, s_in, z_in) if rt.requantize[0] else None,
         samples=np.stack([head.quantize(r).reshape(-1) for r in x]),
         base_samples=np.stack([base.quantize(r).reshape(-1) for r in x]),
         classes=int(np.prod(head.outputs["early_exit"]["shape"])),

@@ -44,22 +44,22 @@ class MultiExitRuntime:
         self.segments = [runner(g, backend, num_threads) for g in segments]
         self.exits = [next(k for k in seg.outputs if k != "features") for seg in self.segments]
         self.rhos = list(rhos)
-        self._thresholds = []
+        self.thresholds = []  # each exit's rho in its int8 output's units (what a device compares)
         for seg, name, rho in zip(self.segments, self.exits, self.rhos, strict=False):
             scale, zero = seg.outputs[name]["quantization"]
             # rho in the output's units: int8 q >= rho/scale + zero  <=>  (q - zero) * scale >= rho
-            self._thresholds.append(rho / scale + zero if scale else rho)
-        self._requantize = []
+            self.thresholds.append(rho / scale + zero if scale else rho)
+        self.requantize = []  # per hand-over: whether the next segment requantizes the map
         for a, b in zip(self.segments, self.segments[1:], strict=False):
             (s_out, z_out), (s_in, z_in) = a.outputs["features"]["quantization"], b.input["quantization"]
             # converted separately, two graphs agree on the hand-over scale only up to float rounding;
             # then the int8 map passes as it is, as on a device (float graphs: (0.0, 0) both)
-            self._requantize.append(z_out != z_in or not np.isclose(s_out, s_in, rtol=1e-5, atol=0.0))
+            self.requantize.append(z_out != z_in or not np.isclose(s_out, s_in, rtol=1e-5, atol=0.0))
         self.runs = [0] * len(self.segments)  # how often each segment ran
 
     def __call__(self, x: np.ndarray) -> Prediction:
         seg = self._first(x)
-        for i, threshold in enumerate(self._thresholds):
+        for i, threshold in enumerate(self.thresholds):
             out = seg.get(self.exits[i])
             if out.max() >= threshold:
                 return Prediction(int(out.argmax()), self.exits[i], seg.dequantize(self.exits[i], out))
@@ -85,7 +85,7 @@ class MultiExitRuntime:
     def _next(self, i: int):
         """Segment i + 1 on segment i's feature map, requantized only when the two graphs' scales differ."""
         feats, nxt = self.segments[i].get("features"), self.segments[i + 1]
-        if self._requantize[i]:
+        if self.requantize[i]:
             feats = nxt.quantize(self.segments[i].dequantize("features", feats))
         nxt.invoke(feats)
         self.runs[i + 1] += 1

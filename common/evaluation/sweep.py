@@ -21,9 +21,15 @@ def exits_taken(probs: list[np.ndarray], rhos: np.ndarray, confidences: list[np.
     n = len(probs[0])
     conf = np.stack(confidences if confidences is not None else [p.max(axis=1) for p in probs[:-1]]) \
         if len(probs) > 1 else np.zeros((0, n))
-    passes = conf[None, :, :] >= np.asarray(rhos, dtype=np.float64)[:, None, None]  # (R, K-1, N)
-    passes = np.concatenate([passes, np.ones((len(rhos), 1, n), bool)], axis=1)
-    return passes.argmax(axis=1)
+    rhos = np.asarray(rhos, dtype=np.float64)
+    return _first_passing(conf, np.repeat(rhos[:, None], len(conf), axis=1))  # one rho shared by every exit
+
+
+def _first_passing(conf: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(R, N): per row of thresholds (R, K-1), the first exit whose confidence (K-1, N) reaches its threshold
+    for each sample; the final exit, K-1, takes the rest."""
+    passes = conf[None, :, :] >= thresholds[:, :, None]  # (R, K-1, N)
+    return np.concatenate([passes, np.ones((len(thresholds), 1, conf.shape[1]), bool)], axis=1).argmax(axis=1)
 
 
 def sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], rhos: np.ndarray | None = None,
@@ -91,10 +97,7 @@ def exits_taken_vector(probs: list[np.ndarray], thresholds: np.ndarray) -> np.nd
 
 def vector_exits(probs: list[np.ndarray], thresholds: np.ndarray) -> np.ndarray:
     """(R, N): `exits_taken_vector` for each row of thresholds (R, K-1)."""
-    n = len(probs[0])
-    conf = np.stack([p.max(axis=1) for p in probs[:-1]])  # (K-1, N)
-    passes = conf[None, :, :] >= thresholds[:, :, None]  # (R, K-1, N)
-    return np.concatenate([passes, np.ones((len(thresholds), 1, n), bool)], axis=1).argmax(axis=1)
+    return _first_passing(np.stack([p.max(axis=1) for p in probs[:-1]]), thresholds)
 
 
 def vector_sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], thresholds: np.ndarray) -> dict:
