@@ -9,8 +9,8 @@ the test split (`--samples`), runs it in QEMU (mps2-an386 for the M4, mps2-an505
 shift=0`), and checks every sample's exit and classes against the Python int8 runtime. Writes
 results/<task>/deploy/<variant>/firmware_<cpu>_<kernels>.json: the agreement, instructions of head, tail,
 early-exit firmware and baseline, the instruction cut beside the FLOPs cut on the same samples, the
-per-operator breakdown, flash and RAM, and the arenas used (docs/deployment.md, "On a Cortex-M").
-"""
+per-operator and per-layer breakdown (instructions per MAC, the head's costliest layers), flash and RAM, and the
+arenas used (docs/deployment.md, "On a Cortex-M"); then results/firmware.csv and firmware_targets.csv."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def run(cfg: FirmwareConfig) -> dict:
     log.info("built %s (%s, %s); running %d samples on %s", elf, cfg.cpu, cfg.kernels, len(x),
              mcu.BOARDS[cfg.cpu].machine)
     board = mcu.emulate(elf, cfg.cpu, cfg.timeout)
-    rec = mcu_check.summarize(board, mcu_check.python_runtime(graphs, deploy["rho"], x), deploy["mflops"])
+    rec = mcu_check.summarize(board, mcu_check.python_runtime(graphs, deploy["rho"], x), deploy["mflops"], graphs)
     base = rec["instructions"]["baseline"]
     rec = {"task": cfg.task, "variant": cfg.variant, "baseline": deploy["baseline"], "rho": deploy["rho"],
            "cpu": cfg.cpu, "board": mcu.BOARDS[cfg.cpu].machine, "kernels": cfg.kernels,
@@ -96,7 +96,8 @@ def run(cfg: FirmwareConfig) -> dict:
         bench = json.loads((out / "benchmark.json").read_text())
         bench.setdefault("mcu", {})[f"{cfg.cpu}/{cfg.kernels}"] = {
             k: rec[k] for k in ("board", "samples", "bit_exact", "exit_rate", "instruction_cut_pct", "flops_cut_pct",
-                                "instruction_to_flops_cut_ratio", "flash_bytes", "ram_bytes", "counted_as")} | {
+                                "instruction_to_flops_cut_ratio", "instruction_to_flops_cut_ratio_ci95",
+                                "instructions_per_mac", "flash_bytes", "ram_bytes", "counted_as")} | {
             "instructions": rec["instructions"]}
         files.write_json(out / "benchmark.json", bench)
     if out.parent.parent.parent == paths.results_dir():  # a shipped deployment: the cross-task table
