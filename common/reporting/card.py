@@ -171,10 +171,10 @@ def _mcu(bench: dict) -> list[str]:
              "instr./MAC head / tail": "/".join(f"{v:.1f}" if v else "–" for v in (
                  r.get("instructions_per_mac", {}).get(g) for g in ("head", "tail")))} for name, r in runs.items()]
     cols = list(rows[0])
-    counted = dict.fromkeys(r["counted_as"] for r in runs.values())
+    counted = dict.fromkeys((r["board"], r["counted_as"]) for r in runs.values())
     return ["", "## On a Cortex-M (TFLite Micro firmware in QEMU, instructions per test sample)", "",
             *markdown(rows, cols, blank=False), "",
-            *[f"- Counted as {c}." for c in counted],
+            *[f"- {board}: counted as {c}." for board, c in counted],
             "- Bit-exact: the firmware and the Python int8 runtime agree on every sample's exit and classes "
             "(docs/deployment.md, \"On a Cortex-M\"). instr./MAC: over the convolution and dense layers of the head "
             "and of the tail (where the tail's layers cost fewer instructions per MAC, the instruction cut trails "
