@@ -55,9 +55,27 @@ def summary_md(results: dict[str, Path], title: str, missing: list[str] = ()) ->
         extra += [f"`{task}/{p.relative_to(out)}`" for p in sorted(out.glob("deploy/*/benchmark.json"))]
         if extra:
             lines += [f"See also {', '.join(extra)}.", ""]
+    lines += _firmware(next(iter(results.values())).parent / "firmware_targets.csv") if results else []
     if missing:
         lines += ["## Not yet trained", "", *[f"- {t}: no `pretrained/{t}/*.keras` yet" for t in missing], ""]
     return "\n".join(lines)
+
+
+def _firmware(path: Path) -> list[str]:
+    """The early-exit firmware's goal per task (`reporting.firmware`, written by the firmware command), if run."""
+    if not path.exists():
+        return []
+    rows = [{"task": r["task"], "early exit": f"`{r['variant']}`", "board": r["board"], "samples": int(r["samples"]),
+             "bit-exact": r["bit_exact"], "FLOPs cut %": _cut(r["flops_cut_pct"]),
+             "instruction cut %": _cut(r["instruction_cut_pct"]),
+             "ratio (95% interval)": f"{r['ratio']:.2f} {r['ratio_ci95'] or ''}".strip(),
+             "goal met": r["met"], "what keeps it lower": r["kernels_keeping_it_lower"] or "",
+             "an exit that would reach it": r["exit_position_for_goal"] or ""} for r in read_csv(path)]
+    return ["## On a Cortex-M", "", "The shipped early exit with the largest instruction cut per task, as firmware "
+            "on the emulated board, against the goal of an instruction cut of at least 0.8 x its FLOPs cut "
+            "(`firmware_targets.csv`, `firmware.csv`; instructions, not cycles: docs/deployment.md). Samples: test "
+            "samples run on the board, from each task's test data above (local subsets).", "",
+            *markdown(rows, blank=False), ""]
 
 
 def _pct(v) -> str:
