@@ -30,6 +30,7 @@ from common.config import parse
 from common.errors import ConfigError
 from common.evaluation import plots
 from common.evaluation.evaluate import write_csv
+from common.reporting import firmware as firmware_table
 from common.reporting.summary import Summary, load
 from common.studies import promote
 
@@ -126,6 +127,8 @@ def run(cfg: StudyConfig) -> list[dict]:
     plots.heatmaps(panels, [f"{w}" for w in study.widths], [f"{p}" for p in study.positions],
                    results / "exit_study.png", title=f"{cfg.task}: early-exit width x position (rho on validation)",
                    xlabel=f"early exit {study.position_label} n", ylabel="1x1 conv width")
+    if cfg.mcu and results.parent == paths.results_dir():  # firmware_targets.csv names the study's best cell
+        firmware_table.write(paths.results_dir())
     best = next(r for r in rows if r["variant"] == promote.choose(results, [r["variant"] for r in rows])[0])
     log.info("best on validation: %s (%.1f%% FLOPs cut on validation, %.1f%% on test)", best["variant"],
              best["val_flops_cut_pct"], best["test_flops_cut_pct"])

@@ -116,7 +116,8 @@ def write(results: Path) -> list[dict]:
                label=name)
     ax.set_xticks(x, [f"{t.split('_')[0]}\n{v}" for t, v in deployments], fontsize=8)
     ax.set_ylabel("cut against the baseline (%)")
-    ax.set_title("early-exit firmware on emulated Cortex-M boards vs the FLOPs cut (same test samples)", fontsize=9)
+    ax.set_title("early-exit firmware on emulated Cortex-M boards vs the FLOPs cut (on the first board's test samples)",
+                 fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
