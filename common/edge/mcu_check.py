@@ -161,7 +161,8 @@ def summarize(run: dict, expected: list[dict], mflops: dict[str, float],
     exited = np.array([s["exit"] for s in got])
     ee = np.array([s["head"] + s["tail"] for s in got])
     base = np.array([s["baseline"] for s in got])
-    flops_ee = float(np.where(exited, mflops["early_exit"], mflops["final"]).mean())
+    flops = np.where(exited, mflops["early_exit"], mflops["final"])  # each sample's MFLOPs
+    flops_ee = float(flops.mean())
     instruction_cut = 100 * (1 - ee.mean() / base.mean())
     flops_cut = 100 * (1 - flops_ee / mflops["baseline"])
     tails = [s["tail"] for s in got if not s["exit"]]
@@ -185,8 +186,7 @@ def summarize(run: dict, expected: list[dict], mflops: dict[str, float],
         "tail_instruction_share": float(np.mean(tails)) / base.mean() if tails else None,
         "tail_flops_share": (mflops["final"] - mflops["early_exit"]) / mflops["baseline"],
         "instruction_to_flops_cut_ratio": instruction_cut / flops_cut if flops_cut else None,
-        "instruction_to_flops_cut_ratio_ci95": ratio_interval(ee, base, np.where(exited, mflops["early_exit"],
-                                                                                 mflops["final"]), mflops["baseline"]),
+        "instruction_to_flops_cut_ratio_ci95": ratio_interval(ee, base, flops, mflops["baseline"]),
         "per_op": {g: per_op(run["ops"][g], n, macs[g], runs[g]) for g in GRAPHS},
         "per_layer": per_layer, "costliest_layers": costliest_layers(per_layer),
         "by_exit_position": by_exit_position(per_layer["baseline"]),
