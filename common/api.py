@@ -8,10 +8,15 @@ the toolkit (docs/api.md):
     costs = api.exit_costs(model)                                       # MFLOPs to each exit
     cal = api.calibrate_exit(model, x_val, y_val, base_right, max_drop=0.01)   # rho with a guarantee
     graphs = api.export_int8(model, x_calibration)                      # int8 graphs split at the exit
-    runtime = api.runtime(graphs, cal.rho); runtime(x_val[0]).exit      # "early_exit" or "final"
+    cal = api.calibrate_exit(graphs, x_val, y_val, base_right)          # certified on what will run
+    runtime = api.runtime(graphs, cal); runtime(x_val[0]).exit          # "early_exit" or "final"
+    api.export_sources(graphs, cal, "my_firmware/")                     # C++ for your own TFLM firmware
+    rec = api.firmware(graphs, cal, x_test, baseline_graph)             # on an emulated Cortex-M4
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import keras
 import numpy as np
@@ -193,29 +198,52 @@ def outputs(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
     return [out[n] for n in contract.exit_names(model)]
 
 
-def calibrate_exit(model: keras.Model, x: np.ndarray, y: np.ndarray | None = None, base_right: np.ndarray | None = None,
-                   max_drop: float = 0.01, delta: float = 0.05) -> calibrate.Calibration:
-    """rho certified on (x, y) to keep the accuracy drop against a baseline (its per-sample correctness
+def _int8_outputs(graphs, x: np.ndarray) -> list[np.ndarray]:
+    """Every exit's probabilities from the int8 graphs (or their runtime) on the rows of x, as they will run."""
+    from common.edge.runtime import MultiExitRuntime
+
+    rt = graphs if isinstance(graphs, MultiExitRuntime) else MultiExitRuntime(list(graphs), [0.0] * (len(graphs) - 1))
+    rows = [rt.all_exits(r) for r in x]
+    return [np.stack([r[i] for r in rows]) for i in range(len(rt.segments))]
+
+
+def calibrate_exit(model, x: np.ndarray, y: np.ndarray | None = None, base_right: np.ndarray | None = None,
+                   max_drop: float = 0.01, delta: float = 0.05, per_exit: bool = False,
+                   costs: list[float] | None = None) -> calibrate.Calibration:
+    """Thresholds certified on (x, y) to keep the accuracy drop against a baseline (its per-sample correctness
     `base_right`) within `max_drop` with probability >= 1 - delta; without labels (y None), to keep the
-    disagreement with the model's own final exit within `max_drop`."""
-    probs = outputs(model, x)
-    cum = [c["mflops"] for c in (exit_costs(model)[n] for n in contract.exit_names(model))]
+    disagreement with the model's own final exit within `max_drop`. `model`: the Keras model (its float
+    outputs), or, to certify what will run, the int8 graphs of `export_int8` or their `runtime`. `per_exit`: a
+    threshold per early exit (`calibrate.calibrate_per_exit`: half of x orders the candidates, half tests
+    them). `costs`: cumulative MFLOPs per exit (default: the Keras model's, or 2 x the int8 graphs' MACs)."""
+    if isinstance(model, keras.Model):
+        probs, on = outputs(model, x), "float Keras outputs"
+        cum = costs or [c["mflops"] for c in (exit_costs(model)[n] for n in contract.exit_names(model))]
+    else:
+        from common.edge.board import graph_mflops
+
+        probs, on = _int8_outputs(model, x), "int8 graph outputs"
+        cum = costs or graph_mflops(list(getattr(model, "graphs", model)))
     if y is None:
-        return calibrate.calibrate_label_free(probs, cum, max_drop, delta)
-    right = probs[-1].argmax(axis=1) == y if base_right is None else base_right
-    return calibrate.calibrate(probs, y, cum, right, max_drop, delta)
+        cal = calibrate.calibrate_label_free(probs, cum, max_drop, delta)
+    else:
+        right = probs[-1].argmax(axis=1) == y if base_right is None else base_right
+        cal = (calibrate.calibrate_per_exit(probs, y, cum, right, max_drop, delta) if per_exit
+               else calibrate.calibrate(probs, y, cum, right, max_drop, delta))
+    return dataclasses.replace(cal, samples=f"{cal.samples}; {on}")
 
 
-def export_int8(model: keras.Model, calibration_x: np.ndarray) -> list[bytes]:
+def export_int8(model: keras.Model, calibration_x: np.ndarray, pooling: str = "mean") -> list[bytes]:
     """Full-integer int8 TFLite graphs of the model split at its exits (`edge.export.split_at_exits`): for one
     exit, the head (input -> early exit + feature map) and the tail (feature map -> final); for k exits, k + 1
-    segments. Each is calibrated on what it reads from `calibration_x` (training data)."""
+    segments. Each is calibrated on what it reads from `calibration_x` (training data). `pooling`: global average
+    pooling as MEAN, or "average_pool" (AVERAGE_POOL_2D, which CMSIS-NN runs far faster; `edge.export`)."""
     from common.edge.export import split_at_exits, to_tflite
     from common.evaluation.evaluate import predict
 
     graphs, x = [], calibration_x
     for segment in split_at_exits(model):
-        graphs.append(to_tflite(segment, x, len(x)))
+        graphs.append(to_tflite(segment, x, len(x), pooling))
         if "features" in segment.output:
             x = predict(segment, x)["features"]
     return graphs
@@ -231,9 +259,63 @@ def thresholds(rho: float | list[float] | None, exits: int) -> list[float]:
     return out
 
 
-def runtime(graphs: list[bytes], rho: float | list[float] | None):
+def _rhos(rho, exits: int) -> list[float]:
+    """Thresholds from a shared rho, a list, None, or a Calibration (its certified thresholds; nothing certified:
+    never exit). A calibration of the float outputs is refused: it does not cover the int8 graphs."""
+    if isinstance(rho, calibrate.Calibration):
+        if "float Keras outputs" in rho.samples:
+            raise ModelError("this calibration certified the float Keras outputs, not the int8 graphs that will run: "
+                             "calibrate_exit(graphs, ...) certifies the graphs themselves")
+        rho = rho.thresholds(exits)
+    return thresholds(rho, exits)
+
+
+def runtime(graphs: list[bytes], rho):
     """The batch-1 early-exit runtime over the int8 graphs of `export_int8`: leaves at the first exit whose max
-    softmax is >= its threshold (`rho`: one for all exits, one per exit, or None: never, the full model runs)."""
+    softmax is >= its threshold (`rho`: one for all exits, one per exit, None: never, the full model runs, or
+    the Calibration of `calibrate_exit(graphs, ...)`: the thresholds certified on these graphs)."""
     from common.edge.runtime import MultiExitRuntime
 
-    return MultiExitRuntime(list(graphs), thresholds(rho, len(graphs) - 1))
+    return MultiExitRuntime(list(graphs), _rhos(rho, len(graphs) - 1))
+
+
+def save_graphs(graphs: list[bytes], out, baseline: bytes | None = None) -> list:
+    """Write the segments as out/segment_<i>.tflite (and baseline.tflite): the folder `python -m common firmware
+    --graphs-dir` and `export_sources --graphs-dir` read."""
+    from pathlib import Path
+
+    from common import files
+
+    out, written = Path(out), []
+    for name, g in [*((f"segment_{i}.tflite", g) for i, g in enumerate(graphs)),
+                    *((("baseline.tflite", baseline),) if baseline is not None else ())]:
+        with files.atomic(out / name) as tmp:
+            tmp.write_bytes(g)
+        written.append(out / name)
+    return written
+
+
+def export_sources(graphs: list[bytes], rho, out, arena_bytes: int | None = None, namespace: str = "trecx_model"):
+    """C++ sources for your own firmware (docs/deployment.md, "In your own firmware"): the graphs as arrays and
+    the thresholds (`rho` as in `runtime`) in trecx_model.h/.cc, beside trecx_runner.h/.cc, the early-exit runner
+    over TFLM's MicroInterpreter (one tensor arena). Returns what they hold (`edge.sources.Spec`)."""
+    from pathlib import Path
+
+    from common.edge import sources
+
+    return sources.write(list(graphs), _rhos(rho, len(graphs) - 1), Path(out), arena_bytes, namespace)
+
+
+def firmware(graphs: list[bytes], rho, x: np.ndarray, baseline: bytes, cpu: str = "cortex-m4",
+             kernels: str = "cmsis_nn", costs: list[float] | None = None, baseline_mflops: float | None = None,
+             profile: bool = True) -> dict:
+    """Build the early-exit firmware of `graphs` at `rho` (as in `runtime`) and the `baseline` graph's from the
+    exported sources, run both on an emulated Cortex-M (QEMU) on the float inputs `x`, and check them against
+    the Python int8 runtime: the record of `python -m common firmware` (bit-exact, instructions per exit and per
+    layer, flash and RAM). Needs the Arm toolchain and QEMU (the set-up installs them); TFLM builds once."""
+    from common import paths
+    from common.edge import board
+
+    libs = board.libraries(cpu, kernels, profile=profile)
+    return board.record(list(graphs), _rhos(rho, len(graphs) - 1), x, baseline, libs, cpu,
+                        paths.cache_dir() / "firmware", costs, baseline_mflops)

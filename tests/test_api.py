@@ -154,3 +154,25 @@ def test_two_exits_train_export_and_run_where_keras_exits():
 def test_exit_layers_out_of_order_are_refused():
     with pytest.raises(api.ModelError, match="'conv1' does not come after 'conv2'"):
         api.attach_exit(small_cnn(), ["conv2", "conv1"])
+
+
+def test_the_runtime_runs_the_threshold_certified_on_the_int8_graphs():
+    """Float and int8 certificates differ when quantization moves the exits (here: int8 calibrated on inputs
+    unlike the data, so the early exit's int8 confidences drift); the runtime takes the int8 one, and refuses a
+    certificate of the float outputs."""
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, (600, 16, 16, 3)).astype("float32")
+    model = api.attach_exit(small_cnn(), "conv1")
+    probs = api.outputs(model, x)
+    y = probs[-1].argmax(axis=1)  # labels the float final exit gets right: the float model certifies a lot
+    right = np.ones(len(y), bool)
+    graphs = api.export_int8(model, 0.05 * x[:32])  # a poor int8 calibration set
+    cal_float = api.calibrate_exit(model, x, y, right, max_drop=0.05)
+    cal_int8 = api.calibrate_exit(graphs, x, y, right, max_drop=0.05)
+    assert cal_float.rho != cal_int8.rho and "int8 graph outputs" in cal_int8.samples
+    rt = api.runtime(graphs, cal_int8)
+    assert rt.rhos == [float("inf") if cal_int8.rho is None else cal_int8.rho]
+    assert api.calibrate_exit(rt, x[:100], y[:100], right[:100], max_drop=0.05).samples.endswith("int8 graph outputs")
+    with pytest.raises(api.ModelError, match="certified the float Keras outputs"):
+        api.runtime(graphs, cal_float)

@@ -222,7 +222,7 @@ def test_truncated_tflite(tmp_path, capsys):
     good = to_tflite(keras.Model(inputs, keras.layers.Dense(2)(inputs)))
     out = tmp_path / "deploy"
     out.mkdir()
-    (out / "deploy.json").write_text(json.dumps({"variant": "trecx"}))
+    (out / "deploy.json").write_text(json.dumps({"variant": "trecx", "segments": ["head", "tail"], "threshold": {}}))
     for part in ("head", "tail", "baseline"):
         for kind in ("float", "int8"):
             (out / graph_file("trecx", f"{part}_{kind}")).write_bytes(good)

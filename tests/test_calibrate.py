@@ -89,3 +89,49 @@ def test_clopper_pearson_covers_the_edges():
     assert resplit.clopper_pearson(0, 500)[0] == 0.0 and resplit.clopper_pearson(500, 500)[1] == 1.0
     low, high = resplit.clopper_pearson(25, 500)
     assert low < 0.05 < high
+
+
+def test_a_nan_p_value_never_rejects():
+    rhos, mflops = np.array([0.5, 1.0]), np.array([1.0, 2.0])
+    assert calibrate.fixed_sequence(np.array([0.001, np.nan]), rhos, mflops, 0.05) == (None, [])
+
+
+def test_the_smallest_certifiable_budget_depends_on_the_sample_count_alone():
+    """At min_budget(n) a zero loss on every sample is just rejected, a little below it not; the planner
+    behind deploy's automatic budget (KWS's 450 validation clips cannot certify 1 point at delta 0.05)."""
+    for n in (200, 450, 5000):
+        b = calibrate.min_budget(n)
+        zero = np.zeros((1, n))
+        assert calibrate.p_values(zero, b, 0.05, "wsr")[0] <= 0.05 < calibrate.p_values(zero, b - 1e-3, 0.05, "wsr")[0]
+    assert calibrate.min_budget(450) > 0.01 > calibrate.min_budget(5000)
+    assert calibrate.min_budget(200) > calibrate.min_budget(450)
+
+
+def _three_exits(n: int, seed: int = 0):
+    """Two early exits and a final exit that is always right, as is the baseline: exit 1 is right when confident
+    (0.9) on 60% of the samples, exit 2 on 80%; wrong answers are unsure (0.5)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    probs = []
+    for p_right in (0.6, 0.8):
+        right = rng.random(n) < p_right
+        pred = np.where(right, labels, (labels + 1) % 3)
+        out = np.zeros((n, 3))
+        out[np.arange(n), pred] = np.where(right, 0.9, 0.5)
+        out[np.arange(n), (pred + 2) % 3] = 1 - out[np.arange(n), pred]
+        probs.append(out)
+    return [*probs, np.eye(3)[labels]], labels, [1.0, 2.0, 3.0], np.ones(n, bool)
+
+
+def test_a_threshold_per_exit_is_certified_on_data_that_did_not_choose_its_path():
+    probs, labels, costs, base = _three_exits(4000)
+    cal = calibrate.calibrate_per_exit(probs, labels, costs, base, max_drop=0.02, delta=0.05)
+    assert cal.ok and cal.rho is None and len(cal.rhos) == 2 and cal.thresholds(2) == list(cal.rhos)
+    assert all(0.5 < r <= 0.9 for r in cal.rhos)  # the unsure (wrong) answers never exit, the sure ones do
+    assert "2000 samples chose the path, 2000 others tested it" in cal.samples
+    assert next(iter(cal.p_values)) == "[1.0, 1.0]"  # the path starts where nothing exits early
+    # the path depends on its half only: changing the labels of the testing half moves p-values, not the path
+    path = calibrate.vector_path([p[:10] for p in probs], labels[:10], costs, base[:10], 0.02)
+    assert path[0] == (1.0, 1.0) and len(set(path)) == len(path)
+    bad = [np.roll(probs[0], 1, axis=1), np.roll(probs[1], 1, axis=1), probs[2]]  # confident and always wrong
+    assert calibrate.calibrate_per_exit(bad, labels, costs, base, 0.02, 0.05).rhos in (None, (1.0, 1.0))

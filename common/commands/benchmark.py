@@ -3,7 +3,7 @@
 A benchmark, not a test. It reads what `python -m common deploy` wrote to results/<task>/deploy/<variant>/ and
 runs the test split at batch 1 on ai-edge-litert, one interpreter thread. The two runtimes are
 interleaved sample by sample in a random order, so a noisy machine slows both alike and their
-ratio stays stable. The early-exit runtime uses the rho chosen on the int8 validation outputs.
+ratio stays stable. The early-exit runtime runs at the thresholds deploy.json deploys (`threshold`: its rule).
 Writes results/<task>/deploy/<variant>/benchmark.json.
 """
 
@@ -30,25 +30,26 @@ def run(cfg: DeployConfig) -> dict:
     task = tasks.get(cfg.task)
     out = out_dir(cfg)
     deploy = json.loads((out / "deploy.json").read_text()) if (out / "deploy.json").exists() else None
-    if deploy is None or deploy["variant"] != cfg.variant:
-        raise ModelFileError(f"{out / 'deploy.json'} missing or for another variant: run "
+    if deploy is None or deploy.get("variant") != cfg.variant or "threshold" not in deploy:
+        raise ModelFileError(f"{out / 'deploy.json'} missing, for another variant or from an older deploy: run "
                              f"python -m common deploy --task {cfg.task} --variant {cfg.variant} first")
-    graphs = read_graphs(out, cfg.variant, kinds=("int8",))  # what the benchmark runs
+    graphs = read_graphs(out, cfg.variant, deploy["segments"], kinds=("int8",))  # what the benchmark runs
     data = task.load(cfg.data_dir, cfg.split_seed).splits  # the split's file list is in results/<task>/split.json
     x, y = data["test"]
     if cfg.samples and cfg.samples < len(x):  # a seeded random subset (a split may be ordered by class)
         pick = np.sort(np.random.default_rng(cfg.split_seed).permutation(len(x))[:cfg.samples])
         x, y = x[pick], y[pick]
     load = os.getloadavg()[0]  # other processes slow both runtimes alike: absolute times, not the ratio
-    rec = {"task": cfg.task, "variant": cfg.variant, "baseline": deploy["baseline"], "rho": deploy["rho"],
-           "drop_points": deploy["drop_points"], "test_samples": len(x), "test_split_size": len(data["test"][1]),
+    rec = {"task": cfg.task, "variant": cfg.variant, "baseline": deploy["baseline"], "rhos": deploy["rhos"],
+           "threshold": deploy["threshold"], "drop_points": deploy["drop_points"], "test_samples": len(x),
+           "test_split_size": len(data["test"][1]),
            "subset": "all" if len(x) == len(data["test"][1]) else f"{len(x)} random samples, seed {cfg.split_seed}",
            "repeats": cfg.repeats, "num_threads": cfg.num_threads, "graphs": "int8, batch 1",
            "backends": {"tflm": "tflite-micro Python interpreter: TFLM's portable kernels, as on a microcontroller",
                         "litert": "ai-edge-litert with XNNPACK on this x86 CPU"},
            "flash_bytes": deploy["flash_bytes_int8"], "arena_bytes": deploy["arena_bytes"]}
     for backend in ("tflm", "litert"):
-        rec[backend] = measure(graphs, x, y, deploy["rho"], deploy["mflops"], backend, cfg.repeats, cfg.num_threads)
+        rec[backend] = measure(graphs, x, y, deploy["rhos"], deploy["mflops"], backend, cfg.repeats, cfg.num_threads)
         r = rec[backend]
         log.info(f"{cfg.task} on {backend}: baseline {r['latency_us']['baseline']:.0f} µs, early exit "
                  f"{r['latency_us']['early_exit']:.0f} µs (exit rate {r['exit_rate']:.2f}); latency cut "

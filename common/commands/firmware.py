@@ -1,16 +1,20 @@
-"""The early-exit firmware of a deployed model on an emulated Cortex-M (a benchmark, not a test):
+"""The early-exit firmware on an emulated Cortex-M (a benchmark, not a test), for a deployed task model or for
+any folder of int8 segment graphs:
 
     python -m common firmware --task keyword_spotting --variant trecx_plus              # Cortex-M4, CMSIS-NN
-    python -m common firmware --task keyword_spotting --variant trecx_plus --cpu cortex-m33 --kernels reference
+    python -m common firmware --task image_classification --variant trecx2 --cpu cortex-m33 --kernels reference
+    python -m common firmware --graphs-dir my_graphs --rhos 0.9,0.8 --inputs x.npy --out-dir my_firmware
 
-Reads what `python -m common deploy` wrote to results/<task>/deploy/<variant>/, builds TFLite Micro for the CPU
-and kernels (once, cached), then a firmware holding the int8 head, tail and baseline and a seeded subset of
-the test split (`--samples`), runs it in QEMU (mps2-an386 for the M4, mps2-an505 for the M33, `-icount
-shift=0`), and checks every sample's exit and classes against the Python int8 runtime. Writes
-results/<task>/deploy/<variant>/firmware_<cpu>_<kernels>.json: the agreement, instructions of head, tail,
-early-exit firmware and baseline, the instruction cut beside the FLOPs cut on the same samples, the
-per-operator and per-layer breakdown (instructions per MAC, the head's costliest layers), flash and RAM, and the
-arenas used (docs/deployment.md, "On a Cortex-M"); then results/firmware.csv and firmware_targets.csv."""
+A task's graphs and thresholds are what `python -m common deploy` wrote to results/<task>/deploy/<variant>/ (the
+deployed rule: certified by default). A folder holds segment_0.tflite .. segment_k.tflite (what `api.save_graphs`
+writes) and, optionally, baseline.tflite; `--inputs` is a .npy of float inputs. TFLM is built for the CPU and
+kernels once (cached; a release build for the headline counts and a profiled one for the per-layer breakdown);
+the early-exit firmware and the baseline's are built from the exported sources (`python -m common export_sources`
+writes the same files), run in QEMU (`-icount shift=0`: the timer counts instructions) and checked sample by sample
+against the Python int8 runtime. Writes firmware_<cpu>_<kernels>.json (+ .png) beside the graphs: bit-exact
+agreement, instructions per segment, of the early-exit and the baseline firmware (and of MLPerf Tiny's own int8
+file, for a task), the cut beside the FLOPs cut, the profiler's overhead, per-layer instructions per MAC, flash and
+RAM of both firmwares; for a shipped deployment, results/firmware.csv and firmware_targets.csv too."""
 
 from __future__ import annotations
 
@@ -23,9 +27,9 @@ import numpy as np
 
 from common import files, paths, tasks
 from common.config import parse, save_run_info
-from common.edge import mcu, mcu_check
-from common.edge.deployment import read_graphs
-from common.errors import ModelFileError
+from common.edge import board, mcu
+from common.edge.deployment import read_graphs, segments_of
+from common.errors import ConfigError, ModelFileError
 from common.evaluation import plots
 from common.reporting import firmware as firmware_table
 
@@ -34,13 +38,21 @@ log = logging.getLogger("trecx.firmware")
 # (Cortex-M4 at 120 MHz), in cycles (recorded in ../shared/third_party/SOURCE.txt): what the baseline's
 # instructions are set beside, to give the cycles-per-instruction factor that converting would need.
 MLPERF_CYCLES = {"image_classification": 46.7e6, "keyword_spotting": 12.0e6, "visual_wake_words": 36.1e6}
+# MLPerf Tiny's own int8 files of the reference models (under the reference folder), run beside our baseline
+MLPERF_INT8 = {"image_classification": "image_classification/pretrainedResnet_quant.tflite",
+               "keyword_spotting": "keyword_spotting/kws_ref_model.tflite",
+               "visual_wake_words": "visual_wake_words/vww_96_int8.tflite"}
 
 
 @dataclass
 class FirmwareConfig:
     """Options of `python -m common firmware`."""
 
-    task: str = ""  # image_classification, keyword_spotting or visual_wake_words
+    task: str = ""  # a deployed task model (image_classification, keyword_spotting, visual_wake_words), or:
+    graphs_dir: str = ""  # a folder of int8 segment graphs (segment_0.tflite ..; baseline.tflite optional)
+    rhos: str = ""  # --graphs-dir: the exits' thresholds, comma-separated (one for all, or one per exit; "" never)
+    inputs: str = ""  # --graphs-dir: a .npy of float inputs (N, ...) to run
+    out_dir: str = ""  # --graphs-dir: where the record goes ("" = the graphs' folder)
     variant: str = "trecx_plus"  # a deployed model: results/<task>/deploy/<variant>/
     cpu: str = "cortex-m4"  # cortex-m4 (QEMU mps2-an386) or cortex-m33 (mps2-an505)
     kernels: str = "cmsis_nn"  # cmsis_nn (CMSIS-NN, what a Cortex-M deployment uses) or reference (portable C++)
@@ -50,69 +62,132 @@ class FirmwareConfig:
     deploy_dir: str = ""  # "" = results/<task>/deploy/<variant>
     third_party: str = ""  # the TFLM source archives; "" = ../shared/third_party
     tflm: str = ""  # or your own TFLite Micro checkout (its downloads/ in place), used instead
+    profile: bool = True  # also build the profiled firmware (per-layer instructions); off: headline counts only
+    mlperf: bool = True  # a task: also run MLPerf Tiny's own int8 reference file on the same samples
+    arena_bytes: int = 0  # the early-exit firmware's one tensor arena (0 = every segment's apart, summed + margin)
+    flash_limit: int = 0  # bytes of flash the firmware must fit (0 = the emulated board's 4 MiB)
+    ram_limit: int = 0  # bytes of RAM the firmware must fit (0 = the emulated board's 4 MiB)
     jobs: int = 2  # make jobs of the TFLM build
     timeout: int = 3600  # seconds the emulation may run
 
 
-def run(cfg: FirmwareConfig) -> dict:
+def _libs(cfg: FirmwareConfig) -> dict[bool, dict]:
+    return board.libraries(cfg.cpu, cfg.kernels, Path(cfg.third_party) if cfg.third_party else None,
+                           Path(cfg.tflm) if cfg.tflm else None, cfg.jobs, cfg.profile)
+
+
+def _subset(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The benchmark's rule: a seeded random subset (a split may be ordered)."""
+    return x[np.sort(np.random.default_rng(seed).permutation(len(x))[:n])] if n and n < len(x) else x
+
+
+def folder(cfg: FirmwareConfig) -> dict:
+    """The firmware of a folder of segment graphs (a user's own model)."""
+    src = Path(cfg.graphs_dir)
+    segs = sorted(src.glob("segment_*.tflite"), key=lambda p: int(p.stem.split("_")[1].split(".")[0]))
+    if not segs:
+        raise ModelFileError(f"{src} holds no segment_<i>.tflite graphs (api.save_graphs writes them)")
+    if not cfg.inputs or not Path(cfg.inputs).exists():
+        raise ConfigError(f"--inputs must name a .npy of float inputs for the graphs (got '{cfg.inputs}')")
+    graphs = [files.read_tflite(p) for p in segs]
+    board_src = src / "baseline.tflite"
+    baseline = files.read_tflite(board_src) if board_src.exists() else graphs[0] if len(graphs) == 1 else None
+    if baseline is None:
+        raise ModelFileError(f"{src} has no baseline.tflite: the firmware's cut is measured against a baseline "
+                             "(api.save_graphs(..., baseline=...))")
+    from common.edge import sources
+
+    sources.check_segments(graphs, [p.name for p in segs])
+    rhos = [float(r) if r.strip() else None for r in cfg.rhos.split(",")] if cfg.rhos else None
+    if rhos is not None and len(rhos) == 1:
+        rhos = rhos[0]
+    x = _subset(np.load(cfg.inputs), cfg.samples, cfg.split_seed)
+    out = Path(cfg.out_dir or src)
+    rec = board.record(graphs, rhos, x, baseline, _libs(cfg), cfg.cpu, paths.cache_dir() / "firmware",
+                       limits=(cfg.flash_limit, cfg.ram_limit), arena_bytes=cfg.arena_bytes or None,
+                       timeout=cfg.timeout)
+    rec = {"graphs": [p.name for p in segs], "inputs": paths.portable(cfg.inputs), **rec}
+    return _write(rec, out, cfg, f"{src.name} on {cfg.cpu} ({cfg.kernels})")
+
+
+def deployed(cfg: FirmwareConfig) -> dict:
+    """The firmware of a task's deployed model, at its deployed thresholds."""
     task = tasks.get(cfg.task)
-    mcu.check_tools()
     out = Path(cfg.deploy_dir or paths.results_dir() / cfg.task / "deploy" / cfg.variant)
     if not (out / "deploy.json").exists():
         raise ModelFileError(f"{out / 'deploy.json'} not found: run python -m common deploy --task {cfg.task} "
                              f"--variant {cfg.variant} first")
     deploy = json.loads((out / "deploy.json").read_text())
-    graphs = read_graphs(out, cfg.variant, kinds=("int8",))
-    x, _ = task.load(cfg.data_dir, cfg.split_seed).splits["test"]
-    n_split = len(x)
-    if cfg.samples and cfg.samples < len(x):  # the benchmark's rule: a seeded subset (a split may be ordered)
-        x = x[np.sort(np.random.default_rng(cfg.split_seed).permutation(len(x))[:cfg.samples])]
-    lib = mcu.library(mcu.tflm_source(Path(cfg.third_party) if cfg.third_party else None,
-                                      Path(cfg.tflm) if cfg.tflm else None), cfg.cpu, cfg.kernels, cfg.jobs)
-    build = paths.cache_dir() / "firmware" / f"{cfg.task}_{cfg.variant}_{cfg.cpu}_{cfg.kernels}"
-    program = mcu_check.program(graphs, deploy["rho"], x, deploy["arena_bytes"])
-    elf = mcu.build(program, lib, cfg.cpu, build)
-    log.info("built %s (%s, %s); running %d samples on %s", elf, cfg.cpu, cfg.kernels, len(x),
-             mcu.BOARDS[cfg.cpu].machine)
-    board = mcu.emulate(elf, cfg.cpu, cfg.timeout)
-    rec = mcu_check.summarize(board, mcu_check.python_runtime(graphs, deploy["rho"], x), deploy["mflops"], graphs)
+    if "threshold" not in deploy:
+        raise ModelFileError(f"{out / 'deploy.json'} is from an older deploy: run python -m common deploy --task "
+                             f"{cfg.task} --variant {cfg.variant} again")
+    graphs = read_graphs(out, cfg.variant, deploy["segments"], kinds=("int8",))
+    x_all, _ = task.load(cfg.data_dir, cfg.split_seed).splits["test"]
+    x = _subset(x_all, cfg.samples, cfg.split_seed)
+    libs = _libs(cfg)
+    names = deploy["exits"]
+    rec = board.record(segments_of(graphs), deploy["rhos"], x, graphs["baseline_int8"], libs, cfg.cpu,
+                       paths.cache_dir() / "firmware", [deploy["mflops"][n] for n in names],
+                       deploy["mflops"]["baseline"], (cfg.flash_limit, cfg.ram_limit), cfg.arena_bytes or None,
+                       cfg.timeout)
+    if cfg.mlperf and cfg.task in MLPERF_INT8 and (paths.reference_dir() / MLPERF_INT8[cfg.task]).exists():
+        ref = files.read_tflite(paths.reference_dir() / MLPERF_INT8[cfg.task])
+        # its inputs in the range its own input quantization expects (VWW's file takes [0, 1], ours 0..255)
+        scale = 255.0 if board.input_range(ref) < 2 <= board.input_range(graphs["baseline_int8"]) else 1.0
+        rec["mlperf_int8"] = {"file": f"reference:{MLPERF_INT8[cfg.task]}", "input_divided_by": scale,
+                              **board.reference_record(ref, x / scale, libs, cfg.cpu, paths.cache_dir() / "firmware",
+                                                       cfg.timeout)}
+        rec["baseline_vs_mlperf_int8_instructions_pct"] = 100 * (rec["instructions"]["baseline"]
+                                                                 / rec["mlperf_int8"]["instructions"] - 1)
     base = rec["instructions"]["baseline"]
-    # the published latencies are of CMSIS-NN on a Cortex-M4: set beside that board and those kernels only
     published = MLPERF_CYCLES.get(cfg.task) if (cfg.cpu, cfg.kernels) == ("cortex-m4", "cmsis_nn") else None
-    rec = {"task": cfg.task, "variant": cfg.variant, "baseline": deploy["baseline"], "rho": deploy["rho"],
-           "cpu": cfg.cpu, "board": mcu.BOARDS[cfg.cpu].machine, "kernels": cfg.kernels,
-           "subset": "all" if len(x) == n_split else f"{len(x)} random test samples, seed {cfg.split_seed}",
-           "test_split_size": n_split, **rec, **mcu.memory(elf),
-           "counted_as": f"instructions: QEMU -icount shift=0 (1 ns of virtual time per instruction), board timer "
-                         f"ticks x {board['instructions_per_tick']:g}; not cycles",
+    rec = {"task": cfg.task, "variant": cfg.variant, "deployment": out.name, "baseline": deploy["baseline"],
+           "pooling": deploy.get("pooling", "mean"), "threshold": deploy["threshold"],
+           "subset": "all" if len(x) == len(x_all) else f"{len(x)} random test samples, seed {cfg.split_seed}",
+           "test_split_size": len(x_all), **rec,
            "mlperf_tiny_published_cycles": published,
            "implied_cycles_per_instruction": published / base if published else None,
            "cpi_note": "MLPerf Tiny v1.0, microTVM + CMSIS-NN on an STM32L4R5 (Cortex-M4, 120 MHz), the reference "
                        "model; our baseline is the model the task's trade-offs are measured against"}
-    path = out / f"firmware_{cfg.cpu}_{cfg.kernels}.json"
-    files.write_json(path, rec)
-    plots.firmware_breakdown(rec, path.with_suffix(".png"), title=f"{cfg.task} {cfg.variant} on {cfg.cpu} "
-                             f"({cfg.kernels}): instruction cut {rec['instruction_cut_pct']:.1f}%, FLOPs cut "
-                             f"{rec['flops_cut_pct']:.1f}%")
+    rec = _write(rec, out, cfg, f"{cfg.task} {cfg.variant} on {cfg.cpu} ({cfg.kernels})")
     if (out / "benchmark.json").exists():  # beside the x86 latencies: one line per board and kernels
         bench = json.loads((out / "benchmark.json").read_text())
         bench.setdefault("mcu", {})[f"{cfg.cpu}/{cfg.kernels}"] = {
-            k: rec[k] for k in ("board", "samples", "bit_exact", "exit_rate", "instruction_cut_pct", "flops_cut_pct",
-                                "instruction_to_flops_cut_ratio", "instruction_to_flops_cut_ratio_ci95",
-                                "instructions_per_mac", "flash_bytes", "ram_bytes", "counted_as")} | {
-            "instructions": rec["instructions"]}
+            k: rec.get(k) for k in ("board", "samples", "bit_exact", "exit_rate", "instruction_cut_pct",
+                                    "flops_cut_pct", "instruction_to_flops_cut_ratio",
+                                    "instruction_to_flops_cut_ratio_ci95", "instructions_per_mac", "flash_bytes",
+                                    "ram_bytes", "baseline_ram_bytes", "counted_as", "instructions")}
         files.write_json(out / "benchmark.json", bench)
     if out.parent.parent.parent == paths.results_dir():  # a shipped deployment: the cross-task table
         firmware_table.write(paths.results_dir())
-    save_run_info(out / f"firmware_{cfg.cpu}_{cfg.kernels}_run", asdict(cfg) | {"tflm_build": lib["dir"].name})
-    log.info("%s %s on %s/%s: %s with the Python int8 runtime on %d samples; instructions: baseline %.2f M, "
-             "early exit %.2f M (exit rate %.2f): %.1f%% cut vs %.1f%% FLOPs cut (ratio %.2f); flash %d B, RAM %d B",
-             cfg.task, cfg.variant, cfg.cpu, cfg.kernels, "bit-exact" if rec["bit_exact"] else "MISMATCHED",
-             rec["samples"], base / 1e6, rec["instructions"]["early_exit_firmware"] / 1e6, rec["exit_rate"],
-             rec["instruction_cut_pct"], rec["flops_cut_pct"], rec["instruction_to_flops_cut_ratio"] or 0,
-             rec["flash_bytes"], rec["ram_bytes"])
     return rec
 
 
+def _write(rec: dict, out: Path, cfg: FirmwareConfig, title: str) -> dict:
+    per_tick = rec.pop("instructions_per_tick")
+    rec["counted_as"] = (f"instructions: QEMU -icount shift=0 (1 ns of virtual time per instruction), board timer "
+                         f"ticks x {per_tick:g}; not cycles")
+    path = out / f"firmware_{cfg.cpu}_{cfg.kernels}.json"
+    files.write_json(path, rec)
+    if "per_layer" in rec:
+        plots.firmware_breakdown(rec, path.with_suffix(".png"), title=f"{title}: instruction cut "
+                                 f"{rec['instruction_cut_pct']:.1f}%, FLOPs cut {rec['flops_cut_pct']:.1f}%")
+    save_run_info(out / f"firmware_{cfg.cpu}_{cfg.kernels}_run", asdict(cfg))
+    ins = rec["instructions"]
+    log.info("%s: %s with the Python int8 runtime on %d samples; instructions (release): baseline %.2f M, early "
+             "exit %.2f M (exit rate %.2f): %.1f%% cut vs %.1f%% FLOPs cut; RAM %d B (baseline %d B, hand-over %d B)",
+             title, "bit-exact" if rec["bit_exact"] else "MISMATCHED", rec["samples"], ins["baseline"] / 1e6,
+             ins["early_exit_firmware"] / 1e6, rec["exit_rate"], rec["instruction_cut_pct"], rec["flops_cut_pct"],
+             rec["ram_bytes"], rec["baseline_ram_bytes"], rec["handover_bytes"])
+    return rec
+
+
+def run(cfg: FirmwareConfig) -> dict:
+    if bool(cfg.task) == bool(cfg.graphs_dir):
+        raise ConfigError("give either --task (a deployed model) or --graphs-dir (a folder of int8 segment graphs)")
+    mcu.check_tools()
+    return deployed(cfg) if cfg.task else folder(cfg)
+
+
 def main(argv: list[str] | None = None) -> dict:
-    return run(parse(FirmwareConfig, None, argv, description=__doc__, required=("task",)))
+    return run(parse(FirmwareConfig, None, argv, description=__doc__))

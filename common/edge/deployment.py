@@ -1,10 +1,12 @@
-"""The int8 deployment of an early-exit model split at its exit: the graphs, their checks against Keras
-and between interpreters, the int8 accuracy and benefit curves, and the rho to deploy (the `deploy`
-command writes them; `benchmark` reads the graphs back).
+"""The int8 deployment of an early-exit model split at its k exits: the k + 1 segment graphs and the baseline's,
+their checks against Keras and between interpreters, the int8 accuracy and benefit curves, and the thresholds to
+deploy, certified on the int8 outputs that will run (the `deploy` command writes them; `benchmark` and
+`firmware` read the graphs back).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -14,78 +16,100 @@ from tqdm import tqdm
 
 from common import files
 from common.edge import micro
-from common.edge.export import TFLiteRunner, split_at_exit, to_tflite
-from common.edge.runtime import EarlyExitRuntime
+from common.edge.export import TFLiteRunner, segment_names, split_at_exits, to_tflite
+from common.edge.runtime import MultiExitRuntime
 from common.errors import ModelFileError, TrecxError
-from common.evaluation import sweep
-from common.evaluation.evaluate import predict
+from common.evaluation import calibrate, sweep
+from common.evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD, predict
+from common.models import contract
 
 DROP_POINTS = (1, 2, 3)  # the trade-offs sweep.tradeoffs reports
+RULES = ("certified", "certified_per_exit", "validation")  # how the deployed thresholds are chosen (docs)
 log = logging.getLogger("trecx.deploy")
 
 
 def graph_file(variant: str, name: str) -> str:
-    """File of a graph: head_int8 -> trecx_head.int8.tflite, baseline_float -> baseline.float.tflite."""
-    part, kind = name.split("_")
+    """File of a graph: head_int8 -> trecx_head.int8.tflite, mid_1_int8 -> trecx_mid_1.int8.tflite,
+    baseline_float -> baseline.float.tflite."""
+    part, kind = name.rsplit("_", 1)
     return f"{part}.{kind}.tflite" if part == "baseline" else f"{variant}_{part}.{kind}.tflite"
 
 
-def read_graphs(out: Path, variant: str, kinds: tuple[str, ...] = ("float", "int8")) -> dict[str, bytes]:
-    """The graphs of `kinds` that main() wrote (git keeps only the int8 ones: a clone can benchmark)."""
-    names = [f"{p}_{k}" for p in ("head", "tail", "baseline") for k in kinds]
+def read_graphs(out: Path, variant: str, segments: list[str], kinds: tuple[str, ...] = ("float", "int8")
+                ) -> dict[str, bytes]:
+    """The graphs of `kinds` that deploy wrote, for the `segments` its deploy.json names (git keeps only the
+    int8 ones: a clone can benchmark and build the firmware)."""
+    names = [f"{p}_{k}" for p in (*segments, "baseline") for k in kinds]
     missing = [graph_file(variant, n) for n in names if not (out / graph_file(variant, n)).exists()]
     if missing:
         raise ModelFileError(f"{out} lacks {', '.join(missing)}: run python -m common deploy first")
     return {n: files.read_tflite(out / graph_file(variant, n)) for n in names}
 
 
-def export_graphs(model: keras.Model, base: keras.Model, calib: np.ndarray) -> dict[str, bytes]:
-    """Float and int8 graphs of the head, the tail and the baseline; the tail is calibrated on the
-    head's feature maps of the same training samples."""
-    head, tail = split_at_exit(model)
-    feats = predict(head, calib)["features"]
-    n = len(calib)
-    return {"head_float": to_tflite(head), "tail_float": to_tflite(tail), "baseline_float": to_tflite(base),
-            "head_int8": to_tflite(head, calib, n), "tail_int8": to_tflite(tail, feats, n),
-            "baseline_int8": to_tflite(base, calib, n)}
+def segments_of(graphs: dict[str, bytes], kind: str = "int8") -> list[bytes]:
+    """The segment graphs of `kind` in order (head, mid_1.., tail)."""
+    names = [n.rsplit("_", 1)[0] for n in graphs if n.endswith(f"_{kind}") and not n.startswith("baseline")]
+    return [graphs[f"{n}_{kind}"] for n in segment_names(len(names) - 1)]
+
+
+def export_graphs(model: keras.Model, base: keras.Model, calib: np.ndarray, pooling: str = "mean"
+                  ) -> dict[str, bytes]:
+    """Float and int8 graphs of every segment and of the baseline (global pooling lowered by `pooling`, see
+    `export.to_tflite`); each segment is calibrated on what it reads from the same training samples (the
+    previous segment's feature maps)."""
+    if len(contract.exit_names(model)) < 2:
+        raise ModelFileError(f"model '{model.name}' has no early exit (outputs {contract.output_names(model)}): "
+                             "deploy takes a model with at least one, e.g. --variant trecx")
+    segs = split_at_exits(model)
+    names = segment_names(len(segs) - 1)
+    graphs, x, n = {}, calib, len(calib)
+    for name, seg in zip(names, segs, strict=True):
+        graphs[f"{name}_float"] = to_tflite(seg, pooling=pooling)
+        graphs[f"{name}_int8"] = to_tflite(seg, x, n, pooling)
+        if "features" in seg.output:
+            x = predict(seg, x)["features"]
+    return graphs | {"baseline_float": to_tflite(base, pooling=pooling),
+                     "baseline_int8": to_tflite(base, calib, n, pooling)}
 
 
 def graph_outputs(graphs: dict[str, bytes], kind: str, x: np.ndarray, desc: str) -> dict[str, np.ndarray]:
-    """Both exits of the split graphs and the baseline's output for every row of x (batch 1)."""
-    rt = EarlyExitRuntime(graphs[f"head_{kind}"], graphs[f"tail_{kind}"], rho=0.0)
+    """Every exit of the segment graphs and the baseline's output for every row of x (batch 1)."""
+    rt = MultiExitRuntime(segments_of(graphs, kind), [0.0] * (len(segments_of(graphs, kind)) - 1))
     base = TFLiteRunner(graphs[f"baseline_{kind}"])
-    out: dict[str, list] = {"early_exit": [], "final": [], "baseline": []}
+    out: dict[str, list] = {e: [] for e in rt.exits} | {"baseline": []}
     for row in tqdm(x, desc=desc, unit="sample", mininterval=2, disable=len(x) < 500):
-        early, final = rt.both(row)
-        out["early_exit"].append(early), out["final"].append(final)
+        for e, p in zip(rt.exits, rt.all_exits(row), strict=True):
+            out[e].append(p)
         out["baseline"].append(base(row)["final"])
     return {k: np.stack(v) for k, v in out.items()}
 
 
 def float_check(model: keras.Model, graphs: dict[str, bytes], x: np.ndarray) -> dict[str, float]:
-    """Max abs difference between the Keras model and its float split graphs, per exit."""
+    """Max abs difference between the Keras model and its float segment graphs, per exit."""
     want = predict(model, x)
     got = graph_outputs(graphs, "float", x, "float check")
-    return {k: float(np.abs(got[k] - want[k]).max()) for k in ("early_exit", "final")}
+    return {k: float(np.abs(got[k] - want[k]).max()) for k in contract.exit_names(model)}
 
 
 def tflm_check(graphs: dict[str, bytes], x: np.ndarray) -> dict:
-    """Tensor-arena size of every int8 graph under tflite-micro, and how far TFLM's raw int8
-    outputs are from LiteRT's on the rows of x (in quantization steps)."""
+    """Tensor-arena size of every int8 graph under tflite-micro, and how far TFLM's raw int8 outputs are from
+    LiteRT's on the rows of x (in quantization steps); each segment reads the previous one's LiteRT map."""
     out: dict = {"arena_bytes": {}, "max_lsb_diff_vs_litert": {}}
-    for name in ("head_int8", "tail_int8", "baseline_int8"):
-        runner = TFLiteRunner(graphs[name])
-        if name == "tail_int8":  # the tail's inputs are the head's feature maps
-            head = TFLiteRunner(graphs["head_int8"])
-            rows = [runner.quantize(head(r)["features"]) for r in x]
-        else:
-            rows = [runner.quantize(r) for r in x]
-        out["arena_bytes"][name] = micro.arena_size(graphs[name], rows[0])
-        tflm, diff = micro.MicroRunner(graphs[name]), 0
+    segs = segments_of(graphs)
+    names = segment_names(len(segs) - 1)
+    inputs = {names[0]: list(x), "baseline": list(x)}
+    for prev, name in itertools.pairwise(names):
+        r = TFLiteRunner(graphs[f"{prev}_int8"])
+        inputs[name] = [r(v)["features"] for v in inputs[prev]]
+    for name in (*names, "baseline"):
+        runner = TFLiteRunner(graphs[f"{name}_int8"])
+        rows = [runner.quantize(r) for r in inputs[name]]
+        out["arena_bytes"][f"{name}_int8"] = micro.arena_size(graphs[f"{name}_int8"], rows[0])
+        tflm, diff = micro.MicroRunner(graphs[f"{name}_int8"]), 0
         for r in rows:  # the same raw outputs by name from both interpreters
             ref, got = runner.raw(r), tflm.raw(r)
             diff = max(diff, *(int(np.abs(got[k].astype(np.int32) - ref[k].astype(np.int32)).max()) for k in ref))
-        out["max_lsb_diff_vs_litert"][name] = diff
+        out["max_lsb_diff_vs_litert"][f"{name}_int8"] = diff
     return out
 
 
@@ -95,44 +119,62 @@ def accuracy(outputs: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
 
 def evaluate_int8(model: keras.Model, base: keras.Model, graphs: dict[str, bytes], data: dict,
                   mflops: dict[str, float]) -> tuple[dict, dict, dict[str, list[dict]], dict]:
-    """Per split: accuracy of every exit (Keras float vs int8 graphs), the int8 benefit curve, that curve
-    as CSV rows, and the int8 outputs themselves ({"early_exit", "final", "baseline"} probabilities)."""
+    """Per split: accuracy of every exit (Keras float vs int8 graphs), the int8 benefit curve (one rho shared by
+    every exit), that curve as CSV rows, and the int8 outputs themselves (every exit and "baseline")."""
+    names = contract.exit_names(model)
     accuracy_of, curves, rows, outputs = {}, {}, {}, {}
     for split, (x, y) in data.items():
         keras_out = predict(model, x) | {"baseline": predict(base, x)["final"]}
         int8_out = outputs[split] = graph_outputs(graphs, "int8", x, f"int8 {split}")
-        accuracy_of[split] = {"keras_float": accuracy(keras_out, y), "int8": accuracy(int8_out, y)}
-        curves[split] = sweep.sweep([int8_out["early_exit"], int8_out["final"]], y,
-                                    [mflops["early_exit"], mflops["final"]])
+        accuracy_of[split] = {"keras_float": accuracy({k: keras_out[k] for k in int8_out}, y),
+                              "int8": accuracy(int8_out, y)}
+        curves[split] = sweep.sweep([int8_out[e] for e in names], y, [mflops[e] for e in names])
         c = curves[split]
-        rows[split] = [{"rho": float(r), "accuracy": float(a), "mflops": float(m), "exit_rate_early": float(e[0])}
-                       for r, a, m, e in zip(c["rho"], c["accuracy"], c["mflops"], c["exit_rate"], strict=True)]
+        rows[split] = [{"rho": float(r), "accuracy": float(a), "mflops": float(m),
+                        **{f"exit_rate_{e}": float(v) for e, v in zip(names[:-1], rate, strict=False)}}
+                       for r, a, m, rate in zip(c["rho"], c["accuracy"], c["mflops"], c["exit_rate"], strict=True)]
     return accuracy_of, curves, rows, outputs
 
 
-def certified_rho(outputs: dict, data: dict, curves: dict, mflops: dict[str, float], drop_points: int) -> dict:
-    """The rho Learn-then-Test certifies on the int8 validation outputs for `drop_points` against the int8
-    baseline (`evaluation.evaluate.guaranteed`, as every test run does on the float outputs), with what it
-    gives on the int8 test outputs."""
-    from common.evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD, guaranteed
-
-    exits = ["early_exit", "final"]
-    split_outputs = {s: {e: outputs[s][e] for e in exits} | {"labels": y} for s, (_, y) in data.items()}
-    right = {s: outputs[s]["baseline"].argmax(axis=1) == y for s, (_, y) in data.items()}
-    base_test = float(right["test"].mean())
-    row = guaranteed(split_outputs, exits, [mflops[e] for e in exits], curves,
-                     {"test_accuracy": base_test, "mflops": mflops["baseline"]}, right, drops=(drop_points,))[0]
-    return {"drop_points": drop_points, "rho": row["rho"], "method": GUARANTEE_METHOD, "delta": GUARANTEE_DELTA,
-            **{k: row[k] for k in ("test_accuracy", "test_mflops", "test_flops_reduction_pct")}}
-
-
-def choose_rho(tradeoffs: list[dict], drop_points: int) -> dict:
-    """The asked trade-off, else the tightest looser one that any rho reaches on validation."""
-    usable = [t for t in tradeoffs if t["rho"] is not None and t["drop_points"] >= drop_points]
-    if not usable:
-        raise TrecxError(f"no rho keeps the int8 validation accuracy within {max(DROP_POINTS)} points of the "
-                         f"baseline (asked: --drop-points {drop_points}): the int8 early exit is too weak to deploy")
-    if usable[0]["drop_points"] != drop_points:
-        log.warning("no rho within %d point(s) on int8 validation; deploying the %d-point trade-off",
-                    drop_points, usable[0]["drop_points"])
-    return usable[0]
+def choose(rule: str, outputs: dict, data: dict, mflops: dict[str, float], names: list[str], drop_points: int,
+           delta: float = GUARANTEE_DELTA, seed: int = 0) -> dict:
+    """The thresholds to deploy by `rule`, from the int8 validation outputs against the int8 baseline, with what
+    they give on the int8 test outputs: "certified" (Learn-then-Test, one rho for every exit, on every validation
+    sample), "certified_per_exit" (a threshold per exit: a path chosen on half the validation samples, tested on
+    the other half; docs/calibration.md) or "validation" (the cheapest rho within the budget on validation: no
+    guarantee). `rhos` None: nothing certified, the full network runs."""
+    if rule not in RULES:
+        raise TrecxError(f"--rule must be one of {', '.join(RULES)}, got '{rule}'")
+    (_, y_val), (_, y_test) = data["val"], data["test"]
+    cum = [mflops[e] for e in names]
+    val = [outputs["val"][e] for e in names]
+    right = outputs["val"]["baseline"].argmax(axis=1) == y_val
+    rec = {"rule": rule, "budget_points": drop_points, "against": "the int8 baseline",
+           "chosen_on": f"int8 outputs of the validation split ({len(y_val)} samples)"}
+    if rule == "validation":
+        rho = calibrate.naive_rho(val, y_val, cum, right, drop_points / 100)
+        rhos = None if rho is None else [rho] * (len(names) - 1)
+        rec |= {"guarantee": "none: the cheapest rho within the budget on validation, which lands over it on unseen "
+                             "data about half the time (docs/calibration.md)", "method": None, "delta": None}
+    else:
+        if rule == "certified":
+            cal = calibrate.calibrate(val, y_val, cum, right, drop_points / 100, delta, GUARANTEE_METHOD, seed=seed)
+        else:
+            if len(names) < 3:
+                raise TrecxError("--rule certified_per_exit needs a model with two or more early exits; use certified")
+            cal = calibrate.calibrate_per_exit(val, y_val, cum, right, drop_points / 100, delta, GUARANTEE_METHOD,
+                                               seed=seed)
+        rhos = cal.thresholds(len(names) - 1)
+        rec |= {"guarantee": f"P(int8 test drop > {drop_points} point(s)) <= {delta}", "method": cal.method,
+                "delta": delta, "certified_on": cal.samples}
+    rec |= {"certified": rule != "validation" and rhos is not None, "rhos": rhos,
+            "note": "" if rhos is not None else "nothing within the budget: no early exit fires, the full network runs"}
+    run = [float("inf") if rhos is None else r for r in (rhos or [None] * (len(names) - 1))]
+    base_acc = {s: float((outputs[s]["baseline"].argmax(axis=1) == y).mean()) for s, y in
+                (("val", y_val), ("test", y_test))}
+    for split, y in (("val", y_val), ("test", y_test)):
+        c = sweep.vector_sweep([outputs[split][e] for e in names], y, cum, np.array(run))
+        rec[split] = {"accuracy": float(c["accuracy"][0]), "drop_points": 100 * (base_acc[split] - c["accuracy"][0]),
+                      "mflops": float(c["mflops"][0]), "flops_cut_pct": 100 * (1 - c["mflops"][0] / mflops["baseline"]),
+                      "exit_rates": [float(v) for v in c["exit_rate"][0]], "baseline_accuracy": base_acc[split]}
+    return rec

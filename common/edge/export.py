@@ -7,7 +7,8 @@ included). Outputs are read by name through the signature runner, as TFLite may 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 import keras
 import numpy as np
@@ -23,6 +24,12 @@ def split_at_exit(model: keras.Model, exit_layer: str = "early_exit") -> tuple[k
     head = keras.Model(model.inputs, {"early_exit": outputs["early_exit"], "features": tap}, name="head")
     tail = keras.Model(tap, {"final": outputs["final"]}, name="tail")
     return head, tail
+
+
+def segment_names(k: int) -> list[str]:
+    """Names of a k-exit model's k + 1 segments: head (to the first exit), mid_1 .. mid_{k-1}, tail (to the final
+    exit); a model with no early exit is one segment, the baseline."""
+    return ["baseline"] if k == 0 else ["head", *(f"mid_{i}" for i in range(1, k)), "tail"]
 
 
 def split_at_exits(model: keras.Model) -> list[keras.Model]:
@@ -42,12 +49,19 @@ def split_at_exits(model: keras.Model) -> list[keras.Model]:
     return segments
 
 
-def to_tflite(model: keras.Model, representative: np.ndarray | None = None, samples: int = 200) -> bytes:
+POOLINGS = ("mean", "average_pool")  # how global average pooling is lowered (pooling_as_average_pool)
+
+
+def to_tflite(model: keras.Model, representative: np.ndarray | None = None, samples: int = 200,
+              pooling: str = "mean") -> bytes:
     """Convert `model` (dict outputs) to TFLite: float32, or full-integer int8 (int8 input and
     outputs) calibrated on up to `samples` rows of `representative` (take them from training data)."""
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:  # via a SavedModel, so variables are frozen for calibration
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got '{pooling}'")
+    lowering = pooling_as_average_pool() if pooling == "average_pool" else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory() as tmp, lowering:  # via a SavedModel, so variables are frozen
         export = keras.export.ExportArchive()
         export.track(model)
         export.add_endpoint("serve", lambda x: model(x, training=False),
@@ -58,6 +72,30 @@ def to_tflite(model: keras.Model, representative: np.ndarray | None = None, samp
             _int8(converter, representative[:samples].astype(np.float32))
         with quiet():  # the converter prints its quantization settings from C++
             return converter.convert()
+
+
+@contextlib.contextmanager
+def pooling_as_average_pool() -> Iterator[None]:
+    """While converting: global average pooling traced as an AVERAGE_POOL_2D over the whole map (and a RESHAPE)
+    instead of the MEAN it lowers to. The same average, and TFLite Micro has a CMSIS-NN kernel for the first only
+    (on the Cortex-M4 the DS-CNN's MEAN ran 1.04 M instructions against 0.05 M as AVERAGE_POOL_2D, which is how
+    MLPerf Tiny's own int8 files are converted); but int8 AVERAGE_POOL_2D keeps its input's scale, which cost
+    IC's two-exit model 0.8 points of int8 accuracy (docs/deployment.md, "Counts a release firmware gives")."""
+    cls = keras.layers.GlobalAveragePooling2D
+    original = cls.call
+
+    def call(self, inputs):
+        h, w = inputs.shape[1], inputs.shape[2]
+        if self.data_format != "channels_last" or h is None or w is None:
+            return original(self, inputs)
+        y = keras.ops.average_pool(inputs, (h, w), strides=(h, w), padding="valid")
+        return y if self.keepdims else keras.ops.reshape(y, (-1, inputs.shape[-1]))
+
+    cls.call = call
+    try:
+        yield
+    finally:
+        cls.call = original
 
 
 def _int8(converter: tf.lite.TFLiteConverter, rows: np.ndarray) -> None:
@@ -99,11 +137,17 @@ class TFLiteRunner:
         with quiet((2,)):  # LiteRT announces its XNNPACK delegate from C++
             self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
             self.interpreter.allocate_tensors()
-        runner = self.interpreter.get_signature_runner()
-        details = runner.get_input_details()
-        self.input_name = next(iter(details))
-        self.input = details[self.input_name]
-        self.outputs = runner.get_output_details()
+        if self.interpreter.get_signature_list():
+            runner = self.interpreter.get_signature_runner()
+            details = runner.get_input_details()
+            self.input_name = next(iter(details))
+            self.input = details[self.input_name]
+            self.outputs = runner.get_output_details()
+        else:  # a graph without signatures (converted elsewhere, e.g. MLPerf Tiny's): one output is the final exit
+            self.input = self.interpreter.get_input_details()[0]
+            self.input_name = self.input["name"]
+            out = self.interpreter.get_output_details()
+            self.outputs = {"final": out[0]} if len(out) == 1 else {d["name"]: d for d in out}
         # tensor indices, so a call is set_tensor/invoke/get_tensor with no signature bookkeeping
         self._in, self._out = self.input["index"], {k: v["index"] for k, v in self.outputs.items()}
         by_index = {i: k for k, i in self._out.items()}

@@ -1,5 +1,5 @@
 """The early-exit firmware on an emulated Arm Cortex-M: TFLite Micro built from source (CMSIS-NN or the
-reference kernels), a C++ program over the deployed int8 head, tail and baseline (`firmware/early_exit.cc`),
+reference kernels), the exported sources of a model (`edge.sources`) with a benchmark main (`firmware/bench.cc`),
 run in QEMU's system emulation of an MPS2 board with `-icount shift=0`, where virtual time advances 1 ns per
 instruction, so the board's timer counts instructions (docs/deployment.md, "On a Cortex-M").
 
@@ -17,8 +17,6 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from common import paths
 from common.errors import TrecxError
@@ -39,6 +37,8 @@ class Board:
     ram: int
     timer: int  # CMSDK APB timer 0 (the secure alias on an505)
     timer_mhz: float  # its clock: under -icount shift=0 one tick is 1000 / timer_mhz instructions
+    flash_bytes: int = 4 << 20  # what firmware.ld gives code and RAM (the FPGA images' SSRAM)
+    ram_bytes: int = 4 << 20
 
 
 BOARDS = {"cortex-m4": Board("mps2-an386", 0x00000000, 0x20000000, 0x40000000, 25.0),
@@ -112,9 +112,11 @@ def tflm_source(third_party: Path | None = None, checkout: Path | None = None) -
 MAKEFILE = "tensorflow/lite/micro/tools/make/Makefile"
 
 
-def _make_args(cpu: str, kernels: str) -> list[str]:
-    args = ["TARGET=cortex_m_qemu", f"TARGET_ARCH={cpu}",
-            "BUILD_TYPE=release_with_logs"]  # release strips the operator names the per-layer profile needs
+BUILD_TYPES = {False: "release", True: "release_with_logs"}  # profiled: release strips the profiler and op names
+
+
+def _make_args(cpu: str, kernels: str, profiled: bool = False) -> list[str]:
+    args = ["TARGET=cortex_m_qemu", f"TARGET_ARCH={cpu}", f"BUILD_TYPE={BUILD_TYPES[profiled]}"]
     return args + ([f"OPTIMIZED_KERNEL_DIR={kernels}"] if kernels != "reference" else [])
 
 
@@ -125,20 +127,22 @@ def _env() -> dict:
     return os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # make runs python3
 
 
-def library(tree: Path, cpu: str, kernels: str, jobs: int = 2) -> dict:
-    """Build (once, into the cache) libtensorflow-microlite.a for `cpu` with `kernels`; returns its compile
-    flags, include folders and path."""
+def library(tree: Path, cpu: str, kernels: str, jobs: int = 2, profiled: bool = False) -> dict:
+    """Build (once, into the cache) libtensorflow-microlite.a for `cpu` with `kernels`, as a user's release
+    firmware would (`profiled`: release_with_logs, whose interpreter reports each operator to a profiler);
+    returns its compile flags, include folders, path and whether it is profiled."""
     if cpu not in BOARDS:
         raise FirmwareError(f"--cpu must be one of {', '.join(BOARDS)}, got '{cpu}'")
     if kernels not in KERNELS:
         raise FirmwareError(f"--kernels must be one of {', '.join(KERNELS)}, got '{kernels}'")
     check_tools()
-    build = cache() / f"build_{tree.name}_{_digest(*_make_args(cpu, kernels))}_{cpu}_{kernels}"
+    args = _make_args(cpu, kernels, profiled)
+    build = cache() / f"build_{tree.name}_{_digest(*args)}_{cpu}_{kernels}{'_profiled' if profiled else ''}"
     flags_file = build / "flags.txt"
     if not flags_file.exists():
         if not build.exists():  # make writes into its tree: each configuration builds in its own copy
             shutil.copytree(tree, build, symlinks=True)
-        r = subprocess.run(["make", "-s", f"-j{jobs}", "-f", MAKEFILE, *_make_args(cpu, kernels), "microlite"],
+        r = subprocess.run(["make", "-s", f"-j{jobs}", "-f", MAKEFILE, *args, "microlite"],
                            cwd=build, env=_env(), capture_output=True, text=True)
         if r.returncode:
             raise FirmwareError(f"the TFLM build for {cpu}/{kernels} failed in {build}: "
@@ -146,13 +150,14 @@ def library(tree: Path, cpu: str, kernels: str, jobs: int = 2) -> dict:
         printer = build / "print_flags.mk"
         printer.write_text("print_flags:\n\t@echo CXX $(CXXFLAGS)\n\t@echo CC $(CCFLAGS)\n\t@echo INC $(INCLUDES)\n"
                            "\t@echo LIB $(MICROLITE_LIB_PATH)\n")
-        r = subprocess.run(["make", "-s", "-f", MAKEFILE, "-f", str(printer), *_make_args(cpu, kernels), "print_flags"],
+        r = subprocess.run(["make", "-s", "-f", MAKEFILE, "-f", str(printer), *args, "print_flags"],
                            cwd=build, env=_env(), capture_output=True, text=True, check=True)
         flags_file.write_text("\n".join(line for line in r.stdout.splitlines()
                                         if line.startswith(("CXX ", "CC ", "INC ", "LIB "))))
     lines = dict(line.split(" ", 1) for line in flags_file.read_text().splitlines())
     return {"dir": build, "cxx": lines["CXX"].split(), "cc": lines["CC"].split(), "inc": lines["INC"].split(),
-            "lib": build / lines["LIB"].strip()}
+            "lib": build / lines["LIB"].strip(), "profiled": profiled, "build_type": BUILD_TYPES[profiled],
+            "cpu": cpu, "kernels": kernels}
 
 
 def resolver_calls(graphs: list[bytes]) -> list[str]:
@@ -169,79 +174,25 @@ def resolver_calls(graphs: list[bytes]) -> list[str]:
                   for op in ops)
 
 
-def _c_array(name: str, data: bytes) -> str:
-    body = ",".join(str(b) for b in data)
-    return f"alignas(16) const unsigned char {name}[{len(data)}] = {{{body}}};\n"
-
-
-def _f32(x: float) -> str:
-    return f"{np.float32(x)!r}".replace("np.float32(", "").rstrip(")") + "f"
-
-
-@dataclass
-class Program:
-    """What the firmware is built from: three graphs, the exit rule and the samples (already int8)."""
-
-    head: bytes
-    tail: bytes
-    baseline: bytes
-    threshold: float  # rho / scale + zero of the head's exit output (inf: never exit)
-    head_exit: int  # output indices in graph order
-    head_features: int
-    requantize: tuple | None  # (scale_out, zero_out, scale_in, zero_in) when the hand-over requantizes
-    samples: np.ndarray  # (N, input bytes) int8, quantized for the head (read from a host file, not in flash)
-    base_samples: np.ndarray  # the same, quantized for the baseline
-    classes: int
-    feature_bytes: int
-    arenas: tuple[int, int, int]  # head, tail, baseline arena sizes (bytes)
-
-
-def write_sources(program: Program, out: Path, timer: int) -> None:
-    """model_data.h and model_data.cc of `program` in `out`, and the two sample files the firmware reads
-    through semihosting (samples.bin for the head, base_samples.bin for the baseline)."""
-    calls = resolver_calls([program.head, program.tail, program.baseline])
-    rq = program.requantize or (1.0, 0, 1.0, 0)
-    for name, rows in (("samples.bin", program.samples), ("base_samples.bin", program.base_samples)):
-        (out / name).write_bytes(np.ascontiguousarray(rows, dtype=np.int8).tobytes())
-    header = [
-        "// Generated by common/edge/mcu.py from a deployed model: do not edit.", "#pragma once",
-        "#include <cstdint>",
-        f"#define TRECX_TIMER_BASE 0x{timer:08x}u",
-        f"#define TRECX_NUM_OPS {len(calls)}",
-        "#define TRECX_ADD_OPS(r) do { " + " ".join(f"r.{c}();" for c in calls) + " } while (0)",
-        f"#define TRECX_ARENA_HEAD {program.arenas[0]}", f"#define TRECX_ARENA_TAIL {program.arenas[1]}",
-        f"#define TRECX_ARENA_BASE {program.arenas[2]}",
-        f"#define TRECX_SAMPLES {len(program.samples)}", f"#define TRECX_INPUT_BYTES {program.samples.shape[1]}",
-        f"#define TRECX_CLASSES {program.classes}", f"#define TRECX_FEATURE_BYTES {program.feature_bytes}",
-        f"#define TRECX_HEAD_EXIT {program.head_exit}", f"#define TRECX_HEAD_FEATURES {program.head_features}",
-        f"#define TRECX_THRESHOLD {program.threshold!r}" if np.isfinite(program.threshold)
-        else "#define TRECX_THRESHOLD 1e300",
-        f"#define TRECX_REQUANTIZE {int(program.requantize is not None)}",
-        f"#define TRECX_FEAT_SCALE_OUT {_f32(rq[0])}", f"#define TRECX_FEAT_ZERO_OUT {int(rq[1])}",
-        f"#define TRECX_FEAT_SCALE_IN {_f32(rq[2])}", f"#define TRECX_FEAT_ZERO_IN {int(rq[3])}",
-        f'#define TRECX_SAMPLES_FILE "{(out / "samples.bin").resolve()}"',
-        f'#define TRECX_BASE_SAMPLES_FILE "{(out / "base_samples.bin").resolve()}"',
-        "extern const unsigned char g_head[], g_tail[], g_base[];", ""]
-    (out / "model_data.h").write_text("\n".join(header))
-    cc = ['#include "model_data.h"', "", _c_array("g_head", program.head), _c_array("g_tail", program.tail),
-          _c_array("g_base", program.baseline), ""]
-    (out / "model_data.cc").write_text("\n".join(cc))
-
-
-def build(program: Program, lib: dict, cpu: str, out: Path) -> Path:
-    """Compile and link the firmware for `cpu` against `lib` (`library`) into out/firmware.elf."""
+def build(sources: Path, lib: dict, cpu: str, out: Path, samples: int, samples_file: Path) -> Path:
+    """Compile the exported sources (`edge.sources.write`: trecx_model + trecx_runner) with the benchmark main
+    (`firmware/bench.cc`, reading `samples` int8 inputs from `samples_file` through semihosting) and link them
+    for `cpu` against `lib` (`library`; a profiled one also prints each operator) into out/firmware.elf."""
     board = BOARDS[cpu]
     out.mkdir(parents=True, exist_ok=True)
-    write_sources(program, out, board.timer)
     inc = [f"-I{lib['dir'] / p[2:]}" if p.startswith("-I") and not Path(p[2:]).is_absolute() else p for p in lib["inc"]]
     (out / "firmware.ld").write_text(string.Template((FIRMWARE / "firmware.ld").read_text())
                                      .substitute(code=hex(board.code), ram=hex(board.ram)))
+    defines = [f"-DTRECX_TIMER_BASE=0x{board.timer:08x}u", f"-DTRECX_PROFILE={int(lib['profiled'])}",
+               f"-DTRECX_SAMPLES={samples}", f'-DTRECX_SAMPLES_FILE="{samples_file.resolve()}"']
     objs = []
-    for src, tool, flags in ((FIRMWARE / "early_exit.cc", "arm-none-eabi-g++", lib["cxx"]),
-                             (out / "model_data.cc", "arm-none-eabi-g++", lib["cxx"]),
+    shutil.copyfile(FIRMWARE / "bench.cc", out / "bench.cc")  # beside nothing: its includes resolve to `sources`
+    for src, tool, flags in ((sources / "trecx_model.cc", "arm-none-eabi-g++", lib["cxx"]),
+                             (sources / "trecx_runner.cc", "arm-none-eabi-g++", lib["cxx"]),
+                             (out / "bench.cc", "arm-none-eabi-g++", [*lib["cxx"], *defines]),
                              (FIRMWARE / "startup.c", "arm-none-eabi-gcc", lib["cc"])):
         obj = out / f"{src.stem}.o"
-        _run([tool, *flags, "-O2", *inc, f"-I{out}", "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
+        _run([tool, *flags, "-O2", *inc, f"-I{sources}", "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
         objs.append(str(obj))
     elf = out / "firmware.elf"
     cpu_flags = [f for f in lib["cxx"] if f.startswith(("-mcpu", "-mthumb", "-mfloat-abi", "-mfpu", "--specs"))]
@@ -260,16 +211,25 @@ def _run(cmd: list[str], what: str) -> None:
 
 
 def memory(elf: Path) -> dict:
-    """Flash (code, constants, initial data) and static RAM (data, zeroed data: the arenas) of the firmware."""
+    """Flash (code, constants, initial data) and static RAM (data, zeroed data: the arena among them) of the
+    firmware."""
     r = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True)
     size = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)", r.stdout, re.M)}
     flash = size.get(".text", 0) + size.get(".ARM.exidx", 0) + size.get(".data", 0)
     return {"flash_bytes": flash, "ram_bytes": size.get(".data", 0) + size.get(".bss", 0)}
 
 
+def check_fits(mem: dict, flash_limit: int, ram_limit: int, what: str) -> None:
+    """A one-line FirmwareError when the firmware is larger than the board's flash or RAM, naming both sizes."""
+    for kind, limit in (("flash", flash_limit), ("ram", ram_limit)):
+        if limit and mem[f"{kind}_bytes"] > limit:
+            raise FirmwareError(f"{what} needs {mem[f'{kind}_bytes']:,} bytes of {kind.upper()} but the board has "
+                                f"{limit:,} (--{kind}-limit)")
+
+
 def emulate(elf: Path, cpu: str, timeout: float = 1800) -> dict:
-    """Run the firmware on the emulated board; returns the arenas used, per-sample records and per-op ticks
-    converted to instructions."""
+    """Run the firmware on the emulated board; returns the arena used, each sample's exit, class and
+    instructions per segment, and (a profiled firmware) each segment's operators' instructions."""
     board = BOARDS[cpu]
     cmd = ["qemu-system-arm", "-M", board.machine, "-display", "none", "-serial", "null", "-monitor", "null",
            "-icount", "shift=0", "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
@@ -281,18 +241,20 @@ def emulate(elf: Path, cpu: str, timeout: float = 1800) -> dict:
     lines = r.stdout.splitlines()
     if r.returncode or "D" not in lines:
         err = next((line for line in lines if line.startswith("E ")), f"exit code {r.returncode}")
-        hint = " (the tensor arena is too small)" if "arena" in err else ""
+        hint = (" (the tensor arena is too small, or a graph does not match its spec: give a larger arena_bytes / "
+                "--arena-bytes)") if "arena" in err else ""
         raise FirmwareError(f"the firmware on {board.machine} stopped early: {err}{hint}; {elf}")
-    out: dict = {"samples": [], "ops": {"head": [], "tail": [], "baseline": []}}
+    out: dict = {"samples": [], "ops": {}}
     for line in lines:
         f = line.split()
         if f[0] == "A":
-            out["arena_used_bytes"] = dict(zip(("head", "tail", "baseline"), map(int, f[1:]), strict=True))
+            out["arena_used_bytes"], out["arena_bytes"] = int(f[1]), int(f[2])
         elif f[0] == "S":
-            out["samples"].append({"exit": bool(int(f[2])), "label": int(f[3]), "base_label": int(f[4]),
-                                   "head": int(f[5]) * per_tick, "tail": int(f[6]) * per_tick,
-                                   "baseline": int(f[7]) * per_tick})
+            out["samples"].append({"exit": int(f[2]), "label": int(f[3]),
+                                   "segments": [int(t) * per_tick for t in f[4:]]})
         elif f[0] == "P":
-            out["ops"][f[1]].append({"index": int(f[2]), "op": f[3], "instructions": int(f[4]) * per_tick})
+            out["ops"].setdefault(int(f[1]), []).append({"index": int(f[2]), "op": f[3],
+                                                         "instructions": int(f[4]) * per_tick})
+    out["ops"] = [out["ops"].get(i, []) for i in range(len(out["samples"][0]["segments"]) if out["samples"] else 0)]
     out["instructions_per_tick"] = per_tick
     return out

@@ -1,52 +1,69 @@
-"""The early-exit firmware of a deployed model, measured and checked: its program built from the deployed int8
-graphs and rho (`mcu.Program`), and what the emulated board printed compared sample by sample with the Python
-int8 runtime on the same inputs (common/edge/runtime.py, TFLM backend).
+"""The early-exit firmware of a model, measured and checked: its exported sources (`edge.sources`: the k + 1 int8
+segments, the deployed thresholds, one arena) built into a release and a profiled firmware, and what the emulated
+board printed compared sample by sample with the Python int8 runtime on the same inputs (common/edge/runtime.py,
+TFLM backend); the baseline goes the same way, as a model with no early exit.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
-from common.edge import mcu
-from common.edge.export import TFLiteRunner
-from common.edge.runtime import EarlyExitRuntime, SingleRuntime
+from common import files
+from common.edge import mcu, sources
+from common.edge.export import TFLiteRunner, segment_names
+from common.edge.runtime import MultiExitRuntime
 
-ARENA_MARGIN = 16 * 1024  # over the x86 TFLM arena (64-bit pointers: the 32-bit board needs less)
-GRAPHS = ("head", "tail", "baseline")
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
-def program(graphs: dict[str, bytes], rho: float | None, x: np.ndarray, arenas: dict[str, int]) -> mcu.Program:
-    """The firmware's program: the int8 graphs, the exit rule as the runtime computes it, the samples
-    quantized for the head and for the baseline, arenas from the deployment's measured sizes."""
-    # the exit rule and the hand-over exactly as the Python runtime computes them
-    rt = EarlyExitRuntime(graphs["head_int8"], graphs["tail_int8"], float("inf") if rho is None else rho)
-    head, tail, base = rt.head, rt.tail, TFLiteRunner(graphs["baseline_int8"])
-    (s_out, z_out), (s_in, z_in) = head.outputs["features"]["quantization"], tail.input["quantization"]
-    return mcu.Program(
-        head=graphs["head_int8"], tail=graphs["tail_int8"], baseline=graphs["baseline_int8"],
-        threshold=rt.thresholds[0],
-        head_exit=head.output_order.index("early_exit"), head_features=head.output_order.index("features"),
-        requantize=(s_out, z_out, s_in, z_in) if rt.requantize[0] else None,
-        samples=np.stack([head.quantize(r).reshape(-1) for r in x]),
-        base_samples=np.stack([base.quantize(r).reshape(-1) for r in x]),
-        classes=int(np.prod(head.outputs["early_exit"]["shape"])),
-        feature_bytes=int(np.prod(head.outputs["features"]["shape"])),
-        arenas=tuple(int(arenas[f"{g}_int8"]) + ARENA_MARGIN for g in ("head", "tail", "baseline")))
-
-
-def python_runtime(graphs: dict[str, bytes], rho: float | None, x: np.ndarray) -> list[dict]:
-    """Exit, class and baseline class of every sample from the Python int8 runtime on TFLM."""
-    rt = EarlyExitRuntime(graphs["head_int8"], graphs["tail_int8"], float("inf") if rho is None else rho,
-                          backend="tflm")
-    base = SingleRuntime(graphs["baseline_int8"], backend="tflm")
+def python_runtime(segments: list[bytes], rhos: list[float | None], x: np.ndarray) -> list[dict]:
+    """Exit (0 .. k) and class of every sample from the Python int8 runtime on TFLM."""
+    rt = MultiExitRuntime(segments, [float("inf") if r is None else r for r in rhos], backend="tflm")
     out = []
     for r in x:
         p = rt(r)
-        out.append({"exit": p.exit == "early_exit", "label": p.label, "base_label": base(r).label})
+        out.append({"exit": rt.exits.index(p.exit), "label": p.label})
     return out
+
+
+def on_board(segments: list[bytes], rhos: list[float | None], x: np.ndarray, libs: dict[bool, dict], cpu: str,
+             work: Path, arena_bytes: int | None = None, timeout: float = 3600, limits: tuple[int, int] = (0, 0),
+             note: str = "") -> dict:
+    """Export the model's sources (`edge.sources`), build them into a release firmware (`libs[False]`, the
+    headline counts) and, given `libs[True]`, a profiled one (per-operator counts), run both on `x` and check that
+    each fits the board (`limits`: flash and RAM bytes, 0 = the board's own). Cached in `work` by everything that
+    goes in, so the baseline's firmware runs once for every variant of a task."""
+    first = TFLiteRunner(segments[0])
+    rows = np.stack([first.quantize(r).reshape(-1) for r in x])
+    key = hashlib.blake2b(digest_size=8)
+    for part in (*segments, repr(rhos).encode(), rows.tobytes(), repr(arena_bytes).encode(), cpu.encode(),
+                 *(lib["dir"].name.encode() for lib in libs.values()), (mcu.FIRMWARE / "bench.cc").read_bytes(),
+                 *((mcu.FIRMWARE / f).read_bytes() for f in sources.RUNNER)):
+        key.update(part)
+    work = work / key.hexdigest()
+    done = work / "board.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    spec = sources.write(segments, rhos, work / "sources", arena_bytes, note=note)
+    (work / "samples.bin").write_bytes(np.ascontiguousarray(rows, dtype=np.int8).tobytes())
+    board = mcu.BOARDS[cpu]
+    rec: dict = {"handover_bytes": spec.handover_bytes, "arena_bytes": spec.arena_bytes}
+    for profiled, lib in sorted(libs.items()):
+        kind = "profiled" if profiled else "release"
+        elf = mcu.build(work / "sources", lib, cpu, work / kind, len(rows), work / "samples.bin")
+        mem = mcu.memory(elf)
+        mcu.check_fits(mem, limits[0] or board.flash_bytes, limits[1] or board.ram_bytes,
+                       f"the {kind} firmware ({len(segments)} graph(s))")
+        rec[kind] = mcu.emulate(elf, cpu, timeout) | mem
+        # the arena sized exactly to what the board used: the RAM a firmware built with that size takes
+        rec[kind]["ram_needed_bytes"] = mem["ram_bytes"] - spec.arena_bytes + rec[kind]["arena_used_bytes"]
+    files.write_json(done, rec)
+    return rec
 
 
 def layer_macs(graph: bytes) -> dict[int, int]:
@@ -150,45 +167,85 @@ def ratio_interval(ee: np.ndarray, base: np.ndarray, flops: np.ndarray, flops_ba
     return [float(v) for v in np.percentile(ratio, [2.5, 97.5])]
 
 
-def summarize(run: dict, expected: list[dict], mflops: dict[str, float],
-              graphs: dict[str, bytes] | None = None) -> dict:
-    """The firmware's record: agreement with the Python runtime, mean instructions of each graph and of the
-    early-exit firmware against the baseline's, that cut beside the FLOPs cut on the same samples, and the
-    per-operator and per-layer breakdown of each graph (per MAC too, given the `graphs`)."""
-    got, n = run["samples"], len(run["samples"])
-    keys = ("exit", "label", "base_label")
-    mismatches = [i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if any(g[k] != e[k] for k in keys)]
-    exited = np.array([s["exit"] for s in got])
-    ee = np.array([s["head"] + s["tail"] for s in got])
-    base = np.array([s["baseline"] for s in got])
-    flops = np.where(exited, mflops["early_exit"], mflops["final"])  # each sample's MFLOPs
-    flops_ee = float(flops.mean())
-    instruction_cut = 100 * (1 - ee.mean() / base.mean())
-    flops_cut = 100 * (1 - flops_ee / mflops["baseline"])
-    tails = [s["tail"] for s in got if not s["exit"]]
-    macs = {g: layer_macs(graphs[f"{g}_int8"]) if graphs else {} for g in GRAPHS}
-    runs = {"head": n, "tail": len(tails), "baseline": n}  # the board prints each layer's sum over all runs
-    per_layer = {g: [{"index": o["index"], "op": o["op"], "instructions_per_sample": o["instructions"] / n,
-                      "macs": macs[g].get(o["index"]),
-                      "instructions_per_mac": o["instructions"] / runs[g] / macs[g][o["index"]]
-                      if macs[g].get(o["index"]) and runs[g] else None} for o in run["ops"][g]] for g in GRAPHS}
-    return {
+def _layers(ops: list[dict], graph: bytes, runs: int, samples: int) -> list[dict]:
+    """One segment's profiled operators per sample (over all samples) and per MAC (over the runs it had)."""
+    macs = layer_macs(graph)
+    return [{"index": o["index"], "op": o["op"], "instructions_per_sample": o["instructions"] / samples,
+             "macs": macs.get(o["index"]),
+             "instructions_per_mac": o["instructions"] / runs / macs[o["index"]] if macs.get(o["index"]) and runs
+             else None} for o in ops]
+
+
+def summarize(ee: dict, base: dict, expected: list[dict], expected_base: list[dict], cum_mflops: list[float],
+              base_mflops: float, segments: list[bytes], baseline: bytes) -> dict:
+    """The firmware's record from the early-exit and the baseline firmware runs (`on_board`): agreement with the
+    Python runtime sample by sample, instructions per segment, of the early-exit firmware and of the baseline
+    (release builds: the headline) and their cut beside the FLOPs cut on the same samples, the profiler's
+    overhead, the per-operator and per-layer breakdown (profiled builds), and RAM and flash of both firmwares."""
+    names = segment_names(len(segments) - 1)
+    got, got_base, n = ee["release"]["samples"], base["release"]["samples"], len(ee["release"]["samples"])
+    mismatches = [i for i, (g, b, e, eb) in enumerate(zip(got, got_base, expected, expected_base, strict=True))
+                  if g["exit"] != e["exit"] or g["label"] != e["label"] or b["label"] != eb["label"]]
+    exits = np.array([s["exit"] for s in got])
+    cost = {kind: (np.array([sum(s["segments"]) for s in ee[kind]["samples"]]),
+                   np.array([sum(s["segments"]) for s in base[kind]["samples"]])) for kind in ("release", "profiled")
+            if kind in ee}
+    ee_instr, base_instr = cost["release"]
+    flops = np.asarray(cum_mflops, dtype=np.float64)[exits]  # each sample's MFLOPs
+    instruction_cut = 100 * (1 - ee_instr.mean() / base_instr.mean())
+    flops_cut = 100 * (1 - flops.mean() / base_mflops)
+    runs = [int((exits >= i).sum()) for i in range(len(segments))]  # a segment runs when no earlier exit fired
+
+    def when_run(samples: list[dict], i: int) -> float | None:
+        t = [s["segments"][i] for s in samples if s["exit"] >= i]
+        return float(np.mean(t)) if t else None
+
+    rec = {
         "samples": n, "bit_exact": not mismatches, "mismatched_samples": mismatches[:20],
-        "agree": {k: int(sum(g[k] == e[k] for g, e in zip(got, expected, strict=True))) for k in keys},
-        "exit_rate": float(exited.mean()),
+        "agree": {"exit": int(sum(g["exit"] == e["exit"] for g, e in zip(got, expected, strict=True))),
+                  "label": int(sum(g["label"] == e["label"] for g, e in zip(got, expected, strict=True))),
+                  "base_label": int(sum(g["label"] == e["label"] for g, e in zip(got_base, expected_base,
+                                                                                   strict=True)))},
+        "exit_rate": float((exits < len(segments) - 1).mean()),
+        "exit_rates": {name: float((exits == i).mean()) for i, name in enumerate(names)},
         "accuracy_note": "classes compared with the Python int8 runtime, not with labels",
-        "instructions": {"head": float(np.mean([s["head"] for s in got])),
-                         "tail_when_run": float(np.mean(tails)) if tails else None,
-                         "early_exit_firmware": float(ee.mean()), "baseline": float(base.mean())},
+        "instructions": {"per_segment_when_run": {name: when_run(got, i) for i, name in enumerate(names)},
+                         "head": when_run(got, 0), "tail_when_run": when_run(got, len(segments) - 1),
+                         "early_exit_firmware": float(ee_instr.mean()), "baseline": float(base_instr.mean())},
+        "build": "release (BUILD_TYPE=release: no profiler, no logs), as a user's firmware",
         "instruction_cut_pct": instruction_cut, "flops_cut_pct": flops_cut,
         # what an exit can save is the tail: its share of the baseline's instructions against its share of FLOPs
-        # (early layers at high resolution and few channels cost more instructions per FLOP than late ones)
-        "tail_instruction_share": float(np.mean(tails)) / base.mean() if tails else None,
-        "tail_flops_share": (mflops["final"] - mflops["early_exit"]) / mflops["baseline"],
+        "tail_instruction_share": (when_run(got, len(segments) - 1) or 0) / base_instr.mean() if runs[-1] else None,
+        "tail_flops_share": (cum_mflops[-1] - cum_mflops[-2]) / base_mflops,
         "instruction_to_flops_cut_ratio": instruction_cut / flops_cut if flops_cut else None,
-        "instruction_to_flops_cut_ratio_ci95": ratio_interval(ee, base, flops, mflops["baseline"]),
-        "per_op": {g: per_op(run["ops"][g], n, macs[g], runs[g]) for g in GRAPHS},
-        "per_layer": per_layer, "costliest_layers": costliest_layers(per_layer),
-        "by_exit_position": by_exit_position(per_layer["baseline"]),
-        "instructions_per_mac": {g: mean_per_mac(per_layer[g]) for g in GRAPHS},
-        "arena_used_bytes": run["arena_used_bytes"], "instructions_per_tick": run["instructions_per_tick"]}
+        "instruction_to_flops_cut_ratio_ci95": ratio_interval(ee_instr, base_instr, flops, base_mflops),
+        "arena_used_bytes": {"early_exit": ee["release"]["arena_used_bytes"],
+                             "baseline": base["release"]["arena_used_bytes"]},
+        "arena_bytes": {"early_exit": ee["arena_bytes"], "baseline": base["arena_bytes"]},
+        "handover_bytes": ee["handover_bytes"],
+        "flash_bytes": ee["release"]["flash_bytes"], "ram_bytes": ee["release"]["ram_needed_bytes"],
+        "baseline_flash_bytes": base["release"]["flash_bytes"],
+        "baseline_ram_bytes": base["release"]["ram_needed_bytes"],
+        "ram_note": "static RAM (.data + .bss) of a release firmware whose one tensor arena is the size the board "
+                    "used; the early-exit firmware's arena holds every segment, the feature map handed over is moved "
+                    "in place (no copy buffer); the budget is the baseline's RAM + the largest hand-over map",
+        "ram_within_baseline_plus_handover": bool(ee["release"]["ram_needed_bytes"]
+                                                  <= base["release"]["ram_needed_bytes"] + ee["handover_bytes"]),
+        "instructions_per_tick": ee["release"]["instructions_per_tick"]}
+    if "profiled" not in ee:
+        return rec
+    p_ee, p_base = cost["profiled"]
+    rec["profiled_instructions"] = {"early_exit_firmware": float(p_ee.mean()), "baseline": float(p_base.mean())}
+    rec["profiler_overhead_pct"] = {"early_exit_firmware": 100 * (p_ee.mean() / ee_instr.mean() - 1),
+                                    "baseline": 100 * (p_base.mean() / base_instr.mean() - 1)}
+    per_layer = {name: _layers(ops, g, runs[i], n) for i, (name, ops, g) in
+                 enumerate(zip(names, ee["profiled"]["ops"], segments, strict=True))}
+    per_layer["baseline"] = _layers(base["profiled"]["ops"][0], baseline, n, n)
+    rec |= {"per_layer_build": "release_with_logs with a profiler on every operator (overhead above)",
+            "per_op": {name: per_op(ops, n, layer_macs(g), runs[i]) for i, (name, ops, g) in
+                       enumerate(zip(names, ee["profiled"]["ops"], segments, strict=True))}
+            | {"baseline": per_op(base["profiled"]["ops"][0], n, layer_macs(baseline), n)},
+            "per_layer": per_layer, "costliest_layers": costliest_layers(per_layer),
+            "by_exit_position": by_exit_position(per_layer["baseline"]),
+            "instructions_per_mac": {g: mean_per_mac(v) for g, v in per_layer.items()}}
+    return rec

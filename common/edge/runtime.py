@@ -41,6 +41,7 @@ class MultiExitRuntime:
     def __init__(self, segments: list[bytes], rhos: list[float], num_threads: int = 1, backend: str = "litert"):
         if len(rhos) != len(segments) - 1:
             raise ValueError(f"{len(segments)} graphs need {len(segments) - 1} thresholds, got {len(rhos)}")
+        self.graphs = list(segments)
         self.segments = [runner(g, backend, num_threads) for g in segments]
         self.exits = [next(k for k in seg.outputs if k != "features") for seg in self.segments]
         self.rhos = list(rhos)

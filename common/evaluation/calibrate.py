@@ -40,11 +40,24 @@ class Calibration:
     """The chosen threshold (None: no rho is certified, keep the full model) and what the test said."""
 
     rho: float | None
-    certified: tuple[float, ...]  # every rho rejected before the first that could not be (cheapest chosen)
-    p_values: dict[float, float]  # the p-value of every rho tested, in the order tested
+    certified: tuple  # every rho (or vector) rejected before the first that could not be (cheapest chosen)
+    p_values: dict  # the p-value of every rho (or vector, as a string) tested, in the order tested
     max_drop: float  # the budget, as a fraction (0.01: one point)
     delta: float
     method: str
+    rhos: tuple[float, ...] | None = None  # a threshold per early exit (`calibrate_per_exit`); else `rho` is shared
+    samples: str = ""  # what the certificate was computed on (how many samples, which part)
+
+    @property
+    def ok(self) -> bool:
+        """Whether anything was certified (else the full model runs)."""
+        return self.rho is not None or self.rhos is not None
+
+    def thresholds(self, exits: int) -> list[float] | None:
+        """One threshold per early exit; None when nothing was certified."""
+        if self.rhos is not None:
+            return list(self.rhos)
+        return None if self.rho is None else [self.rho] * exits
 
 
 def hoeffding_bentkus_p(mean: np.ndarray, n: int, target: float) -> np.ndarray:
@@ -85,16 +98,21 @@ def p_values(loss: np.ndarray, bound: float, delta: float, method: str) -> np.nd
 def fixed_sequence(p: np.ndarray, rhos: np.ndarray, mflops: np.ndarray, delta: float) -> tuple[float | None, list]:
     """Test the rhos from the highest down at level delta, stopping at the first not rejected; the cheapest
     rejected rho (None when the first is not rejected) and every rejected one."""
-    order = np.argsort(-rhos, kind="stable")
+    best, rejected = _walk(p, np.argsort(-rhos, kind="stable"), mflops, delta, -rhos)
+    return (None, []) if best is None else (float(rhos[best]), [float(rhos[k]) for k in rejected])
+
+
+def _walk(p: np.ndarray, order, mflops: np.ndarray, delta: float, tie: np.ndarray) -> tuple[int | None, list[int]]:
+    """Fixed-sequence testing: reject in `order` while p <= delta (a NaN p-value never rejects); the cheapest
+    rejected hypothesis (ties: the lower `tie`) and every rejected one."""
     rejected = []
     for k in order:
-        if p[k] > delta:
+        if not p[k] <= delta:
             break
         rejected.append(int(k))
     if not rejected:
         return None, []
-    best = min(rejected, key=lambda k: (mflops[k], -rhos[k]))
-    return float(rhos[best]), [float(rhos[k]) for k in rejected]
+    return min(rejected, key=lambda k: (mflops[k], tie[k])), rejected
 
 
 def _shuffled(n: int, seed: int) -> np.ndarray:
@@ -117,7 +135,65 @@ def calibrate(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], b
     mflops = np.asarray(costs, dtype=np.float64)[taken].mean(axis=1)
     rho, certified = fixed_sequence(p, rhos, mflops, delta)
     tested = np.argsort(-rhos, kind="stable")[: len(certified) + 1]
-    return Calibration(rho, tuple(certified), {float(rhos[k]): float(p[k]) for k in tested}, max_drop, delta, method)
+    return Calibration(rho, tuple(certified), {float(rhos[k]): float(p[k]) for k in tested}, max_drop, delta, method,
+                       samples=f"{len(labels)} samples")
+
+
+def min_budget(n: int, delta: float = 0.05, method: str = "wsr", tol: float = 1e-4) -> float:
+    """The smallest budget (fraction) that n calibration samples can certify at all: the one at which a
+    zero paired loss on every sample (the early exit never worse than the baseline) is just rejected at level
+    delta. It depends on n alone, not on the data, so a budget chosen by it keeps the guarantee."""
+    zero = np.zeros((1, n))
+    lo, hi = 0.0, 0.5
+    if p_values(zero, hi, delta, method)[0] > delta:
+        return float("inf")
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if p_values(zero, mid, delta, method)[0] <= delta else (mid, hi)
+    return hi
+
+
+def vector_path(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,
+                max_drop: float, steps: int = 30) -> list[tuple[float, ...]]:
+    """An order of threshold vectors for fixed-sequence testing, chosen on (probs, labels) alone: every exit at
+    1.0 first, then the coordinate search's vector (`sweep.coordinate_search`) for ever looser accuracy floors,
+    from the baseline's accuracy down to 3 x `max_drop` below it (repeats dropped), so each vector is at least as
+    aggressive as the one before on this data."""
+    base = float(np.mean(base_right))
+    path = [tuple([1.0] * (len(probs) - 1))]
+    for loss in np.linspace(0.0, 3 * max_drop, steps + 1):
+        v = sweep.coordinate_search(probs, labels, costs, base - loss)
+        if v is not None and tuple(map(float, v)) not in path:
+            path.append(tuple(map(float, v)))
+    return path
+
+
+def calibrate_per_exit(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,
+                       max_drop: float = 0.01, delta: float = 0.05, method: str = "wsr", path_fraction: float = 0.5,
+                       seed: int = 0) -> Calibration:
+    """A threshold per early exit with the guarantee of `calibrate`: the samples are split at random (seeded);
+    the first `path_fraction` chooses an order of threshold vectors (`vector_path`), the rest tests them in that
+    order (Learn-then-Test, fixed sequence), so the order is fixed before the testing part is seen. The cheapest
+    vector rejected on the testing part is returned (`rhos`; None when the first is not rejected)."""
+    if len(probs) < 2:
+        raise ValueError("calibrate_per_exit needs a model with at least one early exit")
+    order = _shuffled(len(labels), seed)
+    cut = round(path_fraction * len(labels))
+    a, b = order[:cut], order[cut:]
+    base_right = np.asarray(base_right)
+    path = vector_path([p[a] for p in probs], labels[a], costs, base_right[a], max_drop)
+    pb, yb, rb = [p[b] for p in probs], labels[b], base_right[b]
+    taken = sweep.vector_exits(pb, np.array(path))  # (V, Nb)
+    preds = np.stack([p.argmax(axis=1) for p in pb])[taken, np.arange(len(yb))]
+    loss = rb[None, :].astype(np.float64) - (preds == yb[None, :])
+    p = p_values(loss, max_drop, delta, method)
+    mflops = np.asarray(costs, dtype=np.float64)[taken].mean(axis=1)
+    best, rejected = _walk(p, range(len(path)), mflops, delta, -np.arange(len(path), dtype=float))
+    tested = list(range(min(len(path), len(rejected) + 1)))
+    return Calibration(None, tuple(path[k] for k in rejected), {str(list(path[k])): float(p[k]) for k in tested},
+                       max_drop, delta, f"{method}, fixed sequence along a path of {len(path)} threshold vectors",
+                       rhos=None if best is None else path[best],
+                       samples=f"{len(a)} samples chose the path, {len(b)} others tested it (seed {seed})")
 
 
 def calibrate_label_free(probs: list[np.ndarray], costs: list[float], max_disagreement: float = 0.01,
@@ -134,7 +210,7 @@ def calibrate_label_free(probs: list[np.ndarray], costs: list[float], max_disagr
     rho, certified = fixed_sequence(p, rhos, mflops, delta)
     tested = np.argsort(-rhos, kind="stable")[: len(certified) + 1]
     return Calibration(rho, tuple(certified), {float(rhos[k]): float(p[k]) for k in tested}, max_disagreement,
-                       delta, "binomial (label-free)")
+                       delta, "binomial (label-free)", samples=f"{n} unlabelled samples")
 
 
 def naive_rho(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,

@@ -189,11 +189,11 @@ def calibration_study(rows: list[dict], out: Path, delta: float, title: str = ""
 
 
 def firmware_breakdown(rec: dict, out: Path, title: str = "") -> None:
-    """Instructions per sample on the emulated board, by operator type: the baseline firmware against the
-    early-exit one (head, and the tail where it ran), each bar stacked by operator; below, where the record has
-    MACs, the instructions per MAC of each baseline layer, with the early exit's place marked."""
+    """Instructions per sample on the emulated board (profiled build), by operator type: the baseline firmware
+    against the early-exit one (every segment where it ran), each bar stacked by operator; below, where the record
+    has MACs, the instructions per MAC of each baseline layer, with the first early exit's place marked."""
     bars = {"baseline": rec["per_op"]["baseline"],
-            "early exit": rec["per_op"]["head"] + rec["per_op"]["tail"]}
+            "early exit": [r for name in rec.get("segments", ["head", "tail"]) for r in rec["per_op"][name]]}
     ops = list(dict.fromkeys(r["op"] for rows in bars.values() for r in sorted(rows, key=lambda r: -r[
         "instructions_per_sample"])))
     layers = [r for r in rec.get("per_layer", {}).get("baseline", []) if r.get("instructions_per_mac")]
@@ -211,7 +211,7 @@ def firmware_breakdown(rec: dict, out: Path, title: str = "") -> None:
                 labelled.add(op)
                 left += v
     ax.set_yticks(range(len(bars)), list(bars))
-    ax.set_xlabel("million instructions per sample")
+    ax.set_xlabel("million instructions per sample (profiled build)")
     ax.invert_yaxis()
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles, labels, fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.3))

@@ -124,18 +124,23 @@ def _deployment(task: str, variant: str, deploy: dict | None) -> list[str]:
              f"{deploy['calibration']}.",
              "", *markdown([{"exit": k, "float test": _pct(acc["keras_float"][k]), "int8 test": _pct(acc["int8"][k])}
                            for k in acc["int8"]], ["exit", "float test", "int8 test"])]
-    lines += [f"- Flash (int8 .tflite bytes): head + tail {deploy['flash_bytes_int8'][variant]:,}, "
-              f"baseline {deploy['flash_bytes_int8']['baseline']:,}.",
-              "- tflite-micro tensor arena (bytes): "
+    lines += [f"- Flash (int8 .tflite bytes): {' + '.join(deploy.get('segments', ['head', 'tail']))} "
+              f"{deploy['flash_bytes_int8'][variant]:,}, baseline {deploy['flash_bytes_int8']['baseline']:,}.",
+              "- tflite-micro tensor arena (bytes, each graph apart): "
               + ", ".join(f"{k} {v:,}" for k, v in deploy["arena_bytes"].items()) + ".",
-              f"- Deployed rho {deploy['rho']} ({deploy['drop_points']}-point trade-off, chosen on the int8 "
-              "validation outputs)."]
-    if c := deploy.get("certified_int8"):
-        lines.append(f"- Certified on the int8 validation outputs for {c['drop_points']} point(s) "
-                     f"({c['method']}, delta {c['delta']}): " + ("no rho; the full model would run." if c["rho"] is None
-                     else f"rho {c['rho']:.2f}, giving {_pct(c['test_accuracy'])} and a "
-                          f"{c['test_flops_reduction_pct']:.1f}% FLOPs cut on the int8 test outputs."))
+              f"- {threshold_line(deploy['threshold'])}"]
     return lines
+
+
+def threshold_line(t: dict) -> str:
+    """What a deploy, benchmark or firmware record's threshold is: its rule, guarantee and test drop."""
+    rhos = "none (the full network runs)" if t["rhos"] is None else ", ".join(f"{r:.2f}" for r in t["rhos"])
+    how = (f"certified by Learn-then-Test ({t['method']}, delta {t['delta']}; {t['certified_on']})"
+           if t["rule"] != "validation" else "chosen on validation, no guarantee")
+    test = t["test"]
+    return (f"Deployed threshold(s) {rhos}: rule `{t['rule']}`, {how}, for a {t['budget_points']}-point budget "
+            f"against {t['against']}; on the int8 test split {test['drop_points']:.2f} points below it, "
+            f"{test['flops_cut_pct']:.1f}% FLOPs cut.")
 
 
 def _latency(bench: dict | None) -> list[str]:

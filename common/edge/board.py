@@ -1,0 +1,100 @@
+"""Any early-exit model on an emulated Cortex-M, end to end: the TFLM libraries (release for the headline counts,
+profiled for the per-layer breakdown), the early-exit firmware and the baseline's built from the same exported
+sources (`edge.sources`), both run on the same samples and checked sample by sample against the Python int8
+runtime (`edge.mcu_check`). The `firmware` command and `api.firmware` both come here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from common.edge import mcu, mcu_check, sources
+
+log = logging.getLogger("trecx.firmware")
+
+
+def libraries(cpu: str, kernels: str, third_party: Path | None = None, tflm: Path | None = None, jobs: int = 2,
+              profile: bool = True) -> dict[bool, dict]:
+    """The TFLM library builds a record needs: release (False) and, with `profile`, release_with_logs (True)."""
+    mcu.check_tools()
+    tree = mcu.tflm_source(third_party, tflm)
+    return {p: mcu.library(tree, cpu, kernels, jobs, profiled=p) for p in ((False, True) if profile else (False,))}
+
+
+def graph_mflops(segments: list[bytes]) -> list[float]:
+    """Cumulative MFLOPs to leave at each exit, read off the int8 graphs (2 x the MACs of their convolutions and
+    dense layers): for graphs that come without their Keras model."""
+    per = [2 * sum(mcu_check.layer_macs(g).values()) / 1e6 for g in segments]
+    return [float(v) for v in np.cumsum(per)]
+
+
+def check_rhos(rhos: list[float | None] | float | None, segments: int) -> list[float | None]:
+    """One threshold per early exit, from a list (None: never), one shared value, or None (the full model
+    runs); a one-line error when a list has the wrong length."""
+    from common.errors import TrecxError
+
+    exits = segments - 1
+    if rhos is None or isinstance(rhos, (int, float)):
+        return [None if rhos is None else float(rhos)] * exits
+    rhos = [None if r is None else float(r) for r in rhos]
+    if len(rhos) != exits:
+        raise TrecxError(f"{segments} graphs have {exits} early exit(s) but {len(rhos)} threshold(s) were given: "
+                         f"{rhos}")
+    return rhos
+
+
+def record(segments: list[bytes], rhos: list[float | None], x: np.ndarray, baseline: bytes, libs: dict[bool, dict],
+           cpu: str, work: Path, cum_mflops: list[float] | None = None, base_mflops: float | None = None,
+           limits: tuple[int, int] = (0, 0), arena_bytes: int | None = None, timeout: float = 3600) -> dict:
+    """Build, run and check the early-exit firmware of `segments` at `rhos` and the baseline's on the float
+    inputs `x` (quantized by each graph's own input parameters); returns the firmware record
+    (`mcu_check.summarize`) with the cost basis of its FLOPs cut."""
+    rhos = check_rhos(rhos, len(segments))
+    flops_source = "the Keras model (common.models.flops)"
+    if cum_mflops is None:
+        cum_mflops, base_mflops = graph_mflops(segments), graph_mflops([baseline])[0]
+        flops_source = "2 x the MACs of the int8 graphs' convolution and dense layers"
+    note = f"{len(segments) - 1} early exit(s), thresholds {rhos}"
+    log.info("building and running the early-exit firmware (%d segments) and the baseline's on %d samples (%s)",
+             len(segments), len(x), cpu)
+    ee = mcu_check.on_board(segments, rhos, x, libs, cpu, work, arena_bytes, timeout, limits, note)
+    base = mcu_check.on_board([baseline], [], x, libs, cpu, work, None, timeout, limits, "the baseline")
+    rec = mcu_check.summarize(ee, base, mcu_check.python_runtime(segments, rhos, x),
+                              mcu_check.python_runtime([baseline], [], x), cum_mflops, base_mflops, segments, baseline)
+    return {"rhos": rhos, "segments": mcu_check.segment_names(len(segments) - 1), "cpu": cpu,
+            "board": mcu.BOARDS[cpu].machine, "kernels": libs[False].get("kernels", ""),
+            "flops_source": flops_source, "mflops_per_exit": cum_mflops, "baseline_mflops": base_mflops, **rec}
+
+
+def reference_record(graph: bytes, x: np.ndarray, libs: dict[bool, dict], cpu: str, work: Path,
+                     timeout: float = 3600) -> dict:
+    """A single int8 graph (e.g. MLPerf Tiny's own reference file) on the board: its instructions per sample
+    (release build), arena and memory, checked against the Python int8 runtime, and its operators' instructions
+    (profiled build, when `libs` has it)."""
+    run = mcu_check.on_board([graph], [], x, libs, cpu, work, None, timeout, note="a reference graph")
+    got, want = run["release"]["samples"], mcu_check.python_runtime([graph], [], x)
+    rec = {"samples": len(got), "bit_exact": all(g["label"] == w["label"] for g, w in zip(got, want, strict=True)),
+           "instructions": float(np.mean([s["segments"][0] for s in got])),
+           "arena_used_bytes": run["release"]["arena_used_bytes"], "flash_bytes": run["release"]["flash_bytes"],
+           "ram_bytes": run["release"]["ram_needed_bytes"], "graph_bytes": len(graph),
+           "mflops": graph_mflops([graph])[0]}
+    if "profiled" in run:
+        rec["per_op"] = mcu_check.per_op(run["profiled"]["ops"][0], len(got), mcu_check.layer_macs(graph), len(got))
+    return rec
+
+
+def input_range(graph: bytes) -> float:
+    """The largest float value a graph's int8 input can represent: about 1 for inputs in [0, 1], 255 for pixels."""
+    from common.edge.export import TFLiteRunner
+
+    scale, zero = TFLiteRunner(graph).input["quantization"]
+    return float((127 - zero) * scale) if scale else float("inf")
+
+
+def segment_sources(segments: list[bytes], rhos, out: Path, arena_bytes: int | None = None,
+                    namespace: str = "trecx_model") -> sources.Spec:
+    """`edge.sources.write` with the thresholds checked: the C++ sources of a user's firmware."""
+    return sources.write(segments, check_rhos(rhos, len(segments)), out, arena_bytes, namespace)

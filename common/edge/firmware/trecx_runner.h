@@ -1,0 +1,86 @@
+// trecx early-exit runner over TensorFlow Lite Micro: a model split at its k early exits into k + 1 int8
+// segments (exported by `python -m common export_sources`), run one after another in ONE tensor arena.
+//
+//   #include "trecx_runner.h"
+//   #include "trecx_model.h"                       // generated: the graphs, thresholds and hand-over rules
+//   alignas(16) static uint8_t arena[trecx_model::kArenaBytes];
+//   static trecx::EarlyExit net(trecx_model::kModel);
+//   if (net.Init(arena, sizeof(arena)) != kTfLiteOk) { /* arena too small */ }
+//   trecx::Result r = net.Run(input);              // input: int8, quantized as segment 0 expects
+//   // r.label: the class; r.exit: 0 .. k-1 an early exit, k the final exit
+//
+// The segments share one arena through one MicroAllocator (TFLite Micro's multi-tenant allocation): their
+// persistent data sit one after another, their activations reuse the same space. The feature map a segment hands
+// to the next is moved in place into the next segment's input (nothing writes the arena in between), so the
+// early exit needs no copy buffer: its arena is the segments' persistent data plus the largest activations.
+// A sample leaves at the first exit whose largest int8 score reaches that exit's threshold, the threshold the
+// toolkit certified (rho in the int8 output's units: rho / scale + zero).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tensorflow/lite/micro/micro_allocator.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/micro/micro_profiler_interface.h"
+
+namespace trecx {
+
+constexpr int kMaxSegments = 8;  // exits + 1
+constexpr int kMaxOps = 32;      // distinct builtin operators of a model
+using OpResolver = tflite::MicroMutableOpResolver<kMaxOps>;
+
+// One segment: graph i maps the previous segment's feature map (the input, for the first) to its exit's scores
+// and, except for the last, the feature map the next segment reads.
+struct Segment {
+  const unsigned char* graph;  // the .tflite flatbuffer (16-byte aligned)
+  int exit_output;             // output index of the exit's int8 scores (the final exit's, in the last)
+  int features_output;         // output index of the map handed to the next segment (-1 in the last)
+  int feature_bytes;           // its size in bytes (int8)
+  double threshold;            // leave here when the largest int8 score >= threshold (unused in the last)
+  bool requantize;             // the next segment reads the map with other int8 parameters
+  float scale_out, scale_in;   // ... then x = (q - zero_out) * scale_out, q' = round(x / scale_in) + zero_in
+  int zero_out, zero_in;
+};
+
+struct ModelSpec {
+  int segments;            // k + 1
+  const Segment* segment;
+  int classes;
+  int input_bytes;         // int8 input of segment 0
+  void (*add_ops)(OpResolver&);  // registers the builtin operators the graphs use
+};
+
+struct Result {
+  int label;  // the predicted class
+  int exit;   // 0 .. k-1: that early exit; k: the final exit
+  int score;  // the largest int8 score of that exit
+};
+
+class EarlyExit {
+ public:
+  explicit EarlyExit(const ModelSpec& spec) : spec_(spec) {}
+  // Allocates every segment in `arena`; profilers: none, or one per segment (a profiled TFLM build reports
+  // each operator to it). kTfLiteError when the arena is too small or a graph does not fit the spec.
+  TfLiteStatus Init(uint8_t* arena, size_t arena_bytes,
+                    tflite::MicroProfilerInterface* const* profilers = nullptr);
+  // One inference on `input` (spec.input_bytes int8 values).
+  Result Run(const int8_t* input);
+  size_t arena_used_bytes() const;
+  // An up-counting clock: then segment_ticks(i) is what segment i took in the last Run (its hand-over copy
+  // included; 0 when it did not run).
+  void SetClock(uint32_t (*clock)()) { clock_ = clock; }
+  uint32_t segment_ticks(int i) const { return ticks_[i]; }
+
+ private:
+  const ModelSpec& spec_;
+  OpResolver resolver_;
+  tflite::MicroAllocator* allocator_ = nullptr;
+  tflite::MicroInterpreter* interpreters_[kMaxSegments] = {};
+  alignas(tflite::MicroInterpreter) uint8_t storage_[kMaxSegments][sizeof(tflite::MicroInterpreter)];
+  uint32_t (*clock_)() = nullptr;
+  uint32_t ticks_[kMaxSegments] = {};
+};
+
+}  // namespace trecx

@@ -1,0 +1,164 @@
+"""C++ sources of an early-exit model for a user's own firmware: the k + 1 int8 segment graphs as arrays, the
+exit thresholds in int8 units and the hand-over rules (`trecx_model.h/.cc`, generated), beside the runner over
+TFLite Micro's MicroInterpreter that runs them in one tensor arena (`trecx_runner.h/.cc`, copied as they are
+from common/edge/firmware/). They build against any TFLM tree (docs/deployment.md, "In your own firmware");
+the project's benchmark firmware is built from exactly these files (`common.edge.mcu`).
+
+A model with no early exit (one graph, no threshold) exports the same way: the baseline firmware uses it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common import files
+from common.edge import micro
+from common.edge.export import TFLiteRunner
+from common.edge.runtime import MultiExitRuntime
+from common.errors import ModelFileError, TrecxError
+
+RUNNER = ("trecx_runner.h", "trecx_runner.cc")
+FIRMWARE = Path(__file__).with_name("firmware")
+NEVER = 1e300  # the threshold of an exit that never fires (no rho certified: the full network runs)
+MAX_SEGMENTS = 8  # trecx::kMaxSegments
+ARENA_MARGIN = 16 * 1024  # over the x86 TFLM arenas (64-bit pointers: the 32-bit board needs less)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the generated sources hold, read off the graphs and the runtime's own exit rule."""
+
+    segments: list[dict]  # per segment: exit_output, features_output, feature_bytes, threshold, requantize...
+    classes: int
+    input_bytes: int
+    handover_bytes: int  # the largest feature map handed over (moved in place in the arena: no copy buffer)
+    arena_bytes: int
+    ops: list[str]  # the MicroMutableOpResolver calls the graphs need
+
+
+def check_segments(segments: list[bytes], names: list[str] | None = None) -> list[TFLiteRunner]:
+    """The segments as runners, or a one-line ModelFileError naming the graph at fault: a float graph where int8
+    is expected, too many segments, or segments of different models (one's hand-over map is not what the next
+    reads, or their classes differ)."""
+    names = names or [f"segment {i}" for i in range(len(segments))]
+    if not 1 <= len(segments) <= MAX_SEGMENTS:
+        raise ModelFileError(f"{len(segments)} graphs: the runner takes 1 to {MAX_SEGMENTS} segments")
+    runners = []
+    for name, graph in zip(names, segments, strict=True):
+        try:
+            r = TFLiteRunner(graph)
+        except (ValueError, RuntimeError) as e:
+            raise ModelFileError(f"{name} is not a TFLite graph: {str(e).splitlines()[0][:120]}") from None
+        kinds = {r.input["dtype"], *(o["dtype"] for o in r.outputs.values())}
+        if kinds != {np.int8}:
+            raise ModelFileError(f"{name} is not a full-integer int8 graph (its input and outputs are "
+                                 f"{', '.join(sorted(np.dtype(k).name for k in kinds))}): export it with "
+                                 "api.export_int8 or python -m common deploy")
+        last = len(runners) == len(segments) - 1
+        exits = [k for k in r.outputs if k != "features"]
+        if len(exits) != 1 or ("features" in r.outputs) == last:
+            raise ModelFileError(f"{name} has outputs {sorted(r.outputs)}: a segment has one exit and, except the "
+                                 "last, the 'features' map the next one reads")
+        runners.append(r)
+    for (a, na), (b, nb) in zip(zip(runners, names, strict=True), list(zip(runners, names, strict=True))[1:],
+                                strict=False):
+        want, got = list(b.input["shape"][1:]), list(a.outputs["features"]["shape"][1:])
+        if want != got:
+            raise ModelFileError(f"{nb} reads a {want} map but {na} hands over {got}: the graphs are of different "
+                                 "models (or out of order)")
+    classes = {int(np.prod(r.outputs[_exit(r)]["shape"])) for r in runners}
+    if len(classes) > 1:
+        raise ModelFileError(f"the graphs' exits have {sorted(classes)} classes: they are of different models")
+    return runners
+
+
+def _exit(r: TFLiteRunner) -> str:
+    return next(k for k in r.outputs if k != "features")
+
+
+def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: int | None = None,
+         names: list[str] | None = None) -> Spec:
+    """The sources' contents for `segments` and one threshold per early exit (None: that exit never fires).
+    The thresholds and hand-overs are the Python runtime's own (`MultiExitRuntime`), so the firmware exits
+    exactly where it does. `arena_bytes`: the one arena's size; by default what TFLM needs for every segment
+    apart, summed, plus a margin (a firmware run reports what it really uses)."""
+    runners = check_segments(segments, names)
+    rhos = list(rhos or [])
+    if len(rhos) != len(segments) - 1:
+        raise TrecxError(f"{len(segments)} graphs have {len(segments) - 1} early exits but {len(rhos)} thresholds "
+                         f"were given ({rhos})")
+    rt = MultiExitRuntime(segments, [float("inf") if r is None else float(r) for r in rhos])
+    out, handover = [], 0
+    for i, r in enumerate(runners):
+        row = {"exit_output": r.output_order.index(_exit(r)), "features_output": -1, "feature_bytes": 0,
+               "threshold": NEVER, "requantize": False, "scale_out": 1.0, "zero_out": 0, "scale_in": 1.0,
+               "zero_in": 0}
+        if i + 1 < len(runners):
+            (s_out, z_out), (s_in, z_in) = r.outputs["features"]["quantization"], runners[i + 1].input["quantization"]
+            t = rt.thresholds[i]
+            row |= {"features_output": r.output_order.index("features"),
+                    "feature_bytes": int(np.prod(r.outputs["features"]["shape"])),
+                    "threshold": float(t) if np.isfinite(t) else NEVER, "requantize": bool(rt.requantize[i]),
+                    "scale_out": float(s_out), "zero_out": int(z_out), "scale_in": float(s_in), "zero_in": int(z_in)}
+            handover = max(handover, row["feature_bytes"])
+        out.append(row)
+    if arena_bytes is None:
+        zeros = [np.zeros(r.input["shape"][1:], np.int8) for r in runners]
+        arenas = [micro.arena_size(g, z) for g, z in zip(segments, zeros, strict=True)]
+        arena_bytes = sum(arenas) + ARENA_MARGIN
+    from common.edge.mcu import resolver_calls
+
+    first = runners[0]
+    return Spec(out, int(np.prod(first.outputs[_exit(first)]["shape"])), int(np.prod(first.input["shape"])),
+                handover, int(arena_bytes), resolver_calls(segments))
+
+
+def _c_array(name: str, data: bytes) -> str:
+    rows = [",".join(str(b) for b in data[i:i + 32]) for i in range(0, len(data), 32)]
+    return f"alignas(16) const unsigned char {name}[{len(data)}] = {{\n" + ",\n".join(rows) + "};\n"
+
+
+def _f32(x: float) -> str:
+    return f"{np.float32(x)!r}".replace("np.float32(", "").rstrip(")") + "f"
+
+
+def write(segments: list[bytes], rhos: list[float | None] | None, out: Path, arena_bytes: int | None = None,
+          namespace: str = "trecx_model", names: list[str] | None = None, note: str = "") -> Spec:
+    """Write trecx_model.h/.cc (namespace `namespace`) and the runner into `out`; returns what they hold.
+    Every file is written whole (a failed export leaves no half file)."""
+    s = spec(segments, rhos, arena_bytes, names)
+    if not namespace.isidentifier():
+        raise TrecxError(f"--namespace must be a C++ identifier, got '{namespace}'")
+    header = [f"// Generated by trecx (common/edge/sources.py): do not edit. {note}".rstrip(), "#pragma once", "",
+              '#include "trecx_runner.h"', "", f"namespace {namespace} {{", "",
+              f"constexpr int kSegments = {len(segments)};  // {len(segments) - 1} early exit(s) + the final exit",
+              f"constexpr int kClasses = {s.classes};",
+              f"constexpr int kInputBytes = {s.input_bytes};  // int8, quantized as segment 0's input",
+              f"constexpr int kArenaBytes = {s.arena_bytes};  // the one tensor arena of every segment",
+              "extern const trecx::ModelSpec kModel;", "", f"}}  // namespace {namespace}", ""]
+    body = [f"// Generated by trecx (common/edge/sources.py): do not edit. {note}".rstrip(),
+            '#include "trecx_model.h"', "", f"namespace {namespace} {{", "namespace {", ""]
+    body += [_c_array(f"kGraph{i}", g) for i, g in enumerate(segments)]
+    body += ["void AddOps(trecx::OpResolver& r) {", *(f"  r.{c}();" for c in s.ops), "}", "",
+             "// graph, exit output, features output, feature bytes, threshold (int8 units), requantize,",
+             "// scale_out, scale_in, zero_out, zero_in",
+             f"const trecx::Segment kSegmentList[{len(segments)}] = {{"]
+    for i, r in enumerate(s.segments):
+        body.append(f"    {{kGraph{i}, {r['exit_output']}, {r['features_output']}, {r['feature_bytes']}, "
+                    f"{r['threshold']!r}, {str(r['requantize']).lower()}, {_f32(r['scale_out'])}, "
+                    f"{_f32(r['scale_in'])}, {r['zero_out']}, {r['zero_in']}}},")
+    body += ["};", "", "}  // namespace", "",
+             "const trecx::ModelSpec kModel = {kSegments, kSegmentList, kClasses, kInputBytes, AddOps};", "",
+             f"}}  // namespace {namespace}", ""]
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("trecx_model.h", "\n".join(header)), ("trecx_model.cc", "\n".join(body))):
+        with files.atomic(out / name) as tmp:
+            tmp.write_text(text)
+    for name in RUNNER:
+        with files.atomic(out / name) as tmp:
+            shutil.copyfile(FIRMWARE / name, tmp)
+    return s
