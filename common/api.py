@@ -241,6 +241,8 @@ def export_int8(model: keras.Model, calibration_x: np.ndarray, pooling: str = "m
     from common.edge.export import split_at_exits, to_tflite
     from common.evaluation.evaluate import predict
 
+    if not isinstance(model.output, dict):  # a network without exits (a baseline): one graph, its output "final"
+        model = keras.Model(model.inputs, {contract.FINAL: model.output})
     graphs, x = [], calibration_x
     for segment in split_at_exits(model):
         graphs.append(to_tflite(segment, x, len(x), pooling))

@@ -211,6 +211,21 @@ def test_deploy_unknown_task(capsys):
     fails(main, ["--task", "speech"], capsys, "--task", "speech")
 
 
+def test_deploy_of_a_model_without_an_early_exit(tmp_path, capsys):
+    import keras
+
+    from common.commands.deploy import main
+
+    inputs = keras.Input((32, 32, 3))
+    plain = keras.Model(inputs, {"final": keras.layers.Dense(10, activation="softmax", name="final")(
+        keras.layers.GlobalAveragePooling2D()(inputs))})
+    for name in ("plain", "baseline"):
+        plain.save(tmp_path / f"{name}.keras")
+    fails(main, ["--task", "image_classification", "--variant", "plain", "--models-dir", tmp_path], capsys,
+          "plain of image_classification has no early exit", "--variant trecx")
+    fails(main, ["--task", "image_classification", "--rule", "guess"], capsys, "--rule must be one of")
+
+
 def test_truncated_tflite(tmp_path, capsys):
     import keras
 

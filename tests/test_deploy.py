@@ -77,7 +77,12 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     assert max(rec["float_split_max_abs_diff"].values()) < 1e-4
     assert all(abs(d) <= 1.0 for d in rec["int8_minus_float_points_test"].values()), rec["int8_minus_float_points_test"]
     assert set(rec["arena_bytes"]) == {"head_int8", "tail_int8", "baseline_int8"}
-    assert 0 <= rec["rho"] <= 1 and (out / "trecx_head.int8.tflite").exists()
+    assert (out / "trecx_head.int8.tflite").exists() and rec["segments"] == ["head", "tail"]
+    t = rec["threshold"]  # certified on the int8 validation outputs (450 clips: the automatic budget is 2 points)
+    assert t["rule"] == "certified" and rec["drop_points"] == 2 == t["budget_points"]
+    assert "450 samples" in t["certified_on"] and (rec["rhos"] is None or 0 <= rec["rhos"][0] <= 1)
+    assert set(rec["thresholds_by_rule"]) == {"certified", "validation"}
+    assert set(rec["certified_by_budget"]) == {"1", "2", "3"}
     for f in out.glob("*.float.tflite"):  # git keeps only the int8 graphs: a clone must still benchmark
         f.unlink()
     bench = benchmark.main(["--task", "keyword_spotting", "--out-dir", str(out), "--samples", "40",
@@ -88,7 +93,7 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     assert abs(bench["tflm"]["exit_rate"] - bench["litert"]["exit_rate"]) <= 2 / 40
     assert all(bench[be]["latency_us"]["baseline"] > 0 for be in ("tflm", "litert"))
     text = card.card("keyword_spotting", results=res)
-    assert f"Deployed rho {rec['rho']} ({rec['drop_points']}-point" in text
+    assert "Deployed threshold(s)" in text and "rule `certified`, certified by Learn-then-Test (wsr" in text
     assert f"{bench['tflm']['latency_us']['baseline']:.0f}" in text  # this run's latency, not the committed one
     # A deploy that fails its checks replaces nothing: the graphs and deploy.json stay as they were.
     from common.errors import TrecxError
@@ -98,24 +103,27 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     def no_rho(*args):
         raise TrecxError("no rho")
 
-    monkeypatch.setattr(deploy, "choose_rho", no_rho)
+    monkeypatch.setattr(deploy, "choose", no_rho)
     with pytest.raises(TrecxError):
         deploy.main(["--task", "keyword_spotting", "--out-dir", str(out), "--check-samples", "20", "--split-seed", "1"])
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
-def test_model_card_names_a_test_drop_beyond_the_allowed_one_and_extra_peak_ram():
+def test_model_card_names_a_test_drop_beyond_the_allowed_one_extra_ram_and_no_certificate():
     from common.reporting import card as model_card
     from common.reporting.summary import Summary
 
     summary = Summary.from_dict(summary_dict([{"drop_points": 1, "test_drop_points": 1.44}]))
-    deploy = {"arena_bytes": {"head_int8": 69472, "tail_int8": 39408, "baseline_int8": 55952}}
-    text = "\n".join(model_card._limits({}, 5000, summary, deploy, None))
-    assert "landed 1.44 points below" in text and "24% more than the baseline's 55,952" in text
+    deploy = {"threshold": {"rhos": None, "budget_points": 2}}
+    bench = {"mcu": {"cortex-m4/cmsis_nn": {"ram_bytes": 69472, "baseline_ram_bytes": 55952}}}
+    text = "\n".join(model_card._limits({}, 5000, summary, deploy, bench))
+    assert "landed 1.44 points below" in text and "24% more than the baseline firmware's 55,952" in text
+    assert "Nothing could be certified for a 2-point budget" in text
     summary = Summary.from_dict(summary_dict([{"drop_points": 1, "test_drop_points": 0.8}]))
-    deploy["arena_bytes"]["head_int8"] = 40000
-    text = "\n".join(model_card._limits({}, 5000, summary, deploy, None))
-    assert "landed" not in text and "tensor arena" not in text
+    deploy["threshold"]["rhos"] = [0.9]
+    bench["mcu"]["cortex-m4/cmsis_nn"]["ram_bytes"] = 50000
+    text = "\n".join(model_card._limits({}, 5000, summary, deploy, bench))
+    assert "landed" not in text and "more than the baseline" not in text and "Nothing could" not in text
 
 
 def test_model_card_shows_the_spread_across_seeds(tmp_path: Path):

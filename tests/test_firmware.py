@@ -216,3 +216,46 @@ def test_the_firmware_targets_name_what_keeps_a_missed_cut_lower(tmp_path: Path)
     assert goals["keyword_spotting"]["met"] == "False" and goals["a"]["met"] == "True"  # RAM, per task
     assert "-3.8%" in goals["image_classification"]["value"] and goals["image_classification"]["met"] == "True"
     assert goals["every firmware record bit-exact with the Python int8 runtime"]["value"] == "6 of 6"
+
+
+def test_export_sources_over_a_folder_of_graphs_writes_the_runner_and_what_it_holds(graphs_and_data, tmp_path):
+    from common.commands import export_sources
+
+    segments, baseline, _, rhos = graphs_and_data
+    api.save_graphs(segments, tmp_path / "graphs", baseline=baseline)
+    rec = export_sources.main(["--graphs-dir", str(tmp_path / "graphs"), "--rhos", ",".join(map(str, rhos)),
+                               "--out-dir", str(tmp_path / "out")])
+    assert rec["segments"] == 3 and rec["rhos"] == rhos and rec["arena_bytes"] > 0
+    header = (tmp_path / "out" / "trecx_model.h").read_text()
+    assert "constexpr int kSegments = 3;" in header and f"kArenaBytes = {rec['arena_bytes']};" in header
+    body = (tmp_path / "out" / "trecx_model.cc").read_text()
+    t = rec["segment_specs"][0]["threshold"]  # rho in the exit's int8 units, as the runtime compares
+    assert repr(t) in body and "r.AddConv2D();" in body
+    from common.edge.runtime import MultiExitRuntime
+
+    assert t == MultiExitRuntime(segments, rhos).thresholds[0]
+    with pytest.raises(Exception, match="3 graphs have 2 early exit"):
+        export_sources.main(["--graphs-dir", str(tmp_path / "graphs"), "--rhos", "0.5,0.5,0.5", "--out-dir",
+                             str(tmp_path / "bad")])
+    assert not (tmp_path / "bad" / "trecx_model.h").exists()  # nothing half-written
+
+
+@needs_tools
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_the_firmware_command_runs_a_folder_of_a_users_graphs(graphs_and_data, tmp_path: Path, capsys):
+    from common import cli
+    from common.commands import firmware
+
+    segments, baseline, x, rhos = graphs_and_data
+    api.save_graphs(segments, tmp_path / "graphs", baseline=baseline)
+    np.save(tmp_path / "x.npy", x[:8])
+    rec = firmware.main(["--graphs-dir", str(tmp_path / "graphs"), "--rhos", ",".join(map(str, rhos)),
+                         "--inputs", str(tmp_path / "x.npy"), "--profile", "false"])
+    assert rec["bit_exact"] and rec["samples"] == 8 and rec["graphs"][0] == "segment_0.tflite"
+    assert "MACs of the int8 graphs" in rec["flops_source"] and "per_layer" not in rec
+    assert (tmp_path / "graphs" / "firmware_cortex-m4_cmsis_nn.json").exists()
+    (tmp_path / "graphs" / "segment_0.tflite").write_bytes(segments[1])  # a graph cut elsewhere in the folder
+    with pytest.raises(SystemExit):
+        cli.run(firmware.main, ["--graphs-dir", str(tmp_path / "graphs"), "--inputs", str(tmp_path / "x.npy")])
+    assert "of different models" in capsys.readouterr().err

@@ -16,6 +16,7 @@ COMMANDS = {
     "cost": "what each shipped model cost to train (training_cost.csv)",
     "deploy": "int8 graphs split at the exit, checked against Keras and between interpreters",
     "firmware": "the early-exit firmware on an emulated Cortex-M (TFLM, CMSIS-NN, QEMU): instructions, bit-exact",
+    "export_sources": "C++ sources of a deployed (or any) early-exit model for your own TFLite Micro firmware",
     "benchmark": "batch-1 latency of the int8 early-exit runtime against the baseline (TFLM, LiteRT)",
     "promote": "ship the design of ours that beats trecx on validation as trecx_plus",
     "exit_study": "the early-exit width x position study: FLOPs and latency cuts as heat maps",

@@ -154,18 +154,22 @@ def min_budget(n: int, delta: float = 0.05, method: str = "wsr", tol: float = 1e
 
 
 def vector_path(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,
-                max_drop: float, steps: int = 30) -> list[tuple[float, ...]]:
-    """An order of threshold vectors for fixed-sequence testing, chosen on (probs, labels) alone: every exit at
-    1.0 first, then the coordinate search's vector (`sweep.coordinate_search`) for ever looser accuracy floors,
-    from the baseline's accuracy down to 3 x `max_drop` below it (repeats dropped), so each vector is at least as
-    aggressive as the one before on this data."""
-    base = float(np.mean(base_right))
-    path = [tuple([1.0] * (len(probs) - 1))]
-    for loss in np.linspace(0.0, 3 * max_drop, steps + 1):
-        v = sweep.coordinate_search(probs, labels, costs, base - loss)
+                max_drop: float) -> list[tuple[float, ...]]:
+    """An order of threshold vectors for fixed-sequence testing, chosen on (probs, labels) alone, from the most
+    conservative to ever cheaper in small steps: for each shared rho from 1.0 down, the coordinate search's
+    cheapest vector (`sweep.coordinate_search`) at least as accurate as that shared rho here, repeats dropped.
+    It follows the shared rho's path (which fixed-sequence testing walks well) but cheaper at each step; it
+    stops once the accuracy is 3 x `max_drop` below the baseline's here (no later step could pass)."""
+    shared = sweep.sweep(probs, labels, costs)
+    floor = float(np.mean(base_right)) - 3 * max_drop
+    path: list[tuple[float, ...]] = []
+    for i in np.argsort(-shared["rho"], kind="stable"):
+        if shared["accuracy"][i] < floor:
+            break
+        v = sweep.coordinate_search(probs, labels, costs, float(shared["accuracy"][i]))
         if v is not None and tuple(map(float, v)) not in path:
             path.append(tuple(map(float, v)))
-    return path
+    return path or [tuple([1.0] * (len(probs) - 1))]
 
 
 def calibrate_per_exit(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,

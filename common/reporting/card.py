@@ -172,7 +172,8 @@ def _mcu(bench: dict) -> list[str]:
              "early exit M instr.": f"{r['instructions']['early_exit_firmware'] / 1e6:.2f}",
              "exit rate": f"{r['exit_rate']:.2f}", "instruction cut": f"{r['instruction_cut_pct']:.1f}%",
              "FLOPs cut": f"{r['flops_cut_pct']:.1f}%", "flash": f"{r['flash_bytes'] / 1024:.0f} KiB",
-             "RAM": f"{r['ram_bytes'] / 1024:.0f} KiB",
+             "RAM (baseline)": f"{r['ram_bytes'] / 1024:.1f} KiB"
+                               + (f" ({r['baseline_ram_bytes'] / 1024:.1f})" if r.get("baseline_ram_bytes") else ""),
              "instr./MAC head / tail": "/".join(f"{v:.1f}" if v else "–" for v in (
                  r.get("instructions_per_mac", {}).get(g) for g in ("head", "tail")))} for name, r in runs.items()]
     cols = list(rows[0])
@@ -181,7 +182,9 @@ def _mcu(bench: dict) -> list[str]:
             *markdown(rows, cols, blank=False), "",
             *[f"- {board}: counted as {c}." for board, c in counted],
             "- Bit-exact: the firmware and the Python int8 runtime agree on every sample's exit and classes "
-            "(docs/deployment.md, \"On a Cortex-M\"). instr./MAC: over the convolution and dense layers of the head "
+            "(docs/deployment.md, \"On a Cortex-M\"). Instructions: release builds, at the deployed threshold(s) "
+            "above; RAM: static RAM with the one tensor arena sized to what the board used, beside the baseline "
+            "firmware's built the same way. instr./MAC: over the convolution and dense layers of the head "
             "and of the tail (where the tail's layers cost fewer instructions per MAC, the instruction cut trails "
             "the FLOPs cut)."]
 
@@ -193,11 +196,12 @@ def _limits(split: dict, n_test: int, summary: Summary, deploy: dict | None, ben
         lines.append(f"- The rho chosen on validation for a {t.drop_points}-point drop landed "
                      f"{t.test_drop_points:.2f} points below the baseline on the test split: validation and "
                      "test disagree by more than the allowed drop; re-choose rho on more validation data.")
-    arena = (deploy or {}).get("arena_bytes", {})
-    if arena.get("head_int8", 0) > arena.get("baseline_int8", float("inf")):
-        lines.append(f"- The int8 head needs {arena['head_int8']:,} bytes of tensor arena, "
-                     f"{100 * (arena['head_int8'] / arena['baseline_int8'] - 1):.0f}% more than the baseline's "
-                     f"{arena['baseline_int8']:,}: the exit adds peak RAM on a microcontroller while it saves compute.")
+    fw = ((bench or {}).get("mcu") or {}).get("cortex-m4/cmsis_nn") or {}
+    if fw.get("baseline_ram_bytes") and fw["ram_bytes"] > fw["baseline_ram_bytes"]:
+        lines.append(f"- The early-exit firmware needs {fw['ram_bytes']:,} bytes of RAM, "
+                     f"{100 * (fw['ram_bytes'] / fw['baseline_ram_bytes'] - 1):.0f}% more than the baseline "
+                     f"firmware's {fw['baseline_ram_bytes']:,} (one arena for every segment): the exit adds RAM on a "
+                     "microcontroller while it saves compute.")
     if split and is_local_subset(split):
         lines.append("- Trained and measured on a local subset or re-encoding of the dataset (see Data); "
                      "accuracy on the official full test set will differ.")
@@ -207,8 +211,12 @@ def _limits(split: dict, n_test: int, summary: Summary, deploy: dict | None, ben
     if bench and "litert" in bench and not bench["litert"]["target_latency_cut_ge_0.8x_flops_cut"]:
         lines.append("- On a desktop CPU (LiteRT with XNNPACK) per-invoke overheads dominate these tiny graphs, "
                      "so the measured latency cut is well below the FLOPs cut.")
-    lines.append("- The confidence threshold rho trades accuracy for compute; re-choose it on your own validation "
-                 "data if your input distribution differs.")
+    t = (deploy or {}).get("threshold") or {}
+    if t.get("rhos") is None and t:
+        lines.append(f"- Nothing could be certified for a {t['budget_points']}-point budget on the int8 validation "
+                     "outputs: the deployed firmware runs the full network.")
+    lines.append("- The confidence threshold trades accuracy for compute; certify it again on your own data "
+                 "(calibrate_exit on the int8 graphs) if your input distribution differs.")
     return lines
 
 
