@@ -8,7 +8,8 @@ attach -> train jointly -> export int8 split at the exit -> certify rho on the i
 
 Writes results/examples/attach_keras_applications.json: accuracy of both exits on the test split, the rho
 certified on the int8 validation outputs, the int8 runtime's accuracy, exit rate and FLOPs cut against the full
-network, and the firmware's record (instructions, cut, RAM, bit-exact); the C++ sources beside it.
+network, and the firmware's record (instructions, cut, RAM, bit-exact); the C++ sources beside it, in
+attach_keras_applications_sources/ (generated, not kept by git).
 """
 
 from __future__ import annotations
@@ -87,14 +88,12 @@ def run(cfg: ExampleConfig) -> dict:
                             "flops_cut_vs_full_network_pct": 100 * (1 - mflops / costs["final"]["mflops"])},
            "minutes": round((time.time() - start) / 60, 1), "versions": versions()}
     out = paths.REPO / cfg.out
-    api.export_sources(graphs, cal, out.with_suffix(""))  # 6. C++ sources for a firmware of your own
+    api.export_sources(graphs, cal, out.with_name(out.stem + "_sources"))  # 6. C++ for a firmware of your own
     if cfg.mcu_samples:  # 7. on the board, against the network without its exit (same int8 conversion)
         baseline = api.export_int8(base, x_cal)[0]  # the backbone with its own classifier: what the exit saves on
-        fw = api.firmware(graphs, cal, x_test[pick[: cfg.mcu_samples]], baseline,
-                          costs=[costs["early_exit"]["mflops"], costs["final"]["mflops"]],
-                          baseline_mflops=api.exit_costs(base)["final"]["mflops"])
+        fw = api.firmware(graphs, cal, x_test[pick[: cfg.mcu_samples]], baseline)  # FLOPs: the graphs' MACs
         rec["firmware_cortex_m4"] = {key: fw[key] for key in (
-            "samples", "bit_exact", "exit_rate", "instructions", "instruction_cut_pct", "flops_cut_pct",
+            "samples", "bit_exact", "exit_rate", "instructions", "instruction_cut_pct", "flops_cut_pct", "flops_source",
             "flash_bytes", "ram_bytes", "baseline_ram_bytes", "handover_bytes", "ram_within_baseline_plus_handover")}
         rec["minutes"] = round((time.time() - start) / 60, 1)
     files.write_json(out, rec)

@@ -52,6 +52,11 @@ class StudyConfig:
     mcu_samples: int = 100  # the firmware's test samples per cell
 
 
+# The study compares designs at the rho chosen on validation for 1 point (its FLOPs cuts are read so), so its
+# cells deploy that rho, labelled as such in their records, not the certified threshold a shipped model gets.
+STUDY_RULE = {"rule": "validation", "drop_points": 1}
+
+
 def cell(summary: Summary) -> dict:
     """FLOPs cuts (%) at the first trade-off (<= 1 point), on validation and test."""
     t = summary.tradeoffs[0]
@@ -64,7 +69,8 @@ def latency(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
     """The int8 TFLM benchmark of one model, run once (deploy, then benchmark) and read afterwards."""
     if not (out / "benchmark.json").exists():
         job = deploy.DeployConfig(task=cfg.task, variant=variant, models_dir=str(models), out_dir=str(out),
-                                  split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=cfg.samples)
+                                  split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=cfg.samples,
+                                  **STUDY_RULE)
         deploy.run(job)
         benchmark.run(job)
     tflm = json.loads((out / "benchmark.json").read_text())["tflm"]
@@ -81,7 +87,8 @@ def mcu_cut(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
             bench = out / "benchmark.json"
             timed = json.loads(bench.read_text())["test_samples"] if bench.exists() else cfg.samples
             deploy.run(deploy.DeployConfig(task=cfg.task, variant=variant, models_dir=str(models), out_dir=str(out),
-                                           split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=timed))
+                                           split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=timed,
+                                           **STUDY_RULE))
         firmware.run(firmware.FirmwareConfig(task=cfg.task, variant=variant, cpu=cpu, kernels=kernels,
                                              samples=cfg.mcu_samples, split_seed=cfg.split_seed,
                                              data_dir=cfg.data_dir, deploy_dir=str(out)))

@@ -158,7 +158,7 @@ def deployed(cfg: FirmwareConfig) -> dict:
                                     "instruction_to_flops_cut_ratio_ci95", "instructions_per_mac", "flash_bytes",
                                     "ram_bytes", "baseline_ram_bytes", "counted_as", "instructions")}
         files.write_json(out / "benchmark.json", bench)
-    if out.parent.parent.parent == paths.results_dir():  # a shipped deployment: the cross-task table
+    if out.resolve().parent.parent.parent == paths.results_dir().resolve():  # a shipped deployment: cross-task table
         firmware_table.write(paths.results_dir())
     return rec
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from common import files
-from common.edge import micro
 from common.edge.export import TFLiteRunner
 from common.edge.runtime import MultiExitRuntime
 from common.errors import ModelFileError, TrecxError
@@ -25,7 +24,7 @@ RUNNER = ("trecx_runner.h", "trecx_runner.cc")
 FIRMWARE = Path(__file__).with_name("firmware")
 NEVER = 1e300  # the threshold of an exit that never fires (no rho certified: the full network runs)
 MAX_SEGMENTS = 8  # trecx::kMaxSegments
-ARENA_MARGIN = 16 * 1024  # over the x86 TFLM arenas (64-bit pointers: the 32-bit board needs less)
+ARENA_MARGIN = 16 * 1024  # over arena_bound: scratch buffers of kernels it does not count
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,24 @@ def check_segments(segments: list[bytes], names: list[str] | None = None) -> lis
     return runners
 
 
+def arena_bound(graph: bytes) -> int:
+    """An upper bound of the tensor arena a graph needs under TFLM, read off the graph: every activation at once
+    (no reuse), plus TFLM's bookkeeping per tensor and per operator. Safe, not tight: a firmware run reports what
+    the board used (`arena_used_bytes`). Read off the graph rather than searched with the tflite-micro Python
+    interpreter, which crashes on some graphs (keras.applications' MobileNet tail) when an arena is too small."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from common.console import quiet
+
+    with quiet((2,)):
+        it = Interpreter(model_content=graph)
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    ops = it._get_ops_details()
+    live = {i for o in ops for i in o["outputs"]} | {d["index"] for d in it.get_input_details()}
+    size = sum(int(np.prod(tensors[i]["shape"])) * np.dtype(tensors[i]["dtype"]).itemsize for i in live if i in tensors)
+    return int(size + 256 * len(tensors) + 2048 * len(ops))
+
+
 def _exit(r: TFLiteRunner) -> str:
     return next(k for k in r.outputs if k != "features")
 
@@ -84,8 +101,8 @@ def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: in
          names: list[str] | None = None) -> Spec:
     """The sources' contents for `segments` and one threshold per early exit (None: that exit never fires).
     The thresholds and hand-overs are the Python runtime's own (`MultiExitRuntime`), so the firmware exits
-    exactly where it does. `arena_bytes`: the one arena's size; by default what TFLM needs for every segment
-    apart, summed, plus a margin (a firmware run reports what it really uses)."""
+    exactly where it does. `arena_bytes`: the one arena's size; by default every segment's `arena_bound`,
+    summed, plus a margin (a firmware run reports what it really uses)."""
     runners = check_segments(segments, names)
     rhos = list(rhos or [])
     if len(rhos) != len(segments) - 1:
@@ -107,9 +124,7 @@ def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: in
             handover = max(handover, row["feature_bytes"])
         out.append(row)
     if arena_bytes is None:
-        zeros = [np.zeros(r.input["shape"][1:], np.int8) for r in runners]
-        arenas = [micro.arena_size(g, z) for g, z in zip(segments, zeros, strict=True)]
-        arena_bytes = sum(arenas) + ARENA_MARGIN
+        arena_bytes = sum(map(arena_bound, segments)) + ARENA_MARGIN
     from common.edge.mcu import resolver_calls
 
     first = runners[0]

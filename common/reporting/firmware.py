@@ -137,9 +137,14 @@ def deploy_targets(results: Path) -> list[dict]:
                              f" (the tightest deployment)",
                     "met": all(r.get("ram_within_baseline_plus_handover") for r in recs)})
     for task in tasks:
-        rec = next((r for r in _certified(results, task) if r.get("mlperf_int8")), None)
+        recs = _certified(results, task)
+        rec = next((r for r in recs if r.get("mlperf_int8") and r.get("pooling", "mean") == "mean"), None)
         if rec is None:
             continue
+        pooled = next((r for r in recs if r.get("pooling") == "average_pool"), None)
+        also = (f"; converted with AVERAGE_POOL_2D as MLPerf's ({pooled['deployment']}): "
+                f"{pooled['instructions']['baseline'] / 1e6:.3f} M "
+                f"({pooled['baseline_vs_mlperf_int8_instructions_pct']:+.1f}%)") if pooled else ""
         gap, goal = rec["baseline_vs_mlperf_int8_instructions_pct"], MLPERF_GOAL_PCT.get(task)
         m = rec["mlperf_int8"]
         out.append({"goal": f"{task}: our baseline's release count "
@@ -147,7 +152,9 @@ def deploy_targets(results: Path) -> list[dict]:
                                "int8 file (the gap explained in docs/deployment.md)"),
                     "task": task, "variant": "baseline",
                     "value": f"{rec['instructions']['baseline'] / 1e6:.3f} M vs {m['instructions'] / 1e6:.3f} M "
-                             f"({gap:+.1f}%); MFLOPs {rec['baseline_mflops']:.2f} vs {m['mflops']:.2f} (graph MACs)",
+                             f"({gap:+.1f}%); MFLOPs {rec['baseline_mflops']:.2f} (Keras counter) vs {m['mflops']:.2f} "
+                             "(2 x the file's MACs)"
+                             + also,
                     "met": abs(gap) <= goal if goal else ""})
     recs = [json.loads(p.read_text()) for p in sorted(results.glob("*/deploy/*/firmware_*.json"))]
     out.append({"goal": "every firmware record bit-exact with the Python int8 runtime", "task": "all", "variant": "",
