@@ -224,6 +224,7 @@ def calibrate_exit(model, x: np.ndarray, y: np.ndarray | None = None, base_right
 
         probs, on = _int8_outputs(model, x), "int8 graph outputs"
         cum = costs or graph_mflops(list(getattr(model, "graphs", model)))
+    calibrate.check(probs, y, cum, base_right, max_drop, delta)  # before any arithmetic on mismatched lengths
     if y is None:
         cal = calibrate.calibrate_label_free(probs, cum, max_drop, delta)
     else:

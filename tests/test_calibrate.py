@@ -135,3 +135,30 @@ def test_a_threshold_per_exit_is_certified_on_data_that_did_not_choose_its_path(
     assert first == 1.0 and len(set(path)) == len(path) >= 1
     bad = [np.roll(probs[0], 1, axis=1), np.roll(probs[1], 1, axis=1), probs[2]]  # confident and always wrong
     assert calibrate.calibrate_per_exit(bad, labels, costs, base, 0.02, 0.05).rhos in (None, (1.0, 1.0))
+
+
+def test_calibration_refuses_arguments_no_guarantee_comes_from():
+    probs, labels, costs, base = _toy(100, 0.9)
+    with pytest.raises(ValueError, match=r"fraction in \(0, 1\), got 1.5 \(points\? 1.5 points is 0.015\)"):
+        calibrate.calibrate(probs, labels, costs, base, max_drop=1.5)
+    with pytest.raises(ValueError, match=r"max_drop must be a fraction in \(0, 1\), got 1 "):
+        calibrate.calibrate(probs, labels, costs, base, max_drop=1.0, method="hb")
+    with pytest.raises(ValueError, match="max_disagreement must be a fraction"):
+        calibrate.calibrate_label_free(probs, costs, max_disagreement=-0.01)
+    with pytest.raises(ValueError, match="delta must be in"):
+        calibrate.calibrate(probs, labels, costs, base, delta=0.0)
+    with pytest.raises(ValueError, match="labels has 99 samples but the exits' outputs have 100"):
+        calibrate.calibrate(probs, labels[:99], costs, base)
+    with pytest.raises(ValueError, match="base_right has 10 samples"):
+        calibrate.calibrate_per_exit([probs[0], *probs], labels, [0.5, *costs], base[:10])
+
+
+def test_the_planner_says_how_many_labelled_samples_a_budget_needs():
+    """More disagreement with the baseline, or a tighter budget, needs more samples; with none, the planner
+    agrees with min_budget (450 samples certify 1.34 points, so 1 point needs more than 450)."""
+    n = {d: calibrate.samples_needed(d, 0.01) for d in (0.0, 0.05)}
+    assert 450 < n[0.0] < 800 and n[0.05] > 2 * n[0.0]
+    assert calibrate.samples_needed(0.05, 0.02) < n[0.05]
+    assert calibrate.min_budget(n[0.0]) <= 0.0101
+    with pytest.raises(ValueError, match="never certifies"):
+        calibrate.samples_needed(0.05, 0.01, drop=0.02)

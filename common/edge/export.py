@@ -132,11 +132,19 @@ class TFLiteRunner:
     signature names; `raw` calls skip the (de)quantization, as a device would."""
 
     def __init__(self, content: bytes, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         with quiet((2,)):  # LiteRT announces its XNNPACK delegate from C++
             self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            try:
+                self.interpreter.allocate_tensors()
+            except RuntimeError as e:  # XNNPACK refuses some graphs ("failed to prepare"): LiteRT's own kernels
+                if "XNNPACK" not in str(e):
+                    raise
+                self.interpreter = Interpreter(model_content=content, num_threads=num_threads,
+                                               experimental_op_resolver_type=(
+                                                   OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+                self.interpreter.allocate_tensors()
         if self.interpreter.get_signature_list():
             runner = self.interpreter.get_signature_runner()
             details = runner.get_input_details()

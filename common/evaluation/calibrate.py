@@ -115,6 +115,28 @@ def _walk(p: np.ndarray, order, mflops: np.ndarray, delta: float, tie: np.ndarra
     return min(rejected, key=lambda k: (mflops[k], tie[k])), rejected
 
 
+def check(probs: list[np.ndarray], labels: np.ndarray | None, costs: list[float], base_right: np.ndarray | None,
+          max_drop: float, delta: float, what: str = "max_drop") -> None:
+    """A one-line ValueError for arguments no guarantee can come from: a budget or delta outside (0, 1) (a budget
+    of 1 or more certifies every rho; it looks like points, where a fraction is meant), exits, costs, labels and
+    baseline correctness of different lengths."""
+    if not 0 < max_drop < 1:
+        hint = f" (points? {max_drop:g} points is {max_drop / 100:g})" if 1 <= max_drop <= 100 else ""
+        raise ValueError(f"{what} must be a fraction in (0, 1), got {max_drop:g}{hint}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta:g}")
+    if len(probs) != len(costs):
+        raise ValueError(f"{len(probs)} exits but {len(costs)} costs")
+    n = {len(p) for p in probs}
+    for name, v in (("labels", labels), ("base_right", base_right)):
+        if v is not None:
+            n.add(len(v))
+            if len(n) > 1:
+                raise ValueError(f"{name} has {len(v)} samples but the exits' outputs have {len(probs[0])}")
+    if len(n) > 1:
+        raise ValueError(f"the exits' outputs have different numbers of samples: {sorted(n)}")
+
+
 def _shuffled(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)
 
@@ -125,6 +147,7 @@ def calibrate(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], b
     """The cheapest rho whose accuracy drop against the baseline (per-sample correctness `base_right`) is
     certified to stay within `max_drop` with probability >= 1 - delta (see the module docstring).
     probs: K arrays (N, classes) in exit order, the final exit last; costs: K cumulative MFLOPs."""
+    check(probs, labels, costs, base_right, max_drop, delta)
     rhos = sweep.RHOS if rhos is None else np.asarray(rhos, dtype=np.float64)
     order = _shuffled(len(labels), seed)  # betting needs an order independent of the data (splits may be sorted)
     probs, labels, base_right = [p[order] for p in probs], labels[order], np.asarray(base_right)[order]
@@ -150,6 +173,35 @@ def min_budget(n: int, delta: float = 0.05, method: str = "wsr", tol: float = 1e
     while hi - lo > tol:
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if p_values(zero, mid, delta, method)[0] <= delta else (mid, hi)
+    return hi
+
+
+def samples_needed(disagreement: float, max_drop: float, delta: float = 0.05, drop: float = 0.0,
+                   method: str = "wsr", draws: int = 50, seed: int = 0) -> int:
+    """How many labelled calibration samples certify `max_drop` at `delta` (with probability about 1/2) for an
+    exit that, on a pilot, disagrees with the baseline on a `disagreement` fraction of the samples (paired loss
+    +1 or -1) with a mean drop `drop`: the smallest n whose median p-value over seeded simulated calibration
+    sets is <= delta. For planning how much data to label; the zero-disagreement case is `min_budget`."""
+    if not 0 <= disagreement <= 1 or abs(drop) > disagreement:
+        raise ValueError(f"disagreement must be in [0, 1] and at least |drop|, got {disagreement:g}, {drop:g}")
+    check([np.zeros(1)], None, [0.0], None, max_drop, delta)
+    if drop >= max_drop:
+        raise ValueError(f"a mean drop of {drop:g} never certifies a budget of {max_drop:g}")
+    rng = np.random.default_rng(seed)
+    p = [(disagreement - drop) / 2, 1 - disagreement, (disagreement + drop) / 2]  # losses -1, 0, +1
+
+    def certifies(n: int) -> bool:
+        loss = rng.choice([-1.0, 0.0, 1.0], size=(draws, n), p=p)
+        return float(np.median(p_values(loss, max_drop, delta, method))) <= delta
+
+    lo, hi = 1, 64
+    while not certifies(hi):
+        lo, hi = hi, hi * 2
+        if hi > 1 << 22:
+            return -1  # not within 4 million samples
+    while hi - lo > max(1, lo // 100):  # to 1%
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if certifies(mid) else (mid, hi)
     return hi
 
 
@@ -181,6 +233,7 @@ def calibrate_per_exit(probs: list[np.ndarray], labels: np.ndarray, costs: list[
     vector rejected on the testing part is returned (`rhos`; None when the first is not rejected)."""
     if len(probs) < 2:
         raise ValueError("calibrate_per_exit needs a model with at least one early exit")
+    check(probs, labels, costs, base_right, max_drop, delta)
     order = _shuffled(len(labels), seed)
     cut = round(path_fraction * len(labels))
     a, b = order[:cut], order[cut:]
@@ -204,6 +257,7 @@ def calibrate_label_free(probs: list[np.ndarray], costs: list[float], max_disagr
                          delta: float = 0.05, rhos: np.ndarray | None = None) -> Calibration:
     """The cheapest rho whose disagreement with the model's own final exit is certified to stay within
     `max_disagreement` with probability >= 1 - delta: no labels needed (exact binomial p-values)."""
+    check(probs, None, costs, None, max_disagreement, delta, "max_disagreement")
     rhos = sweep.RHOS if rhos is None else np.asarray(rhos, dtype=np.float64)
     taken = sweep.exits_taken(probs, rhos)
     n = len(probs[0])
