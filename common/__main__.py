@@ -34,5 +34,10 @@ def main(argv: list[str]) -> object:
     return module.main(rest)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `trecx` console script of an installed toolkit."""
     cli.run(main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    entry()
