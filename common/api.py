@@ -108,16 +108,59 @@ def _tap(model: keras.Model, after: str):
     return tap
 
 
+def functional(model: keras.Model, share: bool = False) -> keras.Model:
+    """The user's classifier as a functional model an exit can be attached to: a copy (weights and trainable
+    flags too) unless `share`; a Sequential model rebuilt as a functional one; a single output given in a list or
+    a dict unwrapped. A one-line ModelError for what it cannot take (a subclassed model, an unbuilt Sequential)."""
+    if isinstance(model, keras.Sequential):
+        if share:
+            raise ModelError(f"model '{model.name}' is a Sequential model: share=True needs a functional one "
+                             "(attach_exit works on a functional copy of it)")
+        try:
+            shape = model.input_shape
+        except (AttributeError, ValueError):
+            raise ModelError(f"Sequential model '{model.name}' has no input shape: start it with keras.Input(shape) "
+                             "or build it") from None
+        inputs = keras.Input(shape[1:], name=f"{model.name}_input")
+        x = inputs
+        for layer in model.layers:
+            x = layer(x)
+        model, share = keras.Model(inputs, x, name=model.name), False
+    elif not _is_functional(model):
+        raise ModelError(f"model '{model.name}' is a subclassed keras.Model: attach_exit needs a functional or "
+                         "Sequential model (rebuild it with keras.Input and layer calls)")
+    out = model.output
+    if isinstance(out, (list, tuple, dict)) and len(out) == 1:
+        model = keras.Model(model.inputs, next(iter(out.values())) if isinstance(out, dict) else out[0],
+                            name=model.name)
+    if share:
+        return model
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for a, b in zip(model.layers, copy.layers, strict=True):
+        b.trainable = a.trainable
+    return copy
+
+
+def _is_functional(model) -> bool:
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, Functional)
+
+
 def attach_exit(model: keras.Model, after: str | list[str], pointwise: int | None = None, kernel: int = 2,
-                strides: int = 2, pool: int | None = None, ev_assist: bool = True, l2: float = 0.0) -> keras.Model:
+                strides: int = 2, pool: int | None = None, ev_assist: bool = True, l2: float = 0.0,
+                share: bool = False) -> keras.Model:
     """`model` with the paper's early exit after layer `after` (Sec. 4.2: a 1x1 conv to `pointwise` channels,
     default twice the tap's, 0 for none; a depthwise `kernel` conv of stride `strides` + ReLU; average pooling
     by `pool`, default down to at most 4x4; a softmax dense), outputs {"early_exit", "final"} by the project's
     contract; or, with a list of layers in order from the input, one such exit after each, outputs {"exit_1",
     ..., "exit_k", "final"}. `ev_assist` (Sec. 4.3) concatenates an early view of the last feature map per
     exit (that exit's depthwise kernel, copied in while training) before a new final classifier, which starts
-    from the old one's weights (exactly the old classifier without EV). The backbone's layers are shared with
-    `model`, not copied."""
+    from the old one's weights (exactly the old classifier without EV). `model` (functional or Sequential) is
+    left as it was: the exit goes on a copy of it, unless `share` (the backbone's layers then are `model`'s,
+    and training the exit trains them)."""
+    model = functional(model, share)
     final_layer = classifier(model)
     several = not isinstance(after, str)
     afters = list(after) if several else [after]
@@ -173,8 +216,9 @@ def train_exit(model: keras.Model, train_ds, val_ds=None, epochs: int = 10, w_ee
     from common.train.training import compile_model, keyed
 
     names = contract.exit_names(model)
-    for layer in model.layers:
-        layer.trainable = not post_training or contract.is_head(layer.name) or layer.name == contract.FINAL
+    if post_training:  # otherwise the layers keep the trainable flags they came with (frozen ones stay frozen)
+        for layer in model.layers:
+            layer.trainable = contract.is_head(layer.name) or layer.name == contract.FINAL
     weights = list(w_ee) if isinstance(w_ee, (list, tuple)) else [w_ee] * (len(names) - 1)
     if len(weights) != len(names) - 1:
         raise ModelError(f"model '{model.name}' has {len(names) - 1} early exits but w_ee gives {len(weights)} weights")

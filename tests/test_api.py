@@ -176,3 +176,39 @@ def test_the_runtime_runs_the_threshold_certified_on_the_int8_graphs():
     assert api.calibrate_exit(rt, x[:100], y[:100], right[:100], max_drop=0.05).samples.endswith("int8 graph outputs")
     with pytest.raises(api.ModelError, match="certified the float Keras outputs"):
         api.runtime(graphs, cal_float)
+
+
+def test_sequential_and_wrapped_outputs_work_and_the_users_model_is_left_as_it_was():
+    import tensorflow as tf
+
+    seq = keras.Sequential([keras.Input((16, 16, 3)), layers.Conv2D(8, 3, padding="same", activation="relu",
+                                                                    name="c1"),
+                            layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c2"),
+                            layers.GlobalAveragePooling2D(name="gap"), layers.Dense(4, activation="softmax")],
+                           name="seq")
+    seq.get_layer("c1").trainable = False  # the user froze it
+    before = [w.copy() for w in seq.get_weights()]
+    model = api.attach_exit(seq, "c1")
+    assert contract.exit_names(model) == ["early_exit", "final"]
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (32, 16, 16, 3)).astype("float32"), rng.integers(0, 4, 32)
+    frozen = [w.copy() for w in model.get_layer("c1").get_weights()]
+    api.train_exit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=1)
+    assert all(np.array_equal(a, b) for a, b in zip(before, seq.get_weights(), strict=True))  # untouched
+    assert not model.get_layer("c1").trainable
+    assert all(np.array_equal(a, b) for a, b in zip(frozen, model.get_layer("c1").get_weights(), strict=True))
+    assert not np.array_equal(model.get_layer("c2").get_weights()[0], seq.get_layer("c2").get_weights()[0])
+    net = small_cnn()
+    for wrapped in (keras.Model(net.inputs, [net.output]), keras.Model(net.inputs, {"probs": net.output})):
+        assert contract.exit_names(api.attach_exit(wrapped, "conv1")) == ["early_exit", "final"]
+    shared = small_cnn()
+    assert api.attach_exit(shared, "conv1", share=True).get_layer("conv1") is shared.get_layer("conv1")
+    with pytest.raises(api.ModelError, match="share=True needs a functional one"):
+        api.attach_exit(seq, "c1", share=True)
+
+    class Sub(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(api.ModelError, match=r"subclassed keras\.Model"):
+        api.attach_exit(Sub(), "c1")
