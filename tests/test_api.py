@@ -212,3 +212,13 @@ def test_sequential_and_wrapped_outputs_work_and_the_users_model_is_left_as_it_w
 
     with pytest.raises(api.ModelError, match=r"subclassed keras\.Model"):
         api.attach_exit(Sub(), "c1")
+
+
+def test_a_runtime_fed_the_wrong_shape_says_so_in_one_line():
+    from common.errors import TrecxError
+
+    model = api.attach_exit(small_cnn(), "conv1")
+    x = np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 3)).astype("float32")
+    runtime = api.runtime(api.export_int8(model, x), 0.5)
+    with pytest.raises(TrecxError, match=r"shape \(16, 16, 3\) \(no batch axis\), got \(1, 16, 16, 3\)"):
+        runtime(x[:1])

@@ -176,6 +176,11 @@ class TFLiteRunner:
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         d = self.input
+        if tuple(np.shape(x)) != tuple(int(v) for v in d["shape"][1:]):
+            from common.errors import TrecxError
+
+            raise TrecxError(f"the graph takes one input of shape {tuple(int(v) for v in d['shape'][1:])} (no batch "
+                             f"axis), got {tuple(np.shape(x))}")
         if d["dtype"] == np.int8:
             scale, zero = d["quantization"]
             return np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
