@@ -16,7 +16,9 @@ from common.evaluation.evaluate import write_csv
 
 CSV, FIGURE, TARGETS, DEPLOY_TARGETS = ("firmware.csv", "firmware.png", "firmware_targets.csv",
                                        "firmware_deploy_targets.csv")
-GOAL = 0.8  # instruction cut / FLOPs cut of the best shipped early exit per task (issue 29)
+# An exit only saves the tail, whose layers may cost fewer instructions per MAC than the head's: the best shipped
+# early exit per task should still keep at least this share of its FLOPs cut as an instruction cut.
+GOAL = 0.8  # instruction cut / FLOPs cut
 BOARD = "cortex-m4_cmsis_nn"  # what the goal is judged on: the kernels a Cortex-M deployment uses
 
 
@@ -102,10 +104,14 @@ def targets(results: Path) -> list[dict]:
     return out
 
 
-# Issue 35's goals for the certified deployments on BOARD: (task, variant or "" for the task's best, the least
-# instruction cut %, the most test drop in points or None)
+# What the certified deployments on BOARD must reach, judged on their firmware records: (task, variant or "" for
+# the task's best certified one, the least instruction cut %, the most test drop in points or None). IC's two-exit
+# model must turn its certified FLOPs cut into instructions within the 1-point budget; KWS, whose 450 validation
+# clips cannot certify 1 point, its best certified deployment at whatever budget they can.
 CUT_GOALS = (("image_classification", "trecx2", 30.0, 1.0), ("keyword_spotting", "", 20.0, None))
-MLPERF_GOAL_PCT = {"image_classification": 5.0, "visual_wake_words": 5.0}  # |baseline / MLPerf int8 - 1|
+# |our baseline's release count / MLPerf Tiny's int8 file's - 1| in %: the same architecture must cost about the
+# same on the board (KWS has none: its gap is MEAN against AVERAGE_POOL_2D, docs/deployment.md)
+MLPERF_GOAL_PCT = {"image_classification": 5.0, "visual_wake_words": 5.0}
 
 
 def deploy_targets(results: Path) -> list[dict]:
