@@ -247,8 +247,7 @@ def _int8_outputs(graphs, x: np.ndarray) -> list[np.ndarray]:
     from common.edge.runtime import MultiExitRuntime
 
     rt = graphs if isinstance(graphs, MultiExitRuntime) else MultiExitRuntime(list(graphs), [0.0] * (len(graphs) - 1))
-    rows = [rt.all_exits(r) for r in x]
-    return [np.stack([r[i] for r in rows]) for i in range(len(rt.segments))]
+    return rt.outputs(x)
 
 
 def calibrate_exit(model, x: np.ndarray, y: np.ndarray | None = None, base_right: np.ndarray | None = None,
@@ -298,12 +297,9 @@ def export_int8(model: keras.Model, calibration_x: np.ndarray, pooling: str = "m
 
 def thresholds(rho: float | list[float] | None, exits: int) -> list[float]:
     """One threshold per early exit from a shared `rho`, a list, or None (never exit: the full model runs)."""
-    if rho is None:
-        return [float("inf")] * exits
-    out = [float(r) for r in rho] if isinstance(rho, (list, tuple, np.ndarray)) else [float(rho)] * exits
-    if len(out) != exits:
-        raise ValueError(f"{exits} early exits need {exits} thresholds, got {len(out)}")
-    return out
+    from common.edge.board import check_rhos
+
+    return [float("inf") if r is None else r for r in check_rhos(rho, exits + 1)]
 
 
 def _rhos(rho, exits: int) -> list[float]:
@@ -348,9 +344,9 @@ def export_sources(graphs: list[bytes], rho, out, arena_bytes: int | None = None
     over TFLM's MicroInterpreter (one tensor arena). Returns what they hold (`edge.sources.Spec`)."""
     from pathlib import Path
 
-    from common.edge import sources
+    from common.edge.board import segment_sources
 
-    return sources.write(list(graphs), _rhos(rho, len(graphs) - 1), Path(out), arena_bytes, namespace)
+    return segment_sources(list(graphs), _rhos(rho, len(graphs) - 1), Path(out), arena_bytes, namespace)
 
 
 def firmware(graphs: list[bytes], rho, x: np.ndarray, baseline: bytes, cpu: str = "cortex-m4",

@@ -13,7 +13,7 @@ from conftest import needs_shared, summary_dict
 
 from common import paths
 from common.edge import export, micro
-from common.edge.runtime import EarlyExitRuntime
+from common.edge.runtime import MultiExitRuntime
 
 KWS_TRECX = paths.pretrained_dir("keyword_spotting") / "trecx.keras"
 
@@ -25,7 +25,7 @@ def int8_split() -> tuple[bytes, bytes, np.ndarray]:
 
     model = (keras.models.load_model(KWS_TRECX, compile=False) if KWS_TRECX.exists()
              else registry.get("keyword_spotting", "trecx").builder())
-    head, tail = export.split_at_exit(model)
+    head, tail = export.split_at_exits(model)
     x = 3 * np.random.default_rng(0).standard_normal((40, 49, 10, 1)).astype("float32")
     feats = head.predict(x[:20], verbose=0)["features"]
     return export.to_tflite(head, x[:20]), export.to_tflite(tail, feats), x[20:]
@@ -41,8 +41,8 @@ def test_arena_size_is_the_smallest_that_runs(int8_split):
 
 def test_tflm_runtime_agrees_with_litert(int8_split):
     head, tail, x = int8_split
-    lite, tflm = EarlyExitRuntime(head, tail, 0.5), EarlyExitRuntime(head, tail, 0.5, backend="tflm")
-    a, b = [np.array([rt.both(r) for r in x]) for rt in (lite, tflm)]  # (N, 2 exits, classes)
+    lite, tflm = MultiExitRuntime([head, tail], [0.5]), MultiExitRuntime([head, tail], [0.5], backend="tflm")
+    a, b = [np.array([rt.all_exits(r) for r in x]) for rt in (lite, tflm)]  # (N, 2 exits, classes)
     # XNNPACK and TFLM's kernels round differently, and the tail runs on each runtime's own head
     # output, so single outputs can drift by ~15 int8 steps (1/256) on these off-distribution inputs;
     # on average they must agree to within a step or two.
@@ -54,9 +54,9 @@ def test_tflm_runtime_agrees_with_litert(int8_split):
 def test_int8_threshold_matches_the_dequantized_confidence(int8_split):
     head, tail, x = int8_split
     for rho in (0.0, 0.3, 0.55, 0.8, 1.01):
-        rt = EarlyExitRuntime(head, tail, rho)
+        rt = MultiExitRuntime([head, tail], [rho])
         for r in x:
-            early, _ = rt.both(r)
+            early, _ = rt.all_exits(r)
             assert (rt(r).exit == "early_exit") == (float(early.max()) >= rho - 1e-6)
 
 

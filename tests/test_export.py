@@ -7,7 +7,7 @@ import pytest
 
 from common import tasks
 from common.edge import export
-from common.edge.runtime import EarlyExitRuntime, SingleRuntime
+from common.edge.runtime import MultiExitRuntime, SingleRuntime
 from common.models import registry
 
 INPUTS = {t.name: t.input_shape for t in tasks.all_tasks()}
@@ -22,7 +22,7 @@ def _x(task: str, n: int = 4) -> np.ndarray:
 @pytest.mark.parametrize("task", list(INPUTS))
 def test_float_split_graphs_reproduce_the_keras_model(task: str):
     model = registry.get(task, "trecx").builder()
-    head, tail = export.split_at_exit(model)
+    head, tail = export.split_at_exits(model)
     h, t = export.TFLiteRunner(export.to_tflite(head)), export.TFLiteRunner(export.to_tflite(tail))
     for x in _x(task, 2):
         want = model(x[None], training=False)
@@ -33,13 +33,13 @@ def test_float_split_graphs_reproduce_the_keras_model(task: str):
 
 def test_runtime_runs_the_tail_only_below_rho():
     model = registry.get("keyword_spotting", "trecx").builder()
-    head, tail = (export.to_tflite(m) for m in export.split_at_exit(model))
+    head, tail = (export.to_tflite(m) for m in export.split_at_exits(model))
     x = _x("keyword_spotting")
-    always = EarlyExitRuntime(head, tail, rho=0.0)
-    assert {always(s).exit for s in x} == {"early_exit"} and always.tail_runs == 0
-    never = EarlyExitRuntime(head, tail, rho=1.01)
+    always = MultiExitRuntime([head, tail], [0.0])
+    assert {always(s).exit for s in x} == {"early_exit"} and always.runs[1] == 0
+    never = MultiExitRuntime([head, tail], [1.01])
     preds = [never(s) for s in x]
-    assert never.tail_runs == len(x) and {p.exit for p in preds} == {"final"}
+    assert never.runs[1] == len(x) and {p.exit for p in preds} == {"final"}
     full = model(x, training=False)["final"].numpy()
     assert [p.label for p in preds] == list(full.argmax(1))
 

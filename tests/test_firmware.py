@@ -99,7 +99,7 @@ def test_the_exported_sources_build_into_a_users_own_program(graphs_and_data, tm
     from common.edge import board
 
     lib = board.libraries("cortex-m4", "cmsis_nn", profile=False)[False]
-    inc = [f"-I{lib['dir'] / p[2:]}" if p.startswith("-I") and not Path(p[2:]).is_absolute() else p for p in lib["inc"]]
+    inc = mcu.includes(lib)
     for src in (tmp_path / "main.cc", tmp_path / "src" / "trecx_model.cc", tmp_path / "src" / "trecx_runner.cc"):
         r = subprocess.run(["arm-none-eabi-g++", *lib["cxx"], "-O2", *inc, f"-I{tmp_path / 'src'}", "-c", str(src),
                             "-o", str(src.with_suffix(".o"))], capture_output=True, text=True)

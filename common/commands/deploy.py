@@ -91,6 +91,8 @@ def run(cfg: DeployConfig) -> dict:
                           f"{cfg.drop_points}")
     if cfg.rule not in RULES:
         raise ConfigError(f"--rule must be one of {', '.join(RULES)}, got '{cfg.rule}'")
+    if cfg.pooling not in POOLINGS:
+        raise ConfigError(f"--pooling must be one of {', '.join(POOLINGS)}, got '{cfg.pooling}'")
     task = tasks.get(cfg.task)
     out = out_dir(cfg)
     model, base = load_models(cfg, task)
@@ -104,8 +106,6 @@ def run(cfg: DeployConfig) -> dict:
     data, info, calib = loaded.splits, loaded.info, loaded.calibration(cfg.calibration)
     log.info("%s/%s: converting %d segments, int8 calibrated on %d training samples", cfg.task, cfg.variant,
              len(names), len(calib))
-    if cfg.pooling not in POOLINGS:
-        raise ConfigError(f"--pooling must be one of {', '.join(POOLINGS)}, got '{cfg.pooling}'")
     graphs = export_graphs(model, base, calib, cfg.pooling)
     segments = segment_names(len(names) - 1)
     x_test = data["test"][0]

@@ -51,12 +51,8 @@ def run(cfg: ExportConfig) -> dict:
         rhos, threshold = deploy["rhos"], deploy["threshold"]
     else:
         src = Path(cfg.graphs_dir)
-        paths_ = sorted(src.glob("segment_*.tflite"), key=lambda p: int(p.stem.split("_")[1].split(".")[0]))
-        if not paths_:
-            raise ModelFileError(f"{src} holds no segment_<i>.tflite graphs (api.save_graphs writes them)")
-        graphs = [files.read_tflite(p) for p in paths_]
-        rhos = [float(r) if r.strip() else None for r in cfg.rhos.split(",")] if cfg.rhos else None
-        rhos = rhos[0] if rhos and len(rhos) == 1 else rhos
+        _, graphs = board.read_segments(src)
+        rhos = board.parse_rhos(cfg.rhos)
         threshold = {"rule": "given by --rhos"}
     spec = board.segment_sources(graphs, rhos, Path(cfg.out_dir), cfg.arena_bytes or None, cfg.namespace)
     rec = {"source": paths.portable(src), "segments": len(graphs), "rhos": board.check_rhos(rhos, len(graphs)),

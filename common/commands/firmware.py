@@ -84,12 +84,9 @@ def _subset(x: np.ndarray, n: int, seed: int) -> np.ndarray:
 def folder(cfg: FirmwareConfig) -> dict:
     """The firmware of a folder of segment graphs (a user's own model)."""
     src = Path(cfg.graphs_dir)
-    segs = sorted(src.glob("segment_*.tflite"), key=lambda p: int(p.stem.split("_")[1].split(".")[0]))
-    if not segs:
-        raise ModelFileError(f"{src} holds no segment_<i>.tflite graphs (api.save_graphs writes them)")
+    segs, graphs = board.read_segments(src)
     if not cfg.inputs or not Path(cfg.inputs).exists():
         raise ConfigError(f"--inputs must name a .npy of float inputs for the graphs (got '{cfg.inputs}')")
-    graphs = [files.read_tflite(p) for p in segs]
     board_src = src / "baseline.tflite"
     baseline = files.read_tflite(board_src) if board_src.exists() else graphs[0] if len(graphs) == 1 else None
     if baseline is None:
@@ -98,9 +95,7 @@ def folder(cfg: FirmwareConfig) -> dict:
     from common.edge import sources
 
     sources.check_segments(graphs, [p.name for p in segs])
-    rhos = [float(r) if r.strip() else None for r in cfg.rhos.split(",")] if cfg.rhos else None
-    if rhos is not None and len(rhos) == 1:
-        rhos = rhos[0]
+    rhos = board.parse_rhos(cfg.rhos)
     x = _subset(np.load(cfg.inputs), cfg.samples, cfg.split_seed)
     out = Path(cfg.out_dir or src)
     rec = board.record(graphs, rhos, x, baseline, _libs(cfg), cfg.cpu, paths.cache_dir() / "firmware",

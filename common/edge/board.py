@@ -37,13 +37,33 @@ def check_rhos(rhos: list[float | None] | float | None, segments: int) -> list[f
     from common.errors import TrecxError
 
     exits = segments - 1
-    if rhos is None or isinstance(rhos, (int, float)):
+    if rhos is None or np.ndim(rhos) == 0:
         return [None if rhos is None else float(rhos)] * exits
     rhos = [None if r is None else float(r) for r in rhos]
     if len(rhos) != exits:
         raise TrecxError(f"{segments} graphs have {exits} early exit(s) but {len(rhos)} threshold(s) were given: "
                          f"{rhos}")
     return rhos
+
+
+def parse_rhos(text: str) -> list[float | None] | float | None:
+    """`--rhos`: one threshold for every exit ("0.9"), one per exit ("0.9,0.8"; an empty one never fires), or ""
+    (none: the full model runs)."""
+    if not text:
+        return None
+    rhos = [float(r) if r.strip() else None for r in text.split(",")]
+    return rhos[0] if len(rhos) == 1 else rhos
+
+
+def read_segments(folder: Path) -> tuple[list[Path], list[bytes]]:
+    """The segment_<i>.tflite graphs of a folder (what `api.save_graphs` writes), in order, and their contents."""
+    from common import files
+    from common.errors import ModelFileError
+
+    found = sorted(folder.glob("segment_*.tflite"), key=lambda p: int(p.stem.split("_")[1].split(".")[0]))
+    if not found:
+        raise ModelFileError(f"{folder} holds no segment_<i>.tflite graphs (api.save_graphs writes them)")
+    return found, [files.read_tflite(p) for p in found]
 
 
 def record(segments: list[bytes], rhos: list[float | None], x: np.ndarray, baseline: bytes, libs: dict[bool, dict],

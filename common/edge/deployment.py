@@ -57,9 +57,6 @@ def export_graphs(model: keras.Model, base: keras.Model, calib: np.ndarray, pool
     """Float and int8 graphs of every segment and of the baseline (global pooling lowered by `pooling`, see
     `export.to_tflite`); each segment is calibrated on what it reads from the same training samples (the
     previous segment's feature maps)."""
-    if len(contract.exit_names(model)) < 2:
-        raise ModelFileError(f"model '{model.name}' has no early exit (outputs {contract.output_names(model)}): "
-                             "deploy takes a model with at least one, e.g. --variant trecx")
     segs = split_at_exits(model)
     names = segment_names(len(segs) - 1)
     graphs, x, n = {}, calib, len(calib)
@@ -74,14 +71,11 @@ def export_graphs(model: keras.Model, base: keras.Model, calib: np.ndarray, pool
 
 def graph_outputs(graphs: dict[str, bytes], kind: str, x: np.ndarray, desc: str) -> dict[str, np.ndarray]:
     """Every exit of the segment graphs and the baseline's output for every row of x (batch 1)."""
-    rt = MultiExitRuntime(segments_of(graphs, kind), [0.0] * (len(segments_of(graphs, kind)) - 1))
+    segs = segments_of(graphs, kind)
+    rt = MultiExitRuntime(segs, [0.0] * (len(segs) - 1))
     base = TFLiteRunner(graphs[f"baseline_{kind}"])
-    out: dict[str, list] = {e: [] for e in rt.exits} | {"baseline": []}
-    for row in tqdm(x, desc=desc, unit="sample", mininterval=2, disable=len(x) < 500):
-        for e, p in zip(rt.exits, rt.all_exits(row), strict=True):
-            out[e].append(p)
-        out["baseline"].append(base(row)["final"])
-    return {k: np.stack(v) for k, v in out.items()}
+    probs = rt.outputs(tqdm(x, desc=desc, unit="sample", mininterval=2, disable=len(x) < 500))
+    return dict(zip(rt.exits, probs, strict=True)) | {"baseline": np.stack([base(row)["final"] for row in x])}
 
 
 def float_check(model: keras.Model, graphs: dict[str, bytes], x: np.ndarray) -> dict[str, float]:

@@ -1,8 +1,9 @@
-"""TFLite export: float or full-integer int8 graphs, and T-RecX models split at the exit.
+"""TFLite export: float or full-integer int8 graphs, and T-RecX models split at their exits.
 
-The head graph maps the input to the early-exit probabilities plus the feature map the rest of
-the network needs; the tail maps that feature map to the final probabilities (EV assist
-included). Outputs are read by name through the signature runner, as TFLite may reorder them.
+The head graph maps the input to the first exit's probabilities plus the feature map the rest of the network
+needs; each later segment maps the previous one's map to its exit and its own map; the tail maps its map to the
+final probabilities (EV assist included). Outputs are read by name through the signature runner, as TFLite
+may reorder them.
 """
 
 from __future__ import annotations
@@ -15,15 +16,6 @@ import numpy as np
 import tensorflow as tf
 
 from common.console import quiet
-
-
-def split_at_exit(model: keras.Model, exit_layer: str = "early_exit") -> tuple[keras.Model, keras.Model]:
-    """(head, tail): head(x) -> {"early_exit", "features"}, tail(features) -> {"final"}."""
-    tap = model.get_layer(exit_layer).input
-    outputs = model.output
-    head = keras.Model(model.inputs, {"early_exit": outputs["early_exit"], "features": tap}, name="head")
-    tail = keras.Model(tap, {"final": outputs["final"]}, name="tail")
-    return head, tail
 
 
 def segment_names(k: int) -> list[str]:

@@ -174,13 +174,20 @@ def resolver_calls(graphs: list[bytes]) -> list[str]:
                   for op in ops)
 
 
+def includes(lib: dict) -> list[str]:
+    """The -I flags a source needs to compile against `lib` (`library`), relative ones made absolute: what a
+    user's own build passes for the exported sources too."""
+    return [f"-I{lib['dir'] / p[2:]}" if p.startswith("-I") and not Path(p[2:]).is_absolute() else p
+            for p in lib["inc"]]
+
+
 def build(sources: Path, lib: dict, cpu: str, out: Path, samples: int, samples_file: Path) -> Path:
     """Compile the exported sources (`edge.sources.write`: trecx_model + trecx_runner) with the benchmark main
     (`firmware/bench.cc`, reading `samples` int8 inputs from `samples_file` through semihosting) and link them
     for `cpu` against `lib` (`library`; a profiled one also prints each operator) into out/firmware.elf."""
     board = BOARDS[cpu]
     out.mkdir(parents=True, exist_ok=True)
-    inc = [f"-I{lib['dir'] / p[2:]}" if p.startswith("-I") and not Path(p[2:]).is_absolute() else p for p in lib["inc"]]
+    inc = includes(lib)
     (out / "firmware.ld").write_text(string.Template((FIRMWARE / "firmware.ld").read_text())
                                      .substitute(code=hex(board.code), ram=hex(board.ram)))
     defines = [f"-DTRECX_TIMER_BASE=0x{board.timer:08x}u", f"-DTRECX_PROFILE={int(lib['profiled'])}",

@@ -77,6 +77,12 @@ class MultiExitRuntime:
                 seg = self._next(i)
         return out
 
+    def outputs(self, rows) -> list[np.ndarray]:
+        """`all_exits` over `rows` (an array, or any iterable of rows such as a progress bar over one): each
+        exit's probabilities stacked, (N, classes) per exit in exit order."""
+        per_row = [self.all_exits(r) for r in rows]
+        return [np.stack([r[i] for r in per_row]) for i in range(len(self.segments))]
+
     def _first(self, x: np.ndarray):
         seg = self.segments[0]
         seg.invoke(seg.quantize(x))
@@ -91,32 +97,6 @@ class MultiExitRuntime:
         nxt.invoke(feats)
         self.runs[i + 1] += 1
         return nxt
-
-
-class EarlyExitRuntime(MultiExitRuntime):
-    """The one-exit runtime: run `head`; leave with its prediction when its max probability is >= rho, else
-    run `tail` on the head's feature map."""
-
-    def __init__(self, head: bytes, tail: bytes, rho: float, num_threads: int = 1, backend: str = "litert"):
-        super().__init__([head, tail], [rho], num_threads, backend)
-        self.rho = rho
-
-    @property
-    def head(self):
-        return self.segments[0]
-
-    @property
-    def tail(self):
-        return self.segments[1]
-
-    @property
-    def tail_runs(self) -> int:
-        return self.runs[1]
-
-    def both(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(early-exit, final) probabilities, the tail always run."""
-        early, final = self.all_exits(x)
-        return early, final
 
 
 class SingleRuntime:
