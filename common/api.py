@@ -22,18 +22,16 @@ import keras
 import numpy as np
 from keras import layers
 
-from common.errors import ModelFileError
+from common.errors import ModelError
 from common.evaluation import calibrate
 from common.models import contract, flops
+from common.models.graph import functional
 from common.models.layers import _reg, ev_pairs
 from common.models.paper_exit import PaperConfig, exit_heads
 from common.train.callbacks import EVWeightTransfer
 
-POOLINGS = (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)
-
-
-class ModelError(ModelFileError):
-    """A model the API cannot attach an exit to: one line naming the model and the layer."""
+POOLINGS = (layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D, layers.GlobalMaxPooling1D,
+            layers.GlobalMaxPooling2D)
 
 
 def _producer(tensor):
@@ -83,69 +81,50 @@ def classifier(model: keras.Model) -> layers.Layer:
     if isinstance(model.output, (dict, list, tuple)):
         raise ModelError(f"model '{model.name}' has several outputs: give it a single softmax classifier output")
     layer, softmax = _through(model.output)
-    dense = isinstance(layer, layers.Dense) or (isinstance(layer, layers.Conv2D) and
-                                                tuple(layer.kernel_size) == (1, 1))
+    dense = isinstance(layer, layers.Dense) or (isinstance(layer, (layers.Conv1D, layers.Conv2D)) and
+                                                set(layer.kernel_size) == {1})
     if not dense or not (softmax or _activation(layer) == "softmax"):
         raise ModelError(f"model '{model.name}' does not end in a softmax classifier (its last weighted layer "
                          f"'{layer.name}' is a {type(layer).__name__}{'' if softmax else ', with no softmax after'})")
     return layer
 
 
-def _tap(model: keras.Model, after: str):
+def _crossing(model: keras.Model, tap, after: str) -> None:
+    """A one-line ModelError when the network after the cut at `tap` reads a tensor from before it (a skip
+    connection across the cut): the segments hand over one feature map, so the rest must be computed from it."""
+    before = _ancestors(tap) - {id(tap)}
+    seen, stack = set(), [model.output]
+    while stack:
+        t = stack.pop()
+        if t is tap or id(t) in seen:
+            continue
+        seen.add(id(t))
+        layer, index = t._keras_history[0], t._keras_history[1]
+        for x in layer._inbound_nodes[index].input_tensors:
+            if id(x) in before:
+                raise ModelError(f"layer '{layer.name}' of model '{model.name}' reads '{_producer(x).name}' from "
+                                 f"before the exit after '{after}' (a skip connection across the cut): tap the block "
+                                 "after its merge, or earlier, so the rest of the network reads that map alone")
+            stack.append(x)
+
+
+def _tap(model: keras.Model, after: str, addresses: dict[str, str]):
+    """The feature map layer `after` (the user's address: `layer`, or `backbone/layer` inside a nested model)
+    outputs in `model` (the flat copy, whose names `addresses` maps to)."""
     try:
-        layer = model.get_layer(after)
+        layer = model.get_layer(addresses.get(after, after))
     except ValueError:
-        names = [la.name for la in model.layers if len(getattr(la.output, "shape", ())) == 4]
+        names = [a for a, n in addresses.items() if len(getattr(model.get_layer(n).output, "shape", ())) in (3, 4)]
         raise ModelError(f"model '{model.name}' has no layer '{after}' on the path from its input to its output "
                          f"(layers with a feature map: "
                          f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''})") from None
     tap = layer.output
     if id(tap) not in _ancestors(model.output):
         raise ModelError(f"layer '{after}' of model '{model.name}' is not on the path to its output")
-    if len(tap.shape) != 4:
+    if len(tap.shape) not in (3, 4) or None in tap.shape[1:]:
         raise ModelError(f"layer '{after}' of model '{model.name}' outputs shape {tuple(tap.shape)}: the exit needs "
-                         "a feature map (batch, height, width, channels)")
+                         "a feature map of fixed size, (batch, height, width, channels) or (batch, steps, channels)")
     return tap
-
-
-def functional(model: keras.Model, share: bool = False) -> keras.Model:
-    """The user's classifier as a functional model an exit can be attached to: a copy (weights and trainable
-    flags too) unless `share`; a Sequential model rebuilt as a functional one; a single output given in a list or
-    a dict unwrapped. A one-line ModelError for what it cannot take (a subclassed model, an unbuilt Sequential)."""
-    if isinstance(model, keras.Sequential):
-        if share:
-            raise ModelError(f"model '{model.name}' is a Sequential model: share=True needs a functional one "
-                             "(attach_exit works on a functional copy of it)")
-        try:
-            shape = model.input_shape
-        except (AttributeError, ValueError):
-            raise ModelError(f"Sequential model '{model.name}' has no input shape: start it with keras.Input(shape) "
-                             "or build it") from None
-        inputs = keras.Input(shape[1:], name=f"{model.name}_input")
-        x = inputs
-        for layer in model.layers:
-            x = layer(x)
-        model, share = keras.Model(inputs, x, name=model.name), False
-    elif not _is_functional(model):
-        raise ModelError(f"model '{model.name}' is a subclassed keras.Model: attach_exit needs a functional or "
-                         "Sequential model (rebuild it with keras.Input and layer calls)")
-    out = model.output
-    if isinstance(out, (list, tuple, dict)) and len(out) == 1:
-        model = keras.Model(model.inputs, next(iter(out.values())) if isinstance(out, dict) else out[0],
-                            name=model.name)
-    if share:
-        return model
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    for a, b in zip(model.layers, copy.layers, strict=True):
-        b.trainable = a.trainable
-    return copy
-
-
-def _is_functional(model) -> bool:
-    from keras.src.models.functional import Functional
-
-    return isinstance(model, Functional)
 
 
 def attach_exit(model: keras.Model, after: str | list[str], pointwise: int | None = None, kernel: int = 2,
@@ -153,20 +132,23 @@ def attach_exit(model: keras.Model, after: str | list[str], pointwise: int | Non
                 share: bool = False) -> keras.Model:
     """`model` with the paper's early exit after layer `after` (Sec. 4.2: a 1x1 conv to `pointwise` channels,
     default twice the tap's, 0 for none; a depthwise `kernel` conv of stride `strides` + ReLU; average pooling
-    by `pool`, default down to at most 4x4; a softmax dense), outputs {"early_exit", "final"} by the project's
+    by `pool`, default down to at most 4x4; a softmax dense; the same in 1-D on a Conv1D network's (steps,
+    channels) maps), outputs {"early_exit", "final"} by the project's
     contract; or, with a list of layers in order from the input, one such exit after each, outputs {"exit_1",
     ..., "exit_k", "final"}. `ev_assist` (Sec. 4.3) concatenates an early view of the last feature map per
     exit (that exit's depthwise kernel, copied in while training) before a new final classifier, which starts
     from the old one's weights (exactly the old classifier without EV). `model` (functional or Sequential) is
     left as it was: the exit goes on a copy of it, unless `share` (the backbone's layers then are `model`'s,
     and training the exit trains them)."""
-    model = functional(model, share)
+    model, addresses = functional(model, share)
     final_layer = classifier(model)
     several = not isinstance(after, str)
     afters = list(after) if several else [after]
     if several and not afters:
         raise ModelError(f"model '{model.name}': attach_exit needs at least one layer name in `after`")
-    taps = [_tap(model, a) for a in afters]
+    taps = [_tap(model, a, addresses) for a in afters]
+    for a, tap in zip(afters, taps, strict=True):
+        _crossing(model, tap, a)
     for a, b, ta, tb in zip(afters, afters[1:], taps, taps[1:], strict=False):
         if id(ta) not in _ancestors(tb) or ta is tb:
             raise ModelError(f"model '{model.name}': exit layers must be in order from the input, but '{b}' does not "
@@ -183,19 +165,23 @@ def attach_exit(model: keras.Model, after: str | list[str], pointwise: int | Non
                              f"'{pooling.name}', a {type(pooling).__name__}); pass ev_assist=False")
         last = pooling.input
     cfgs = []
-    for tap in taps:
+    rank = len(last.shape) - 2 if last is not None else len(taps[0].shape) - 2
+    for after_name, tap in zip(afters, taps, strict=True):
+        if len(tap.shape) - 2 != rank:
+            raise ModelError(f"layer '{after_name}' of model '{model.name}' gives a {len(tap.shape) - 2}-D map where "
+                             f"the network's others are {rank}-D: every exit and the final features share one rank")
         channels = tap.shape[-1]
         width = 2 * channels if pointwise is None else pointwise
-        side = -(-min(tap.shape[1], tap.shape[2]) // strides)  # the map's smaller side after the strided conv
+        side = -(-min(tap.shape[1:-1]) // strides)  # the map's smaller side after the strided conv
         cfgs.append(PaperConfig(pointwise=width, channels=0, kernel=kernel, strides=strides,
                                 pool=max(1, side // 4) if pool is None else pool,
                                 ev_channels=min(width or channels, last.shape[-1]) if last is not None else 0,
-                                ev_strides=1, ev_global_pool=True))
+                                ev_strides=1, ev_global_pool=True, rank=rank))
     exits, views = exit_heads(taps, last, classes, cfgs, ev_assist=last is not None, l2=l2, numbered=several)
     if views:
         features = layers.Concatenate(name="ev_concat")([features, *views])
     final = layers.Dense(classes, activation="softmax", kernel_regularizer=_reg(l2), name=contract.FINAL)(features)
-    built = contract.model(model.inputs, final, early=None if several else exits[0], exits=exits if several else (),
+    built = contract.model(model.inputs[0], final, early=None if several else exits[0], exits=exits if several else (),
                            name=f"{model.name}_trecx")
     kernel_old, *bias = final_layer.get_weights()
     kernel_old = kernel_old.reshape(-1, classes)

@@ -19,3 +19,7 @@ class ConfigError(TrecxError):
 
 class ModelFileError(TrecxError):
     """A model file (.keras, .tflite) is missing, truncated, of another format, or breaks the contract."""
+
+
+class ModelError(ModelFileError):
+    """A model the API cannot attach an exit to, or count: one line naming the model and the layer."""

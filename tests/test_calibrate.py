@@ -107,6 +107,18 @@ def test_the_smallest_certifiable_budget_depends_on_the_sample_count_alone():
     assert calibrate.min_budget(200) > calibrate.min_budget(450)
 
 
+def test_hb_bounds_the_two_tails_apart_so_a_rare_loss_certifies():
+    """Hoeffding-Bentkus on P(+1) and P(-1) apart: a zero loss on 450 samples certifies 1 point (one bound on
+    the loss mapped onto [0, 1] needed about 44,000); a loss that is +1 or -1 often needs far more than
+    betting, which adapts to the variance; and one +1 sample more never lowers the p-value."""
+    assert calibrate.min_budget(450, method="hb") < 0.01 < calibrate.min_budget(450, method="wsr")
+    assert calibrate.samples_needed(0.05, 0.01, method="hb") > calibrate.samples_needed(0.05, 0.01, method="wsr")
+    loss = np.zeros((2, 500))
+    loss[1, 0] = 1.0
+    p = calibrate.p_values(loss, 0.01, 0.05, "hb")
+    assert p[0] < p[1] and calibrate.p_values(np.ones((1, 50)), 0.5, 0.05, "hb")[0] == 1.0
+
+
 def _three_exits(n: int, seed: int = 0):
     """Two early exits and a final exit that is always right, as is the baseline: exit 1 is right when confident
     (0.9) on 60% of the samples, exit 2 on 80%; wrong answers are unsure (0.5)."""

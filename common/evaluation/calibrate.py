@@ -17,7 +17,8 @@ its mean is the drop. Two p-values for "mean >= budget", both valid for losses b
   betting", JRSS-B 2023; predictable plug-in bets, Ville's inequality); it adapts to the small variance of a
   loss that is 0 on most samples, so it certifies more. The samples are bet on in a seeded random order.
 - "hb": Hoeffding-Bentkus (Bates, Angelopoulos, Lei, Malik, Jordan, "Distribution-free, risk-controlling
-  prediction sets", JACM 2021, Sec. 3), which ignores the variance.
+  prediction sets", JACM 2021, Sec. 3) on each tail of the loss apart (P(+1) and P(-1), each at delta / 2):
+  exact for rare events, it ignores the variance otherwise.
 Label-free (`calibrate_label_free`): the loss is "the early-exit runtime disagrees with the model's own final
 exit", in {0, 1}, with the exact binomial p-value; it bounds the drop against the model's own final exit,
 so it needs no labels (unlabeled field data calibrates it).
@@ -63,11 +64,45 @@ class Calibration:
 def hoeffding_bentkus_p(mean: np.ndarray, n: int, target: float) -> np.ndarray:
     """p-values of H0 "the mean of n i.i.d. [0, 1] losses is >= target", given their sample means."""
     mean = np.asarray(mean, dtype=np.float64)
+    target = np.clip(np.asarray(target, dtype=np.float64), 1e-12, 1 - 1e-12)
     a = np.clip(np.minimum(mean, target), 1e-12, 1 - 1e-12)
     kl = a * np.log(a / target) + (1 - a) * np.log((1 - a) / (1 - target))  # h1(a, target)
     hoeffding = np.exp(-n * kl)
-    bentkus = np.e * stats.binom.cdf(np.ceil(n * mean), n, target)
+    bentkus = np.e * stats.binom.cdf(np.ceil(n * mean - 1e-9), n, target)
     return np.minimum(1.0, np.minimum(hoeffding, bentkus))
+
+
+def _hb_upper(mean: np.ndarray, n: int, alpha: np.ndarray, steps: int = 40) -> np.ndarray:
+    """Hoeffding-Bentkus upper confidence bounds at level alpha of the means of n i.i.d. [0, 1] losses: the
+    smallest q whose H0 "mean >= q" is rejected (by bisection; the p-value falls as q rises)."""
+    lo, hi = np.array(mean, dtype=np.float64), np.ones_like(mean, dtype=np.float64)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        rejected = hoeffding_bentkus_p(mean, n, mid) <= alpha
+        lo, hi = np.where(rejected, lo, mid), np.where(rejected, mid, hi)
+    return hi
+
+
+def paired_hb_p(loss: np.ndarray, bound: float, steps: int = 40) -> np.ndarray:
+    """p-values of H0 "the mean of the paired losses (R, n) in {-1, 0, 1} is >= bound", Hoeffding-Bentkus on each
+    tail apart: the mean is P(+1) - P(-1), so H0 is rejected at level alpha when an upper bound of P(+1) minus a
+    lower bound of P(-1), each at alpha / 2, is below `bound` (a union bound). The p-value is the smallest such
+    alpha (by bisection). One bound on the loss mapped onto [0, 1] would put most of its mass at 0.5, where
+    Hoeffding-Bentkus is loosest; the tails are rare events, where it is tight."""
+    loss = np.asarray(loss, dtype=np.float64)
+    n = loss.shape[-1]
+    plus, minus = (loss > 0.5).mean(axis=-1), (loss < -0.5).mean(axis=-1)
+
+    def rejects(alpha: np.ndarray) -> np.ndarray:
+        return _hb_upper(plus, n, alpha / 2) - (1 - _hb_upper(1 - minus, n, alpha / 2)) < bound
+
+    lo, hi = np.zeros_like(plus), np.ones_like(plus)
+    never = ~rejects(hi)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        r = rejects(mid)
+        lo, hi = np.where(r, lo, mid), np.where(r, mid, hi)
+    return np.where(never, 1.0, hi)
 
 
 def betting_p(z: np.ndarray, target: float, delta: float = 0.05) -> np.ndarray:
@@ -86,13 +121,12 @@ def betting_p(z: np.ndarray, target: float, delta: float = 0.05) -> np.ndarray:
 
 
 def p_values(loss: np.ndarray, bound: float, delta: float, method: str) -> np.ndarray:
-    """p-value per row of `loss` (R, n) in [-1, 1] of H0 "its mean is >= bound", by `method`."""
+    """p-value per row of `loss` (R, n) in {-1, 0, 1} of H0 "its mean is >= bound", by `method`."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    z, target = (loss + 1) / 2, (bound + 1) / 2  # onto [0, 1]
     if method == "hb":
-        return hoeffding_bentkus_p(z.mean(axis=-1), z.shape[-1], target)
-    return betting_p(z, target, delta)
+        return paired_hb_p(loss, bound)
+    return betting_p((loss + 1) / 2, (bound + 1) / 2, delta)  # onto [0, 1]
 
 
 def fixed_sequence(p: np.ndarray, rhos: np.ndarray, mflops: np.ndarray, delta: float) -> tuple[float | None, list]:

@@ -1,49 +1,140 @@
 """FLOPs and parameters per exit path, counted layer by layer (MFLOPs = 2 x MACs, as the paper).
 
-What is counted: conv, depthwise conv and dense as 2 x MACs plus one add per output for a bias;
-batch norm as 2 ops per element (inference: scale and shift); add as one op per element per extra
-input; pooling as one op per input element; rescaling as one op per element. ReLU, concat,
-flatten, dropout and softmax count zero. `profiler_flops` gives TF's own count to check this one.
+What is counted, per sample (`COUNTERS`, one counter per layer class; `register` adds one for a layer of
+your own):
+- convolutions, 1-D to 3-D, and their grouped, depthwise, separable and transposed forms, and dense layers:
+  2 x MACs, plus one add per output for a bias. A transposed conv is counted as the scatter it is (every input
+  element times the kernel times the output channels), the MACs of the conv it transposes; TF's profiler
+  approximates it from the output size, which agrees for "same" padding;
+- batch normalization: 2 ops per element (scale and shift: at inference it is an affine map, folded into
+  the conv before it by the int8 converter, so this overstates a deployed graph slightly); normalization and
+  rescaling likewise 2;
+- elementwise merges (add, subtract, multiply, maximum, minimum): one op per output per extra input;
+  average: one per input; PReLU: one multiply per element;
+- pooling, 1-D to 3-D, average or max, global or not: one op per input element;
+- nested models: the sum of their layers; our composite exit layers: the sum of their sublayers (`trace`).
+ReLU and other activations, softmax, concatenation, reshapes, slicing and dropout count zero. A layer with
+weights that no counter knows raises a one-line `FlopsError` naming it, never a silent 0.
+`profiler_flops` gives TF's own count, which tests/test_models.py checks every counter against.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import keras
 import numpy as np
 from keras import layers
 
+from common.errors import ModelError
 from common.models import contract
+
+Counter = Callable[[layers.Layer, list[tuple], tuple], int]
+COUNTERS: dict[type, Counter] = {}
+
+
+class FlopsError(ModelError):
+    """A layer the FLOPs counter does not know (it has weights, so counting it 0 would be wrong)."""
+
+
+def register(*classes: type) -> Callable[[Counter], Counter]:
+    """Decorator: `fn(layer, input shapes, output shape) -> FLOPs of one sample` counts these layer classes (and
+    their subclasses); a class already registered is refused."""
+
+    def add(fn: Counter) -> Counter:
+        for cls in classes:
+            if cls in COUNTERS:
+                raise ValueError(f"a FLOPs counter for {cls.__name__} is already registered")
+            COUNTERS[cls] = fn
+        return fn
+
+    return add
 
 
 def _n(shape) -> int:
     return int(math.prod(d for d in shape[1:] if d is not None))
 
 
+def _bias(layer, out_shape) -> int:
+    return _n(out_shape) if getattr(layer, "use_bias", False) else 0
+
+
+@register(layers.Conv1D, layers.Conv2D, layers.Conv3D)
+def _conv(layer, ins, out) -> int:
+    k = math.prod(layer.kernel_size) * ins[0][-1] // layer.groups
+    return 2 * _n(out) * k + _bias(layer, out)
+
+
+@register(layers.DepthwiseConv1D, layers.DepthwiseConv2D)
+def _depthwise(layer, ins, out) -> int:
+    return 2 * _n(out) * math.prod(layer.kernel_size) + _bias(layer, out)
+
+
+@register(layers.SeparableConv1D, layers.SeparableConv2D)
+def _separable(layer, ins, out) -> int:
+    spatial, mid = _n(out) // out[-1], ins[0][-1] * layer.depth_multiplier
+    return 2 * spatial * mid * (math.prod(layer.kernel_size) + out[-1]) + _bias(layer, out)
+
+
+@register(layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)
+def _transposed(layer, ins, out) -> int:
+    return 2 * _n(ins[0]) * math.prod(layer.kernel_size) * out[-1] + _bias(layer, out)
+
+
+@register(layers.Dense)
+def _dense(layer, ins, out) -> int:
+    return 2 * _n(out) * ins[0][-1] + _bias(layer, out)
+
+
+@register(layers.BatchNormalization, layers.Rescaling, layers.Normalization)
+def _affine(layer, ins, out) -> int:
+    return 2 * _n(out)
+
+
+@register(layers.Add, layers.Subtract, layers.Multiply, layers.Maximum, layers.Minimum)
+def _merge(layer, ins, out) -> int:
+    return _n(out) * (len(ins) - 1)
+
+
+@register(layers.Average)
+def _average(layer, ins, out) -> int:
+    return _n(out) * len(ins)
+
+
+@register(layers.PReLU)
+def _prelu(layer, ins, out) -> int:
+    return _n(out)
+
+
+@register(layers.AveragePooling1D, layers.AveragePooling2D, layers.AveragePooling3D, layers.MaxPooling1D,
+          layers.MaxPooling2D, layers.MaxPooling3D, layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D,
+          layers.GlobalAveragePooling3D, layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D,
+          layers.GlobalMaxPooling3D)
+def _pooling(layer, ins, out) -> int:
+    return _n(ins[0])
+
+
+def _counter(layer: layers.Layer) -> Counter | None:
+    for cls in type(layer).__mro__:
+        if cls in COUNTERS:
+            return COUNTERS[cls]
+    return None
+
+
 def layer_flops(layer: layers.Layer, in_shapes: list[tuple], out_shape: tuple) -> int:
-    """FLOPs of one call of `layer` on a single sample."""
+    """FLOPs of one call of `layer` on a single sample (see the module docstring)."""
     if hasattr(layer, "trace"):  # our composite layers
         return sum(layer_flops(sub, [i], o) for sub, i, o in layer.trace(in_shapes[0]))
-    out = _n(out_shape)
-    bias = out if getattr(layer, "use_bias", False) else 0
-    if isinstance(layer, layers.DepthwiseConv2D):
-        k = math.prod(layer.kernel_size)
-        return 2 * out * k + bias
-    if isinstance(layer, layers.Conv2D):
-        k = math.prod(layer.kernel_size) * in_shapes[0][-1] // layer.groups
-        return 2 * out * k + bias
-    if isinstance(layer, layers.Dense):
-        return 2 * out * in_shapes[0][-1] + bias
-    if isinstance(layer, layers.BatchNormalization):
-        return 2 * out
-    if isinstance(layer, layers.Add):
-        return out * (len(in_shapes) - 1)
-    if isinstance(layer, (layers.GlobalAveragePooling2D, layers.AveragePooling2D, layers.MaxPooling2D,
-                          layers.GlobalMaxPooling2D)):
-        return _n(in_shapes[0])
-    if isinstance(layer, layers.Rescaling):
-        return 2 * out
+    if isinstance(layer, keras.Model):  # a nested backbone: its own layers, at the shapes it was built for
+        return sum(layer_flops(x, _shapes(x.input), _shapes(x.output)[0]) for x in layer.layers
+                   if not isinstance(x, layers.InputLayer))
+    counter = _counter(layer)
+    if counter is not None:
+        return int(counter(layer, in_shapes, out_shape))
+    if layer.weights:
+        raise FlopsError(f"layer '{layer.name}' (a {type(layer).__name__}) has weights but no FLOPs counter: "
+                         "register one with common.models.flops.register")
     return 0
 
 

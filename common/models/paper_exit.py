@@ -45,6 +45,14 @@ class ChannelSlice(layers.Layer):
         return super().get_config() | {"channels": self.channels}
 
 
+def _kinds(rank: int) -> tuple[type, type, type]:
+    """The (conv, depthwise conv, average pooling) layers for 1-D (steps, channels) or 2-D feature maps."""
+    if rank not in (1, 2):
+        raise ValueError(f"an exit block is 1-D or 2-D, got rank {rank}")
+    return ((layers.Conv1D, layers.DepthwiseConv1D, layers.AveragePooling1D) if rank == 1 else
+            (layers.Conv2D, layers.DepthwiseConv2D, layers.AveragePooling2D))
+
+
 @dataclass(frozen=True)
 class PaperConfig:
     """One published model's EE and EV settings."""
@@ -57,6 +65,7 @@ class PaperConfig:
     ev_channels: int = 32  # the EV reads the first `ev_channels` of the final block
     ev_strides: int = 2  # EV depthwise stride (its kernel is the EE's)
     ev_global_pool: bool = False  # EV output: global average pooling, else flattened
+    rank: int = 2  # 2: the block for (height, width, channels) maps; 1: for (steps, channels), Conv1D networks
 
 
 @keras.saving.register_keras_serializable(package="trecx")
@@ -65,18 +74,19 @@ class PaperExit(_Sequence):
     [average pooling by `pool`] -> flatten -> dense softmax (see the module docstring)."""
 
     def __init__(self, num_classes: int, pointwise: int = 0, channels: int = 0, kernel_size: int = 2,
-                 strides: int = 2, pool: int = 4, l2: float = 0.0, return_features: bool = False, **kwargs):
+                 strides: int = 2, pool: int = 4, l2: float = 0.0, return_features: bool = False, rank: int = 2,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.num_classes, self.pointwise_width, self.channels = num_classes, pointwise, channels
+        conv, depthwise, average = _kinds(rank)
+        self.num_classes, self.pointwise_width, self.channels, self.rank = num_classes, pointwise, channels, rank
         self.kernel_size, self.strides, self.pool_size, self.l2 = kernel_size, strides, pool, l2
         self.return_features = return_features  # also return the flattened features (eefmaps concat)
         self.slice = ChannelSlice(channels, name="slice") if channels else None
-        self.pointwise = (layers.Conv2D(pointwise, 1, kernel_regularizer=_reg(l2), name="pointwise") if pointwise
-                          else None)
-        self.depthwise = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same",
-                                                depthwise_regularizer=_reg(l2), name="depthwise")
+        self.pointwise = conv(pointwise, 1, kernel_regularizer=_reg(l2), name="pointwise") if pointwise else None
+        self.depthwise = depthwise(kernel_size, strides=strides, padding="same", depthwise_regularizer=_reg(l2),
+                                   name="depthwise")
         self.relu = layers.ReLU(name="relu")
-        self.pool = layers.AveragePooling2D(pool, name="pool") if pool else None
+        self.pool = average(pool, name="pool") if pool else None
         self.flatten = layers.Flatten(name="flatten")
         self.classifier = layers.Dense(num_classes, activation="softmax", kernel_regularizer=_reg(l2),
                                        name="classifier")
@@ -91,7 +101,7 @@ class PaperExit(_Sequence):
         return super().get_config() | {"num_classes": self.num_classes, "pointwise": self.pointwise_width,
                                        "channels": self.channels, "kernel_size": self.kernel_size,
                                        "strides": self.strides, "pool": self.pool_size, "l2": self.l2,
-                                       "return_features": self.return_features}
+                                       "return_features": self.return_features, "rank": self.rank}
 
 
 @keras.saving.register_keras_serializable(package="trecx")
@@ -100,15 +110,16 @@ class PaperEV(_Sequence):
     its weights copied in by EVWeightTransfer) + ReLU -> global average pooling or flatten."""
 
     def __init__(self, channels: int, kernel_size: int = 2, strides: int = 2, global_pool: bool = False,
-                 l2: float = 0.0, **kwargs):
+                 l2: float = 0.0, rank: int = 2, **kwargs):
         super().__init__(**kwargs)
-        self.channels, self.kernel_size, self.strides, self.global_pool, self.l2 = (
-            channels, kernel_size, strides, global_pool, l2)
+        self.channels, self.kernel_size, self.strides, self.global_pool, self.l2, self.rank = (
+            channels, kernel_size, strides, global_pool, l2, rank)
         self.slice = ChannelSlice(channels, name="slice") if channels else None
-        self.depthwise = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same",
-                                                depthwise_regularizer=_reg(l2), name="depthwise")
+        self.depthwise = _kinds(rank)[1](kernel_size, strides=strides, padding="same", depthwise_regularizer=_reg(l2),
+                                         name="depthwise")
         self.relu = layers.ReLU(name="relu")
-        self.out = layers.GlobalAveragePooling2D(name="pool") if global_pool else layers.Flatten(name="flatten")
+        pool = (layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D)[rank - 1]
+        self.out = pool(name="pool") if global_pool else layers.Flatten(name="flatten")
 
     def _chain(self) -> list[layers.Layer]:
         first = [self.slice] if self.slice is not None else []
@@ -116,7 +127,8 @@ class PaperEV(_Sequence):
 
     def get_config(self) -> dict:
         return super().get_config() | {"channels": self.channels, "kernel_size": self.kernel_size,
-                                       "strides": self.strides, "global_pool": self.global_pool, "l2": self.l2}
+                                       "strides": self.strides, "global_pool": self.global_pool, "l2": self.l2,
+                                       "rank": self.rank}
 
 
 def exit_heads(taps: list, final_features, num_classes: int, cfgs: list[PaperConfig], ev_assist: bool = True,
@@ -133,10 +145,10 @@ def exit_heads(taps: list, final_features, num_classes: int, cfgs: list[PaperCon
     exits, views = [], []
     for i, (tap, cfg) in enumerate(zip(taps, cfgs, strict=True), start=1):
         exits.append(PaperExit(num_classes, cfg.pointwise, cfg.channels, cfg.kernel, cfg.strides, cfg.pool, l2=l2,
-                               name=contract.exit_name(i) if numbered else contract.EARLY)(tap))
+                               rank=cfg.rank, name=contract.exit_name(i) if numbered else contract.EARLY)(tap))
         if ev_assist:
             views.append(PaperEV(cfg.ev_channels, cfg.kernel, cfg.ev_strides, cfg.ev_global_pool, l2=l2,
-                                 name=ev_name(i) if numbered else EV_PREFIX)(final_features))
+                                 rank=cfg.rank, name=ev_name(i) if numbered else EV_PREFIX)(final_features))
     return exits, views
 
 

@@ -49,7 +49,7 @@ class EVWeightTransfer(keras.callbacks.Callback):
             src = model.get_layer(ee).depthwise.kernel
             dst = model.get_layer(ev).depthwise.kernel
             # a copy, never the source's own buffer: on JAX two variables sharing one buffer break training
-            dst.assign(np.array(src)[:, :, : dst.shape[2], :])
+            dst.assign(np.array(src)[..., : dst.shape[-2], :])  # 1-D (k, C, m), 2-D (k, k, C, m)
         self.copies += 1
 
 
