@@ -98,6 +98,7 @@ class Task:
     smoke_variants: tuple[str, ...] = ("trecx",)  # what a smoke run trains when nothing is shipped
     targets: tuple[Target, ...] = ()  # what its results must reach (checked by the targets command)
     study: Study | None = None  # the exit width x position study (the exit_study command)
+    dataset: str = ""  # the folder (or archive) under the data root its data is found in
 
 
 _TASKS: dict[str, Task] = {}

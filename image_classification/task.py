@@ -42,6 +42,7 @@ TARGETS = (
 )
 
 TASK = tasks.register(tasks.Task(
+    dataset="cifar10",
     name="image_classification", input_shape=(32, 32, 3), classes=CIFAR10_CLASSES, baseline="baseline",
     load=load, train_data=train_data,
     curves={"fig4a_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"]},

@@ -83,6 +83,7 @@ def placement(models: dict, out: Path, data: tasks.EvalData, models_dir: Path) -
 TARGETS = (*tasks.reference_targets(0.88, 38.0, ("92.37% vs 92.2%", "88.5%", "37.7%")), tasks.two_exit_target())
 
 TASK = tasks.register(tasks.Task(
+    dataset="speech_commands",
     name=NAME, input_shape=(49, 10, 1), classes=audio.KWS_CLASSES, baseline=BASELINE, load=load, train_data=train_data,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=placement, targets=TARGETS,
     study=tasks.Study(tuple(model.WIDTHS), (1, 2, 3), model.study_name),

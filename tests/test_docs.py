@@ -47,3 +47,19 @@ def test_docs_name_only_commands_that_exist(doc: Path):
 
 def test_the_readme_stays_a_front_door():
     assert len((REPO / "README.md").read_text().splitlines()) <= 150
+
+
+def test_what_calibration_md_says_the_validation_splits_certify_is_what_the_plan_measured():
+    """docs/calibration.md, "Which data certifies": KWS's validation clips certify no rho at 1 or 2 points,
+    VWW's none at any budget (results/<task>/calibration_plan.csv, written by `calibration --study false`)."""
+    import csv
+
+    def planned(task: str) -> dict[float, set]:
+        rows = list(csv.DictReader(open(paths.REPO / "results" / task / "calibration_plan.csv")))
+        return {b: {r["planned_rho_wsr"] for r in rows if float(r["budget_points"]) == b} for b in (1.0, 2.0, 3.0)}
+
+    kws, vww = planned("keyword_spotting"), planned("visual_wake_words")
+    assert kws[1.0] == kws[2.0] == {""} and kws[3.0] != {""}
+    assert vww[1.0] == vww[2.0] == vww[3.0] == {""}
+    text = (paths.REPO / "docs" / "calibration.md").read_text()
+    assert "KWS's 450 validation clips likely" in text and "VWW's 200 images none at any budget" in text

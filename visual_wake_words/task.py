@@ -53,6 +53,7 @@ def int8(models: dict[str, keras.Model], out: Path, data: tasks.EvalData, models
 TARGETS = tasks.reference_targets(0.80, 45.0, ("86.44% vs 85.81%", "80.46%", "36.3%"))
 
 TASK = tasks.register(tasks.Task(
+    dataset="visual_wake_words",
     name=NAME, input_shape=(96, 96, 3), classes=VWW_CLASSES, baseline=BASELINE, load=load, train_data=train_data,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=int8, targets=TARGETS,
     curves={"fig4c_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"]},

@@ -7,7 +7,10 @@ pooled and re-split `--splits` times (`studies.resplit`): every rule (naive, Lea
 or a Hoeffding-Bentkus p-value, label-free) chooses rho on one part, and the budget (`--max-drop` points
 below the baseline) is checked on the held-out half and on the pooled population. Writes
 results/<task>/calibration_study.csv (violation rate with its exact 95% interval, abstentions, FLOPs cut)
-and calibration_study.png.
+and calibration_study.png; and, from the validation outputs alone, what that split can certify:
+results/<task>/calibration_plan.csv (the planner, `calibrate.likely_certified` and `samples_needed`, on each
+model's validation disagreement with the baseline: for 1, 2 and 3 points, the cheapest rho the split's size
+can likely certify and the samples the naive rule's rho would need). `--study false` writes the plan alone.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class CalibrationConfig:
     delta: float = 0.05  # the allowed probability of breaking it
     seed: int = 0  # seeds the splits
     results_dir: str = ""  # "" = results/<task>
+    study: bool = True  # run the re-split study (false: only the calibration plan)
 
 
 def run(cfg: CalibrationConfig) -> list[dict]:
@@ -46,6 +50,16 @@ def run(cfg: CalibrationConfig) -> list[dict]:
         raise ConfigError(f"--splits must be at least 1, --delta in (0, 1), --max-drop above 0 (got {cfg.splits}, "
                           f"{cfg.delta}, {cfg.max_drop})")
     results = Path(cfg.results_dir or paths.results_dir() / task.name)
+    plan = [r for m in cfg.models for r in resplit.plan(results, m, task.baseline, delta=cfg.delta)]
+    if plan:
+        write_csv(results / "calibration_plan.csv", plan)
+        for r in plan:
+            naive = "none" if r["naive_rho"] is None else f"{r['naive_rho']:g} (cut {r['naive_cut_pct']:.1f}%)"
+            log.info("%s, %g points: %d validation samples can likely certify rho %s (cut %.1f%%); the naive rho %s "
+                     "needs %d", r["model"], r["budget_points"], r["val_samples"], r["planned_rho_wsr"],
+                     r["planned_cut_pct_wsr"], naive, r["samples_to_certify_naive_wsr"])
+    if not cfg.study:
+        return plan
     rows = []
     for model in cfg.models:
         data = resplit.pooled(results, model, task.baseline)

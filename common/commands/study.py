@@ -191,8 +191,11 @@ def run(cfg: StudyConfig) -> list[dict]:
         pack(cfg, trials)
         return []
     where = tune.Where(cfg.address, cfg.storage, cfg.threads, cfg.max_concurrent, cfg.dashboard)
+    tune.auth(where)  # before anything imports ray
+    dataset = tasks.get(cfg.task).dataset
     results = tune.run(cfg.name or f"{cfg.task}_{cfg.study}", trials, train_trial, where, restart=cfg.restart,
-                       extra={"threads": cfg.threads}, callbacks=[_publisher(cfg.task)] if cfg.publish else None)
+                       extra={"threads": cfg.threads}, callbacks=[_publisher(cfg.task)] if cfg.publish else None,
+                       needed=[paths.data_dir().resolve() / dataset] if dataset else None)
     for r in results:  # a trial finished before an interruption was published then; again is harmless
         if cfg.publish and r["trial"]["publish_as"] and r.get("run"):
             runs.publish(Path(r["run"]), cfg.task, r["trial"]["publish_as"])

@@ -210,29 +210,44 @@ def min_budget(n: int, delta: float = 0.05, method: str = "wsr", tol: float = 1e
     return hi
 
 
+def _loss_mix(disagreement: float, drop: float) -> list[float]:
+    if not 0 <= disagreement <= 1 or abs(drop) > disagreement:
+        raise ValueError(f"disagreement must be in [0, 1] and at least |drop|, got {disagreement:g}, {drop:g}")
+    return [(disagreement - drop) / 2, 1 - disagreement, (disagreement + drop) / 2]  # losses -1, 0, +1
+
+
+def likely_certified(disagreement: float, max_drop: float, n: int, delta: float = 0.05, drop: float = 0.0,
+                     method: str = "wsr", draws: int = 50, seed: int = 0) -> bool:
+    """Whether n labelled samples certify `max_drop` at `delta` at least half the time (the median p-value of
+    seeded simulated calibration sets is <= delta) for an exit whose paired loss is +1 or -1 on a
+    `disagreement` fraction of the samples, with mean `drop` (see `samples_needed`)."""
+    mix = _loss_mix(disagreement, drop)
+    if drop >= max_drop:
+        return False
+    loss = np.random.default_rng(seed).choice([-1.0, 0.0, 1.0], size=(draws, n), p=mix)
+    return float(np.median(p_values(loss, max_drop, delta, method))) <= delta
+
+
 def samples_needed(disagreement: float, max_drop: float, delta: float = 0.05, drop: float = 0.0,
                    method: str = "wsr", draws: int = 50, seed: int = 0) -> int:
     """How many labelled calibration samples certify `max_drop` at `delta` (with probability about 1/2) for an
     exit that, on a pilot, disagrees with the baseline on a `disagreement` fraction of the samples (paired loss
     +1 or -1) with a mean drop `drop`: the smallest n whose median p-value over seeded simulated calibration
-    sets is <= delta. For planning how much data to label; the zero-disagreement case is `min_budget`."""
-    if not 0 <= disagreement <= 1 or abs(drop) > disagreement:
-        raise ValueError(f"disagreement must be in [0, 1] and at least |drop|, got {disagreement:g}, {drop:g}")
+    sets is <= delta (to 1%; -1: not within 4 million). For planning how much data to label; the
+    zero-disagreement case is `min_budget`."""
+    _loss_mix(disagreement, drop)
     check([np.zeros(1)], None, [0.0], None, max_drop, delta)
     if drop >= max_drop:
         raise ValueError(f"a mean drop of {drop:g} never certifies a budget of {max_drop:g}")
-    rng = np.random.default_rng(seed)
-    p = [(disagreement - drop) / 2, 1 - disagreement, (disagreement + drop) / 2]  # losses -1, 0, +1
 
     def certifies(n: int) -> bool:
-        loss = rng.choice([-1.0, 0.0, 1.0], size=(draws, n), p=p)
-        return float(np.median(p_values(loss, max_drop, delta, method))) <= delta
+        return likely_certified(disagreement, max_drop, n, delta, drop, method, draws, seed + n)
 
     lo, hi = 1, 64
     while not certifies(hi):
         lo, hi = hi, hi * 2
         if hi > 1 << 22:
-            return -1  # not within 4 million samples
+            return -1
     while hi - lo > max(1, lo // 100):  # to 1%
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if certifies(mid) else (mid, hi)

@@ -124,3 +124,48 @@ def summarise(model: str, runs: dict[str, dict[str, np.ndarray]], max_drop: floa
                      "mean_drop_points": float(rec["drop_points"].mean()),
                      "disagreement_violation_rate": float((chosen & (rec["disagreement"] > max_drop + 1e-12)).mean())})
     return rows
+
+
+def plan(results: Path, model: str, baseline: str, budgets: tuple[float, ...] = (0.01, 0.02, 0.03),
+         delta: float = 0.05) -> list[dict]:
+    """What the task's validation split can certify, by the planner (`calibrate.likely_certified`,
+    `samples_needed`) with the model's validation outputs as the pilot. Per budget: the cheapest rho the
+    planner expects the validation size to certify (walking the rhos from 1.0 down, as fixed-sequence testing
+    does) and its FLOPs cut there, per p-value; the rho the naive rule picks and how many labelled samples
+    would certify it (-1: never, its drop there is the budget's or more); the smallest budget the size can
+    certify at all. Empty when the model has no cached max-softmax outputs."""
+    s, npz, base = load(results, model), results / model / "outputs.npz", results / baseline / "outputs.npz"
+    if s is None or s.early is None or s.baseline is None or not npz.exists() or not base.exists():
+        return []
+    with np.load(npz) as z, np.load(base) as b:
+        if {k.split("/", 1)[1] for k in z.files if "/" in k} != {*s.exits, "labels"}:
+            return []
+        labels, probs = z["val/labels"], [z[f"val/{e}"] for e in s.exits]
+        base_right = b["val/final"].argmax(axis=1) == labels
+    costs, n, rows = [s.mflops(e) for e in s.exits], len(labels), []
+    taken = sweep.exits_taken(probs, sweep.RHOS)  # (R, n)
+    right = np.stack([p.argmax(axis=1) for p in probs])[taken, np.arange(n)] == labels[None, :]
+    loss = base_right[None, :].astype(float) - right
+    disagreement, drop = np.mean(loss != 0, axis=1), np.mean(loss, axis=1)
+    cut = 100 * (1 - np.asarray(costs)[taken].mean(axis=1) / s.baseline.mflops)
+    for budget in budgets:
+        row = {"model": model, "budget_points": 100 * budget, "delta": delta, "val_samples": n}
+        for m in calibrate.METHODS:
+            best = None
+            for k in np.argsort(-sweep.RHOS, kind="stable"):
+                if not calibrate.likely_certified(float(disagreement[k]), budget, n, delta, max(float(drop[k]), 0.0),
+                                                  m):
+                    break
+                best = k if best is None or cut[k] > cut[best] else best
+            row |= {f"planned_rho_{m}": None if best is None else float(sweep.RHOS[best]),
+                    f"planned_cut_pct_{m}": 0.0 if best is None else float(cut[best]),
+                    f"smallest_certifiable_points_{m}": 100 * calibrate.min_budget(n, delta, m)}
+        naive = calibrate.naive_rho(probs, labels, costs, base_right, budget)
+        k = None if naive is None else int(np.flatnonzero(np.isclose(sweep.RHOS, naive))[0])
+        row |= {"naive_rho": naive, "naive_cut_pct": None if k is None else float(cut[k]),
+                "naive_disagreement": None if k is None else float(disagreement[k]),
+                "naive_drop_points": None if k is None else 100 * float(drop[k]),
+                "samples_to_certify_naive_wsr": -1 if k is None or drop[k] >= budget else
+                calibrate.samples_needed(float(disagreement[k]), budget, delta, max(float(drop[k]), 0.0))}
+        rows.append(row)
+    return rows

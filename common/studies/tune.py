@@ -26,6 +26,7 @@ log = logging.getLogger("trecx.study")
 ROOT = Path(__file__).resolve().parents[2]  # the project: on the workers' import path
 TRIALS_FILE = "trials.json"  # the study's own record of its grid, checked when it is started again
 # shipped to cluster workers as the working directory; the rest stays here
+MAX_FAILURES = 3  # times a trial is started again after its node or process died (each resumes its run folder)
 UPLOAD_EXCLUDES = [".git", ".venv", ".cache", "runs", "results", "pretrained/*/seeds", "**/__pycache__"]
 
 
@@ -50,26 +51,77 @@ def storage_dir(where: Where) -> Path:
     return Path(where.storage or paths.runs_dir() / "studies").resolve()
 
 
+def _address(where: Where) -> str | None:
+    return where.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def auth(where: Where) -> None:
+    """Join token-authenticated clusters (what `ray start --head` makes from Ray 2.59 on): joining one with no
+    RAY_AUTH_MODE set, token mode whenever a token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, or the file
+    `ray start` writes, ~/.ray/auth_token). A token-mode driver also joins a cluster without authentication. Ray
+    reads the mode when it is imported, so this comes before any import of ray."""
+    if "RAY_AUTH_MODE" in os.environ or not _address(where):
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or \
+            (Path.home() / ".ray" / "auth_token").exists():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def trial_env() -> dict[str, str]:
+    """What every trial gets, on whichever node: the data, reference, cache, runs and results folders as
+    absolute paths (a relative or default one would resolve inside Ray's copy of the project there)."""
+    folders = {"TRECX_DATA": paths.data_dir(), "TRECX_REFERENCE": paths.reference_dir(),
+               "TRECX_CACHE": paths.cache_dir(), "TRECX_RUNS": paths.runs_dir(), "TRECX_RESULTS": paths.results_dir()}
+    return {"RAY_CHDIR_TO_TRIAL_DIR": "0"} | {k: str(Path(v).resolve()) for k, v in folders.items()}
+
+
 def start(where: Where) -> bool:
     """Connect to the cluster at `where.address` (or $RAY_ADDRESS), else start Ray here. Returns whether a
     cluster was joined."""
+    auth(where)
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # save the experiment state often: a kill loses little
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"  # trials resolve paths as the command does
-    address = where.address or os.environ.get("RAY_ADDRESS") or None
-    env_vars = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "TRECX_RUNS": str(paths.runs_dir().resolve())}
-    env_vars |= {k: os.environ[k] for k in ("TRECX_DATA", "TRECX_CACHE", "TRECX_REFERENCE") if k in os.environ}
+    address = _address(where)
+    env_vars = trial_env()
     if address:  # remote workers get the project as their working directory
         runtime_env = {"working_dir": str(ROOT), "excludes": UPLOAD_EXCLUDES, "env_vars": env_vars}
     else:
         runtime_env = {"env_vars": env_vars | {"PYTHONPATH": str(ROOT)}}
     if ray.is_initialized():
         return address is not None
-    ray.init(address=address, include_dashboard=where.dashboard, runtime_env=runtime_env, log_to_driver=False,
-             logging_level=logging.WARNING, configure_logging=True)
+    try:
+        ray.init(address=address, include_dashboard=where.dashboard, runtime_env=runtime_env, log_to_driver=False,
+                 logging_level=logging.WARNING, configure_logging=True)
+    except ConnectionError as e:
+        raise ConfigError(f"cannot join the Ray cluster at {address} ({str(e).splitlines()[0]}): check the address; "
+                          "a token-authenticated cluster needs its token here (`ray get-auth-token` on the head, "
+                          "then RAY_AUTH_TOKEN=... and RAY_AUTH_MODE=token)") from None
     return address is not None
+
+
+def check_nodes(needed: list[Path]) -> None:
+    """Before any trial starts: a one-line ConfigError naming the first node of the cluster that lacks one of
+    the `needed` paths (its datasets, say), which every trial there would otherwise fail on minutes later."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray.remote(num_cpus=0)
+    def missing(wanted: list[str]) -> list[str]:
+        return [p for p in wanted if not os.path.exists(p)]
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    probes = [missing.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+        [str(p) for p in needed]) for n in nodes]
+    for node, lacks in zip(nodes, ray.get(probes, timeout=300), strict=True):
+        where = f"{node.get('NodeManagerAddress')} ({node['NodeID'][:8]})"
+        log.info("node %s has %s", where, "everything" if not lacks else f"no {lacks[0]}")
+        if lacks:
+            raise ConfigError(f"node {where} of the cluster has no {lacks[0]}: "
+                              "every node needs the data at the same absolute path (set TRECX_DATA to a copy each "
+                              "one has, or a shared folder)")
 
 
 def _progress(total: int):
@@ -107,20 +159,24 @@ def _check_same(path: Path, trials: list[dict]) -> None:
 
 
 def run(name: str, trials: list[dict], trainable: Callable[[dict], None], where: Where,
-        restart: bool = False, extra: dict | None = None, callbacks: list | None = None) -> list[dict]:
+        restart: bool = False, extra: dict | None = None, callbacks: list | None = None,
+        needed: list[Path] | None = None) -> list[dict]:
     """Run the study `name` (one trial per dict of `trials`, handed to `trainable` as config["trial"], beside
     the fixed entries of `extra`), or carry it on; returns, per trial in order, {"trial": its dict, **what the
     trainable reported}. `callbacks`: ray.tune.Callback objects of the driver (e.g. to publish each trial
-    as it finishes)."""
+    as it finishes); `needed`: paths every node must have (checked on a cluster before any trial starts). A
+    trial whose node dies is started again elsewhere (up to MAX_FAILURES times), resuming from its run folder."""
     import shutil
 
+    auth(where)
     from ray import tune
 
     path = storage_dir(where) / name
     if restart and path.exists():
         shutil.rmtree(path)
     _check_same(path, trials)
-    start(where)
+    if start(where) and needed:
+        check_nodes(needed)
     fn = tune.with_resources(trainable, {"cpu": where.threads})
     space = {"trial": tune.grid_search(trials), **(extra or {})}
     if tune.Tuner.can_restore(str(path)):
@@ -134,6 +190,7 @@ def run(name: str, trials: list[dict], trainable: Callable[[dict], None], where:
                            tune_config=tune.TuneConfig(max_concurrent_trials=where.max_concurrent or None,
                                                        trial_dirname_creator=_dirname),
                            run_config=tune.RunConfig(name=name, storage_path=str(path.parent), verbose=0,
+                                                     failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                                                      callbacks=[_progress(len(trials)), *(callbacks or [])]))
         (path / TRIALS_FILE).write_text(json.dumps(trials, indent=1))  # Tune may have made the folder anew
     grid = tuner.fit()
