@@ -1,5 +1,6 @@
 """One pip install: the wheel built from pyproject.toml carries the toolkit (its firmware sources too), installs
-into a scratch virtual environment, and its API and `trecx` console script work from outside the checkout."""
+into a scratch virtual environment, and its API and `trecx` console script work from outside the checkout; so
+does `pip install -e .`, which reads the checkout itself."""
 
 from __future__ import annotations
 
@@ -29,22 +30,32 @@ def test_the_wheel_installs_into_a_scratch_venv_and_imports_from_anywhere(tmp_pa
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("trecx-*.whl")
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    # the pinned dependencies are those of this environment (installing them again would download 1 GB)
-    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", str(wheel)],
-                   check=True, capture_output=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = ("import common, common.api as api, pathlib; from common.edge import sources; "
             "print(common.__file__); print(all((sources.FIRMWARE / f).exists() for f in sources.RUNNER)); "
             "print(callable(api.attach_exit))")
-    out = subprocess.run([str(py), "-c", code], cwd=elsewhere, check=True, capture_output=True, text=True).stdout
-    where, runner, api_ok = out.split()
-    assert Path(where).is_relative_to(site) and runner == "True" and api_ok == "True"
-    listing = subprocess.run([str(venv / "bin" / "trecx")], cwd=elsewhere, check=True, capture_output=True, text=True)
-    assert "export_sources" in listing.stdout and "firmware" in listing.stdout
+    for kind, target in (("wheel", [str(wheel)]), ("editable", ["--no-build-isolation", "-e", str(src)])):
+        venv, site = _venv(tmp_path / kind)
+        subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+                        "--no-deps", *target], check=True, capture_output=True)
+        out = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=elsewhere, check=True,
+                             capture_output=True, text=True).stdout
+        where, runner, api_ok = out.split()
+        # the wheel's files are in the venv; an editable install reads the checkout itself
+        assert Path(where).is_relative_to(site if kind == "wheel" else src), (kind, where)
+        assert runner == "True" and api_ok == "True"
+        listing = subprocess.run([str(venv / "bin" / "trecx")], cwd=elsewhere, check=True, capture_output=True,
+                                 text=True)
+        assert "export_sources" in listing.stdout and "firmware" in listing.stdout
+
+
+def _venv(path: Path) -> tuple[Path, Path]:
+    """A scratch venv whose pinned dependencies are this environment's (installing them again would download
+    1 GB); returns it and its site-packages."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    site = Path(subprocess.run([str(path / "bin" / "python"), "-c",
+                                "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return path, site
