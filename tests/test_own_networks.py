@@ -29,7 +29,8 @@ def test_a_researchers_network_runs_the_whole_chain_or_is_refused_in_one_line(na
     for exit_name, mflops in rec["mflops"].items():  # every layer counted, as TF's profiler counts it
         assert mflops == pytest.approx(rec["profiler_mflops"][exit_name], rel=0.02)
     assert set(rec["certified_rho"]) == {"float_labelled", "float_label_free", "int8_labelled"}
-    assert rec["runtime_agrees"]["exit"] >= 0.85 and rec["runtime_agrees"]["label"] >= 0.85, rec["runtime_agrees"]
+    agrees = rec["runtime_agrees"]  # int8 against float Keras: the same exits, the same classes where Keras is sure
+    assert agrees["exit"] >= 0.85 and agrees["label"] >= 0.8 and agrees["label_where_keras_is_sure"] >= 0.95, agrees
 
 
 def test_a_frozen_nested_backbone_stays_frozen_and_is_tapped_by_its_path():
