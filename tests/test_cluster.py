@@ -47,8 +47,14 @@ def _node(args: list[str], env: dict, log: Path) -> subprocess.Popen:
 def test_a_study_on_a_two_node_cluster_survives_losing_a_node(tmp_path: Path):
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
     port = _port()
-    node_env = os.environ | {"RAY_AUTH_MODE": "token"}  # every node of a token cluster runs in token mode
-    node_env.pop("RAY_ADDRESS", None)
+    # a home of its own, with the token `ray get-auth-token --generate` writes there (~/.ray/auth_token), as on a
+    # head where token authentication is on; every node of a token cluster runs in token mode
+    home = tmp_path / "home"
+    home.mkdir()
+    node_env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home)}
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=node_env, check=True, capture_output=True)
+    assert (home / ".ray" / "auth_token").exists()
+    node_env |= {"RAY_AUTH_MODE": "token"}
     head = _node(["--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--temp-dir", temp,
                   "--include-dashboard", "false"], node_env, tmp_path / "head.log")
     nodes = [head]
@@ -58,9 +64,10 @@ def test_a_study_on_a_two_node_cluster_survives_losing_a_node(tmp_path: Path):
                         "--dashboard-agent-listen-port", str(_port()), "--metrics-export-port", str(_port())],
                        node_env, tmp_path / "worker.log")
         nodes.append(worker)
-        # the driver as a user runs it: no RAY_AUTH_MODE, no TRECX_DATA (the default data root, made absolute)
+        # the driver as a user on the head runs it: no RAY_AUTH_MODE, no TRECX_DATA (the default data root, made
+        # absolute); the token is where `ray start` users keep it
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "TRECX_DATA"))}
-        env |= {"TRECX_RUNS": str(tmp_path / "runs"), "TRECX_CACHE": str(tmp_path / "cache"),
+        env |= {"HOME": str(home), "TRECX_RUNS": str(tmp_path / "runs"), "TRECX_CACHE": str(tmp_path / "cache"),
                 "PYTHONPATH": str(paths.REPO)}
         cmd = [sys.executable, "-m", "common", "study", "--study", "smoke", "--task", "keyword_spotting",
                "--epochs", "6", "--address", f"127.0.0.1:{port}"]

@@ -72,7 +72,7 @@ def hoeffding_bentkus_p(mean: np.ndarray, n: int, target: float) -> np.ndarray:
     return np.minimum(1.0, np.minimum(hoeffding, bentkus))
 
 
-def _hb_upper(mean: np.ndarray, n: int, alpha: np.ndarray, steps: int = 40) -> np.ndarray:
+def _hb_upper(mean: np.ndarray, n: int, alpha: np.ndarray, steps: int = 30) -> np.ndarray:
     """Hoeffding-Bentkus upper confidence bounds at level alpha of the means of n i.i.d. [0, 1] losses: the
     smallest q whose H0 "mean >= q" is rejected (by bisection; the p-value falls as q rises)."""
     lo, hi = np.array(mean, dtype=np.float64), np.ones_like(mean, dtype=np.float64)
@@ -83,7 +83,7 @@ def _hb_upper(mean: np.ndarray, n: int, alpha: np.ndarray, steps: int = 40) -> n
     return hi
 
 
-def paired_hb_p(loss: np.ndarray, bound: float, steps: int = 40) -> np.ndarray:
+def paired_hb_p(loss: np.ndarray, bound: float, steps: int = 30) -> np.ndarray:
     """p-values of H0 "the mean of the paired losses (R, n) in {-1, 0, 1} is >= bound", Hoeffding-Bentkus on each
     tail apart: the mean is P(+1) - P(-1), so H0 is rejected at level alpha when an upper bound of P(+1) minus a
     lower bound of P(-1), each at alpha / 2, is below `bound` (a union bound). The p-value is the smallest such
