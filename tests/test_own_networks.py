@@ -19,7 +19,7 @@ SPEC.loader.exec_module(own)
 
 @pytest.mark.parametrize("name", own.NETWORKS)
 def test_a_researchers_network_runs_the_whole_chain_or_is_refused_in_one_line(name: str):
-    rec = own.chain(name, epochs=3, samples=128)
+    rec = own.chain(name, epochs=2, samples=128)
     refusal = own.NETWORKS[name][2]
     if refusal:
         assert refusal in rec.get("refused", "") and "\n" not in rec["refused"]
