@@ -35,8 +35,9 @@ class Pooled:
     base_mflops: float
 
 
-def pooled(results: Path, model: str, baseline: str) -> Pooled | None:
-    """The pooled outputs of `model`, or None when it has no cached outputs or thresholds learnt confidences."""
+def pooled(results: Path, model: str, baseline: str, parts: tuple[str, ...] = ("val", "test")) -> Pooled | None:
+    """The outputs of `model` on the cached `parts` (test.py's outputs.npz) pooled, with the baseline's
+    correctness; None when it has no cached outputs or thresholds learnt confidences."""
     s, base = load(results, model), results / baseline / "outputs.npz"
     npz = results / model / "outputs.npz"
     if s is None or s.early is None or s.baseline is None or not npz.exists() or not base.exists():
@@ -44,9 +45,9 @@ def pooled(results: Path, model: str, baseline: str) -> Pooled | None:
     with np.load(npz) as z, np.load(base) as b:
         if {k.split("/", 1)[1] for k in z.files if "/" in k} != {*s.exits, "labels"}:
             return None  # confidence heads (EENets, PTEENet): not thresholded on max softmax
-        labels = np.concatenate([z[f"{p}/labels"] for p in ("val", "test")])
-        probs = [np.concatenate([z[f"{p}/{e}"] for p in ("val", "test")]) for e in s.exits]
-        base_pred = np.concatenate([b[f"{p}/final"].argmax(axis=1) for p in ("val", "test")])
+        labels = np.concatenate([z[f"{p}/labels"] for p in parts])
+        probs = [np.concatenate([z[f"{p}/{e}"] for p in parts]) for e in s.exits]
+        base_pred = np.concatenate([b[f"{p}/final"].argmax(axis=1) for p in parts])
     return Pooled(probs, labels, base_pred == labels, [s.mflops(e) for e in s.exits], s.baseline.mflops)
 
 
@@ -134,20 +135,16 @@ def plan(results: Path, model: str, baseline: str, budgets: tuple[float, ...] = 
     does) and its FLOPs cut there, per p-value; the rho the naive rule picks and how many labelled samples
     would certify it (-1: never, its drop there is the budget's or more); the smallest budget the size can
     certify at all. Empty when the model has no cached max-softmax outputs."""
-    s, npz, base = load(results, model), results / model / "outputs.npz", results / baseline / "outputs.npz"
-    if s is None or s.early is None or s.baseline is None or not npz.exists() or not base.exists():
+    val = pooled(results, model, baseline, ("val",))
+    if val is None:
         return []
-    with np.load(npz) as z, np.load(base) as b:
-        if {k.split("/", 1)[1] for k in z.files if "/" in k} != {*s.exits, "labels"}:
-            return []
-        labels, probs = z["val/labels"], [z[f"val/{e}"] for e in s.exits]
-        base_right = b["val/final"].argmax(axis=1) == labels
-    costs, n, rows = [s.mflops(e) for e in s.exits], len(labels), []
+    probs, labels, base_right, costs = val.probs, val.labels, val.base_right, val.costs
+    n, rows = len(labels), []
     taken = sweep.exits_taken(probs, sweep.RHOS)  # (R, n)
     right = np.stack([p.argmax(axis=1) for p in probs])[taken, np.arange(n)] == labels[None, :]
     loss = base_right[None, :].astype(float) - right
     disagreement, drop = np.mean(loss != 0, axis=1), np.mean(loss, axis=1)
-    cut = 100 * (1 - np.asarray(costs)[taken].mean(axis=1) / s.baseline.mflops)
+    cut = 100 * (1 - np.asarray(costs)[taken].mean(axis=1) / val.base_mflops)
     for budget in budgets:
         row = {"model": model, "budget_points": 100 * budget, "delta": delta, "val_samples": n}
         for m in calibrate.METHODS:
