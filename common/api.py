@@ -127,13 +127,13 @@ def _tap(model: keras.Model, after: str, addresses: dict[str, str]):
     return tap
 
 
-def attach_exit(model: keras.Model, after: str | list[str], pointwise: int | None = None, kernel: int = 2,
-                strides: int = 2, pool: int | None = None, ev_assist: bool = True, l2: float = 0.0,
+def attach_exit(model: keras.Model, after: str | list[str], pointwise: int | list[int | None] | None = None,
+                kernel: int = 2, strides: int = 2, pool: int | None = None, ev_assist: bool = True, l2: float = 0.0,
                 share: bool = False) -> keras.Model:
     """`model` with the paper's early exit after layer `after` (Sec. 4.2: a 1x1 conv to `pointwise` channels,
-    default twice the tap's, 0 for none; a depthwise `kernel` conv of stride `strides` + ReLU; average pooling
-    by `pool`, default down to at most 4x4; a softmax dense; the same in 1-D on a Conv1D network's (steps,
-    channels) maps), outputs {"early_exit", "final"} by the project's
+    default twice the tap's, 0 for none, or a list of these, one per exit; a depthwise `kernel` conv of stride
+    `strides` + ReLU; average pooling by `pool`, default down to at most 4x4; a softmax dense; the same in 1-D
+    on a Conv1D network's (steps, channels) maps), outputs {"early_exit", "final"} by the project's
     contract; or, with a list of layers in order from the input, one such exit after each, outputs {"exit_1",
     ..., "exit_k", "final"}. `ev_assist` (Sec. 4.3) concatenates an early view of the last feature map per
     exit (that exit's depthwise kernel, copied in while training) before a new final classifier, which starts
@@ -164,14 +164,17 @@ def attach_exit(model: keras.Model, after: str | list[str], pointwise: int | Non
             raise ModelError(f"model '{model.name}': ev_assist needs a global pooling before its classifier (found "
                              f"'{pooling.name}', a {type(pooling).__name__}); pass ev_assist=False")
         last = pooling.input
+    widths = list(pointwise) if isinstance(pointwise, (list, tuple)) else [pointwise] * len(afters)
+    if len(widths) != len(afters):
+        raise ModelError(f"model '{model.name}': {len(afters)} exit layers but {len(widths)} pointwise widths")
     cfgs = []
     rank = len(last.shape) - 2 if last is not None else len(taps[0].shape) - 2
-    for after_name, tap in zip(afters, taps, strict=True):
+    for after_name, tap, pw in zip(afters, taps, widths, strict=True):
         if len(tap.shape) - 2 != rank:
             raise ModelError(f"layer '{after_name}' of model '{model.name}' gives a {len(tap.shape) - 2}-D map where "
                              f"the network's others are {rank}-D: every exit and the final features share one rank")
         channels = tap.shape[-1]
-        width = 2 * channels if pointwise is None else pointwise
+        width = 2 * channels if pw is None else pw
         side = -(-min(tap.shape[1:-1]) // strides)  # the map's smaller side after the strided conv
         cfgs.append(PaperConfig(pointwise=width, channels=0, kernel=kernel, strides=strides,
                                 pool=max(1, side // 4) if pool is None else pool,
@@ -215,9 +218,59 @@ def train_exit(model: keras.Model, train_ds, val_ds=None, epochs: int = 10, w_ee
                      epochs=epochs, callbacks=[*extra, *(callbacks or [])], verbose=2)
 
 
-def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:
-    """MFLOPs and parameters to leave at each exit (cumulative, exit heads passed included)."""
-    return flops.exit_costs(model)
+def exit_costs(model: keras.Model, cost: str = "flops", x: np.ndarray | None = None) -> dict[str, dict]:
+    """MFLOPs and parameters to leave at each exit (cumulative, exit heads passed included); with a device
+    `cost` ("cortex-m4/cmsis_nn", `edge.costmodel`), also `minstructions`: millions of instructions to leave
+    there on that device, from a profiled firmware run of the model's int8 graphs (calibrated on `x`, training
+    inputs), or from the instructions-per-MAC table where no firmware can be built (`cost_source` says which)."""
+    from common.edge import costmodel
+
+    baseline = not isinstance(getattr(model, "_outputs_struct", None), dict)  # no exits (or Sequential)
+    if baseline:
+        model = functional(model, share=False)[0]
+    out = flops.baseline_costs(model) if baseline else flops.exit_costs(model)
+    basis = costmodel.parse(cost)
+    if not basis.cpu:
+        return out
+    if x is None:
+        raise ModelError(f"exit_costs with cost '{cost}' needs x: training inputs to calibrate the int8 graphs")
+    per_segment, source = costmodel.segment_costs(export_int8(model, x), x[:4], basis)
+    for name, c in zip(out, costmodel.cumulative(per_segment), strict=True):
+        out[name] |= {"minstructions": c, "cost_source": source}
+    return out
+
+
+def cost_vector(model, cost: str = "flops", x: np.ndarray | None = None) -> list[float]:
+    """Cumulative cost to leave at each exit, in exit order, as the sweeps, `coordinate_search` and the
+    certification take it: MFLOPs (`cost` "flops"; int8 graphs: 2 x their MACs) or a device's millions of
+    instructions (`exit_costs`; int8 graphs are profiled as they are, `x` their float inputs)."""
+    from common.edge import costmodel
+
+    basis = costmodel.parse(cost)
+    if isinstance(model, keras.Model):
+        got = exit_costs(model, cost, x)  # in exit order, the final exit last
+        return [c["minstructions" if basis.cpu else "mflops"] for c in got.values()]
+    graphs = list(getattr(model, "graphs", model))
+    if not basis.cpu:
+        from common.edge.board import graph_mflops
+
+        return graph_mflops(graphs)
+    if x is None:
+        raise ModelError(f"cost '{cost}' of int8 graphs needs x: a few of their float inputs to run them on")
+    return costmodel.cumulative(costmodel.segment_costs(graphs, x[:4], basis)[0])
+
+
+def place_exits(model: keras.Model, train_ds, cal: tuple, k: tuple[int, ...] = (1, 2, 3), cost: str = "flops",
+                test: tuple | None = None, **options):
+    """Where exits should go on `model` (a baseline classifier) for a cost basis (`studies.placement.place`): a
+    head trained on the frozen backbone after every candidate layer (post-training), every position and every
+    ordered pair and triple scored by its cut at the budget, rho chosen on `cal` = (x, y) or certified there;
+    `options`: widths, taps, budgets, epochs, beam, cost_x (training inputs, for a device cost), ... Returns
+    the `Placement` (its `ranking`, `heads`, `best(cost, rule, budget, k)`, `cpu_seconds`); train the winner
+    with `attach_exit` + `train_exit` (docs/placement.md)."""
+    from common.studies.placement import place
+
+    return place(model, train_ds, cal, test, ks=tuple(k), cost=cost, **options)
 
 
 def outputs(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
@@ -238,21 +291,21 @@ def _int8_outputs(graphs, x: np.ndarray) -> list[np.ndarray]:
 
 def calibrate_exit(model, x: np.ndarray, y: np.ndarray | None = None, base_right: np.ndarray | None = None,
                    max_drop: float = 0.01, delta: float = 0.05, per_exit: bool = False,
-                   costs: list[float] | None = None) -> calibrate.Calibration:
+                   costs: list[float] | None = None, cost: str = "flops",
+                   cost_x: np.ndarray | None = None) -> calibrate.Calibration:
     """Thresholds certified on (x, y) to keep the accuracy drop against a baseline (its per-sample correctness
     `base_right`) within `max_drop` with probability >= 1 - delta; without labels (y None), to keep the
     disagreement with the model's own final exit within `max_drop`. `model`: the Keras model (its float
     outputs), or, to certify what will run, the int8 graphs of `export_int8` or their `runtime`. `per_exit`: a
     threshold per early exit (`calibrate.calibrate_per_exit`: half of x orders the candidates, half tests
-    them). `costs`: cumulative MFLOPs per exit (default: the Keras model's, or 2 x the int8 graphs' MACs)."""
+    them). The cheapest certified threshold is the cheapest in `cost`: "flops", or a device such as
+    "cortex-m4/cmsis_nn" (`cost_vector`, `cost_x` its inputs; default x); `costs` gives the cumulative cost per
+    exit directly."""
     if isinstance(model, keras.Model):
         probs, on = outputs(model, x), "float Keras outputs"
-        cum = costs or [c["mflops"] for c in (exit_costs(model)[n] for n in contract.exit_names(model))]
     else:
-        from common.edge.board import graph_mflops
-
         probs, on = _int8_outputs(model, x), "int8 graph outputs"
-        cum = costs or graph_mflops(list(getattr(model, "graphs", model)))
+    cum = costs or cost_vector(model, cost, x if cost_x is None else cost_x)
     calibrate.check(probs, y, cum, base_right, max_drop, delta)  # before any arithmetic on mismatched lengths
     if y is None:
         cal = calibrate.calibrate_label_free(probs, cum, max_drop, delta)
@@ -271,8 +324,9 @@ def export_int8(model: keras.Model, calibration_x: np.ndarray, pooling: str = "m
     from common.edge.export import split_at_exits, to_tflite
     from common.evaluation.evaluate import predict
 
-    if not isinstance(model.output, dict):  # a network without exits (a baseline): one graph, its output "final"
-        model = keras.Model(model.inputs, {contract.FINAL: model.output})
+    if not isinstance(getattr(model, "_outputs_struct", None), dict):  # a baseline (or Sequential): one graph
+        copy = functional(model, share=False)[0]
+        model = keras.Model(copy.inputs, {contract.FINAL: copy.outputs[0]})
     graphs, x = [], calibration_x
     for segment in split_at_exits(model):
         graphs.append(to_tflite(segment, x, len(x), pooling))

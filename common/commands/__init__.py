@@ -19,6 +19,8 @@ COMMANDS = {
     "export_sources": "C++ sources of a deployed (or any) early-exit model for your own TFLite Micro firmware",
     "benchmark": "batch-1 latency of the int8 early-exit runtime against the baseline (TFLM, LiteRT)",
     "promote": "ship the design of ours that beats trecx on validation as trecx_plus",
+    "place": "where exits should go for a device: heads at every layer, ranked by instructions or FLOPs saved",
+    "costmodel": "the instructions-per-MAC table of a device, fitted on measured layers, and its held-out error",
     "exit_study": "the early-exit width x position study: FLOPs and latency cuts as heat maps",
     "seeds": "train and test under several seeds; means, 95% intervals, paired ablation verdicts",
     "distill_search": "tabulate a finished joint-training (distillation) search from its runs' logs",

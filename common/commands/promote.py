@@ -34,6 +34,9 @@ class PromoteConfig:
     results_dir: str = ""  # "" = results/<task>
     paper: str = PAPER  # the paper's configuration, in the race too (nothing ships if it wins); "" = none
     vector: bool = False  # compare the cuts with a threshold per early exit (models with several early exits)
+    cost: str = "flops"  # compare cuts in FLOPs, or in a device's instructions ("cortex-m4/cmsis_nn")
+    data_dir: str = ""  # datasets root (a device cost calibrates each model's int8 graphs on training inputs)
+    split_seed: int = 0
 
 
 def run(cfg: PromoteConfig) -> str:
@@ -42,11 +45,36 @@ def run(cfg: PromoteConfig) -> str:
     if not cfg.candidates:
         raise ConfigError("--candidates: name at least one design to compare with trecx")
     results = Path(cfg.results_dir or paths.results_dir() / cfg.task)
-    best, cuts = choose(results, [*([cfg.paper] if cfg.paper else []), *cfg.candidates], cfg.vector)
+    variants = [*([cfg.paper] if cfg.paper else []), *cfg.candidates]
+    models = Path(cfg.models_dir or paths.pretrained_dir(cfg.task))
+    device = None if cfg.cost == "flops" else device_costs(cfg, variants, models)
+    best, cuts = choose(results, variants, cfg.vector, device, tasks.get(cfg.task).baseline)
+    unit = "FLOPs" if device is None else f"{cfg.cost} instruction"
     for v, c in cuts.items():
-        log.info("%s: %s", v, "no rho within 1 point" if c is None else f"{c:.1f}% FLOPs cut on validation")
-    ship(Path(cfg.models_dir or paths.pretrained_dir(cfg.task)), best, cfg.ship_as, cfg.paper, cfg.vector)
+        log.info("%s: %s", v, "no rho within 1 point" if c is None else f"{c:.1f}% {unit} cut on validation")
+    ship(models, best, cfg.ship_as, cfg.paper, cfg.vector, cfg.cost)
     return best
+
+
+def device_costs(cfg: PromoteConfig, variants: list[str], models: Path) -> dict[str, tuple[list[float], float]]:
+    """Each variant's millions of instructions per exit on the device and the baseline's (`api.exit_costs`:
+    profiled firmware runs, cached), the int8 graphs calibrated on training inputs as `deploy` does."""
+    from common import api, files
+    from common.models import contract
+
+    task = tasks.get(cfg.task)
+    x = task.load(cfg.data_dir, cfg.split_seed).calibration(200)
+    base = (task.reference() if task.baseline == "mlperf_reference"
+            else files.load_model(models / f"{task.baseline}.keras"))
+    base_cost = api.exit_costs(base, cfg.cost, x)["final"]["minstructions"]
+    out = {}
+    for i, v in enumerate(variants):
+        log.info("%s (%d/%d): instructions per exit on %s (a profiled firmware run, cached)", v, i + 1,
+                 len(variants), cfg.cost)
+        model = files.load_model(models / f"{v}.keras")
+        got = api.exit_costs(model, cfg.cost, x)
+        out[v] = ([got[n]["minstructions"] for n in contract.exit_names(model)], base_cost)
+    return out
 
 
 def main(argv: list[str] | None = None) -> str:

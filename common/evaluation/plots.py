@@ -28,13 +28,15 @@ def _save(fig, ax, out: Path, title: str, legend: bool = True, grid_axis: str = 
 
 def benefit_curves(curves: dict[str, Path], out: Path, baseline: tuple[float, float] | None = None,
                    baseline_label: str = "baseline", title: str = "", logx: bool = False,
-                   points: dict[str, list[tuple[float, float]]] | None = None) -> None:
-    """Accuracy against mean MFLOPs per sample, one line per benefit-curve CSV (rho swept 0..1),
-    with the baseline model as a star; `points`: extra labelled markers, (MFLOPs, accuracy) each."""
+                   points: dict[str, list[tuple[float, float]]] | None = None, column: str = "mflops",
+                   unit: str = "MFLOPs") -> None:
+    """Accuracy against mean cost per sample, one line per benefit-curve CSV (rho swept 0..1), with the baseline
+    model as a star; `points`: extra labelled markers, (cost, accuracy) each. `column` and `unit`: the cost axis,
+    MFLOPs or a device's instructions (a CSV's "minstructions" column, unit "M instructions on cortex-m4")."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for label, path in curves.items():
         rows = read_csv(path)
-        ax.plot([r["mflops"] for r in rows], [100 * r["accuracy"] for r in rows], marker=".", ms=3, label=label)
+        ax.plot([r[column] for r in rows], [100 * r["accuracy"] for r in rows], marker=".", ms=3, label=label)
     for label, xy in (points or {}).items():
         ax.plot([x for x, _ in xy], [100 * y for _, y in xy], "D", ms=6, mfc="none", mew=1.5, label=label)
     if baseline is not None:
@@ -46,7 +48,7 @@ def benefit_curves(curves: dict[str, Path], out: Path, baseline: tuple[float, fl
         ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-    ax.set_xlabel("mean MFLOPs per sample")
+    ax.set_xlabel(f"mean {unit} per sample")
     ax.set_ylabel("accuracy (%)")
     _save(fig, ax, out, title)
 
@@ -235,4 +237,38 @@ def firmware_breakdown(rec: dict, out: Path, title: str = "") -> None:
         ax.grid(alpha=0.3, axis="y")
     with files.atomic(out) as tmp:
         fig.savefig(tmp, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+
+
+def exit_placement(rows: list[dict], out: Path, budget: float, title: str = "") -> None:
+    """The placement search (`studies.placement`): for one exit, the calibration cut at `budget` points of each
+    position (one line per head width, validation rule solid, certified dashed), one panel per cost basis;
+    the best pair and triple of each basis as markers at their first exit's position."""
+    costs = list(dict.fromkeys(r["cost"] for r in rows))
+    fig, axes = plt.subplots(1, len(costs), figsize=(5 * len(costs), 3.8), squeeze=False)
+    for ax, cost in zip(axes[0], costs, strict=True):
+        mine = [r for r in rows if r["cost"] == cost and r["budget_points"] == budget]
+        taps = list(dict.fromkeys(r["taps"] for r in mine if r["k"] == 1))
+        for rule, style in (("validation", "-"), ("certified", "--")):
+            for width in dict.fromkeys(r["widths"] for r in mine if r["k"] == 1):
+                got = {r["taps"]: r["cut_pct"] for r in mine if r["k"] == 1 and r["rule"] == rule
+                       and r["widths"] == width}
+                ax.plot(range(len(taps)), [np.nan if got.get(t) is None else got[t] for t in taps], style,
+                        marker=".", label=f"{width}, {rule}")
+            for k, mark in ((2, "s"), (3, "^")):
+                best = [r for r in mine if r["k"] == k and r["rule"] == rule and r["cut_pct"] is not None]
+                if best:
+                    b = max(best, key=lambda r: r["cut_pct"])
+                    ax.plot([taps.index(b["taps"].split()[0])], [b["cut_pct"]], mark, ms=8, mfc="none",
+                            label=f"best {k} exits, {rule}: {b['taps']}")
+        ax.set_xticks(range(len(taps)), taps, rotation=60, ha="right", fontsize=6)
+        ax.set_xlabel("exit after")
+        ax.set_ylabel(f"cut in {cost} (%)")
+        ax.set_title(cost, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=5)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with files.atomic(out) as tmp:
+        fig.savefig(tmp, dpi=130)
     plt.close(fig)

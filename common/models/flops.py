@@ -181,6 +181,14 @@ def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:
     return out
 
 
+def baseline_costs(model: keras.Model) -> dict[str, dict[str, float]]:
+    """`exit_costs` of a network without exits (its one output counted as `final`)."""
+    ls = [x for x in model.layers if not isinstance(x, layers.InputLayer)]
+    mflops = sum(layer_flops(x, _shapes(x.input), _shapes(x.output)[0]) for x in ls) / 1e6
+    params = sum(_params(x) for x in ls)
+    return {contract.FINAL: {"mflops": mflops, "params": params, "mflops_alone": mflops, "params_alone": params}}
+
+
 def profiler_flops(model: keras.Model, output: str = "final") -> int:
     """TF profiler FLOPs of one output on batch 1, on a frozen concrete function (a cross-check)."""
     import tensorflow as tf

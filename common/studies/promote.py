@@ -1,7 +1,8 @@
 """The choice of the best design of ours beside the paper's `trecx`, on validation only (the commands
 `promote` and `exit_study --publish-best` make it).
 
-The candidate with the highest FLOPs cut at <= 1 point below the baseline on the validation split wins;
+The candidate with the highest FLOPs cut at <= 1 point below the baseline on the validation split wins (or,
+given each model's cost per exit on a device, the highest instruction cut there: `device_cut`);
 if that is `trecx` itself nothing is shipped (and a stale file of the shipped name is left alone, with a
 warning), else its files are copied to pretrained/<task>/<name>.*, the config saying what it is and why.
 """
@@ -21,21 +22,49 @@ log = logging.getLogger("trecx.promote")
 PAPER = "trecx"  # the paper's configuration: what a design of ours must beat
 
 
-def choose(results: Path, variants: list[str], vector: bool = False) -> tuple[str, dict[str, float | None]]:
+def device_cut(results: Path, variant: str, baseline: str, costs: list[float], base_cost: float,
+               drop_points: float = 1, vector: bool = False) -> float | None:
+    """The validation cut (%) in a device's cost (`costs` per exit and the baseline's `base_cost`, e.g. millions
+    of instructions) at the cheapest threshold in that cost within `drop_points` of the baseline on validation
+    (`vector`: a threshold per early exit, by coordinate search), from test.py's cached validation outputs."""
+    import numpy as np
+
+    from common.evaluation import sweep
+    from common.studies.resplit import pooled
+
+    data = pooled(results, variant, baseline, parts=("val",))
+    if data is None:
+        raise ConfigError(f"{results / variant / 'outputs.npz'} (or its baseline's) not found: run the task's test.py")
+    floor = data.base_right.mean() - drop_points / 100
+    if vector and len(costs) > 2:
+        best = sweep.coordinate_search(data.probs, data.labels, costs, floor)
+        got = None if best is None else sweep.vector_sweep(data.probs, data.labels, costs, best)["mflops"][0]
+    else:
+        s = sweep.sweep(data.probs, data.labels, costs)
+        ok = np.flatnonzero(s["accuracy"] >= floor - 1e-12)
+        got = s["mflops"][ok].min() if len(ok) else None
+    return None if got is None else 100 * (1 - float(got) / base_cost)
+
+
+def choose(results: Path, variants: list[str], vector: bool = False,
+           device: dict[str, tuple[list[float], float]] | None = None,
+           baseline: str = "") -> tuple[str, dict[str, float | None]]:
     """The variant with the highest validation FLOPs cut at <= 1 point (`vector`: with a threshold per early
-    exit; ties go to the first listed), and every cut."""
+    exit; ties go to the first listed), and every cut; with `device` (variant -> its cost per exit and the
+    baseline's, on a device), the highest cut in that cost (`device_cut`, against `baseline`'s outputs)."""
     cuts = {}
     for v in variants:
         s = load(results, v)
         if s is None:
             raise ConfigError(f"{results / v / FILE} not found: run the task's test.py with "
                               f"pretrained/<task>/{v}.keras first")
-        cuts[v] = s.val_cut(1, vector=vector)
+        cuts[v] = s.val_cut(1, vector=vector) if device is None else device_cut(results, v, baseline, *device[v],
+                                                                                 vector=vector)
     best = max(variants, key=lambda v: -float("inf") if cuts[v] is None else cuts[v])
     return best, cuts
 
 
-def ship(models: Path, variant: str, name: str, paper: str = PAPER, vector: bool = False) -> bool:
+def ship(models: Path, variant: str, name: str, paper: str = PAPER, vector: bool = False, cost: str = "flops") -> bool:
     """Copy the files of `variant` to <name>.*, its config saying what it is and why it was chosen;
     nothing when the paper's configuration (`paper`) won."""
     if variant == paper:
@@ -51,7 +80,7 @@ def ship(models: Path, variant: str, name: str, paper: str = PAPER, vector: bool
     cfg = json.loads((models / f"{variant}.config.json").read_text())
     files.write_json(models / f"{name}.config.json", cfg | {
         "shipped_as": name, "shipped_from": variant,
-        "chosen_by": "highest FLOPs cut at <= 1 point below the baseline on the validation split"
-                     + (" (a threshold per early exit)" if vector else "")})
+        "chosen_by": f"highest {'FLOPs' if cost == 'flops' else cost + ' instruction'} cut at <= 1 point below the "
+                     "baseline on the validation split" + (" (a threshold per early exit)" if vector else "")})
     log.info("shipped %s as %s", variant, models / f"{name}.keras")
     return True

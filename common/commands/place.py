@@ -1,0 +1,176 @@
+"""Where to put the exits of a network for a device: the placement search (`studies.placement`) on a task's
+baseline or on your own .keras.
+
+    python -m common place --task visual_wake_words --cost cortex-m4/cmsis_nn
+    python -m common place --model my_cnn.keras --data my_data.npz --cost cortex-m4/cmsis_nn --out-dir placed/
+
+A cheap head is trained on the frozen backbone after every candidate layer, one probe per width; every
+position, and every ordered pair and triple of the best `--beam` heads, is scored by its cut in FLOPs and in the
+device's instructions at each budget, with rho chosen on the calibration split (validation) or certified there.
+--data: an .npz with train_x, train_y, cal_x, cal_y (and test_x, test_y: reported, never used to choose).
+Writes placement.csv (the ranking), placement_heads.csv, placement_layers.csv (each operator's measured
+instructions: what `python -m common costmodel` fits its table on), placement.json (the config, the cost
+sources, the best candidates, where the FLOPs and instruction rankings disagree, the CPU time), placement.png,
+and the calibration benefit curves of the best candidates with 1, 2 and 3 exits in the device's instructions
+(placement_curves/, placement_curves.png). The winner is then trained jointly (docs/placement.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common import files, paths, tasks
+from common.config import parse, versions
+from common.errors import ConfigError, DataError
+from common.evaluation.evaluate import write_csv
+from common.studies import placement
+
+log = logging.getLogger("trecx.place")
+
+
+@dataclass
+class PlaceConfig:
+    """Options of `python -m common place`."""
+
+    task: str = ""  # a task: its baseline, training data and validation split (calibration); or --model
+    model: str = ""  # your baseline classifier (.keras), with --data
+    data: str = ""  # .npz: train_x, train_y, cal_x, cal_y (test_x, test_y optional, reported only)
+    models_dir: str = ""  # the task's baseline: "" = pretrained/<task> (or the MLPerf reference)
+    data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
+    split_seed: int = 0  # the task's data split
+    out_dir: str = ""  # "" = results/<task>
+    cost: str = "cortex-m4/cmsis_nn"  # the device (<cpu>/<kernels>[:estimate]) or flops; FLOPs are always scored
+    widths: tuple[str, ...] = ("none", "1x", "2x")  # head widths: its 1x1 conv in channels of the tap
+    ks: tuple[int, ...] = (1, 2, 3)  # numbers of exits scored
+    budgets: tuple[float, ...] = (1.0, 2.0, 3.0)  # accuracy budgets, points below the baseline
+    delta: float = 0.05  # the certified rule's allowed probability of breaking the budget
+    epochs: int = 10  # epochs of head training per probe
+    steps_per_epoch: int = 0  # 0 = the whole training split per epoch
+    batch_size: int = 64
+    lr: float = 3e-3  # Adam's rate for the heads
+    beam: int = 8  # pairs and triples among this many best single heads
+    kernel: int = 2  # the heads' depthwise kernel
+    cost_samples: int = 64  # training inputs that calibrate the int8 probes for the device cost
+    threads: int = 1  # TensorFlow's CPU threads (two runs side by side beat one on two threads)
+
+
+def _threads(n: int) -> None:
+    import tensorflow as tf
+
+    if n and tf.config.threading.get_intra_op_parallelism_threads() != n:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(n)
+        except RuntimeError:  # TensorFlow already ran in this process (place called from Python): keep its threads
+            log.info("TensorFlow has started: --threads %d not applied", n)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, batch: int):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(batch).prefetch(2)
+
+
+def inputs(cfg: PlaceConfig):
+    """(baseline, training batches, calibration (x, y), test (x, y) or None, training inputs for int8, where)."""
+    if cfg.task:
+        from common.commands.train import preset
+
+        task = tasks.get(cfg.task)
+        models = Path(cfg.models_dir or paths.pretrained_dir(task.name))
+        if task.baseline == "mlperf_reference":
+            base = task.reference()
+        else:
+            base = files.load_model(models / f"{task.baseline}.keras")
+        train_cfg = preset(task.name, data_dir=cfg.data_dir, split_seed=cfg.split_seed, batch_size=cfg.batch_size)
+        train_ds, _, _ = task.train_data(train_cfg)
+        data = task.load(cfg.data_dir, cfg.split_seed)
+        return (base, train_ds, data.splits["val"], data.splits["test"], data.calibration(cfg.cost_samples),
+                {"task": task.name, "baseline": task.baseline, "data": data.info})
+    path = Path(cfg.data)
+    if not path.exists():
+        raise DataError(f"--data {path} not found (an .npz with train_x, train_y, cal_x, cal_y)")
+    arrays = np.load(path)
+    missing = [k for k in ("train_x", "train_y", "cal_x", "cal_y") if k not in arrays]
+    if missing:
+        raise DataError(f"--data {path} lacks {', '.join(missing)}")
+    test = (arrays["test_x"], arrays["test_y"]) if "test_x" in arrays else None
+    x = arrays["train_x"].astype("float32")
+    return (files.load_model(Path(cfg.model)), _batches(x, arrays["train_y"], cfg.batch_size),
+            (arrays["cal_x"].astype("float32"), arrays["cal_y"]), test, x[:cfg.cost_samples],
+            {"model": paths.portable(cfg.model), "data": paths.portable(path)})
+
+
+def disagreement(result: placement.Placement, device: str, budget: float) -> dict:
+    """Where ranking by FLOPs and by the device's instructions part ways (validation rule, one budget, one
+    exit): each ranking's winner with its cut in both, and their rank correlation over every position."""
+    if device == "flops":
+        return {}
+    key = lambda r: (r["taps"], r["widths"])  # noqa: E731
+    rows = {c: {key(r): r for r in result.ranking if r["cost"] == c and r["rule"] == "validation"
+                and r["budget_points"] == budget and r["k"] == 1} for c in ("flops", device)}
+    both = [k for k in rows["flops"] if k in rows[device]]
+    f = np.array([rows["flops"][k]["cut_pct"] or -100 for k in both])
+    d = np.array([rows[device][k]["cut_pct"] or -100 for k in both])
+    rank = lambda v: np.argsort(np.argsort(-v))  # noqa: E731
+    out = {"budget_points": budget, "candidates": len(both),
+           "spearman": float(np.corrcoef(rank(f), rank(d))[0, 1]) if len(both) > 2 else None}
+    for c, v in (("flops", f), (device, d)):
+        k = both[int(np.argmax(v))]
+        out[f"best_by_{c}"] = {"taps": k[0], "widths": k[1], "flops_cut_pct": rows["flops"][k]["cut_pct"],
+                               "instruction_cut_pct": rows[device][k]["cut_pct"]}
+    out["agree"] = out["best_by_flops"]["taps"] == out[f"best_by_{device}"]["taps"] and \
+        out["best_by_flops"]["widths"] == out[f"best_by_{device}"]["widths"]
+    return out
+
+
+def run(cfg: PlaceConfig) -> placement.Placement:
+    """Search, then write the files (module docstring); returns the placement."""
+    if bool(cfg.task) == bool(cfg.model) or (cfg.model and not cfg.data):
+        raise ConfigError("give --task, or --model with --data")
+    _threads(cfg.threads)
+    out = Path(cfg.out_dir or paths.results_dir() / cfg.task) if (cfg.task or cfg.out_dir) else Path("placement")
+    base, train_ds, cal, test, cost_x, where = inputs(cfg)
+    result = placement.place(base, train_ds, cal, test, ks=tuple(cfg.ks), cost=cfg.cost, widths=tuple(cfg.widths),
+                             cost_x=cost_x, epochs=cfg.epochs, steps=cfg.steps_per_epoch or None,
+                             budgets=tuple(cfg.budgets), delta=cfg.delta, beam=cfg.beam, kernel=cfg.kernel, lr=cfg.lr)
+    write_csv(out / "placement.csv", result.ranking)
+    write_csv(out / "placement_heads.csv", result.heads)
+    if result.layers:
+        write_csv(out / "placement_layers.csv", [r | {"source": where.get("task", where.get("model"))}
+                                                  for r in result.layers])
+    best = {f"{c} {rule} {b:g}": result.best(c, rule, b) for c in result.costs for rule in placement.RULES
+            for b in cfg.budgets}
+    files.write_json(out / "placement.json", {
+        "config": asdict(cfg), "inputs": where, "versions": versions(), "cost_sources": result.costs,
+        "note": result.note, "cpu_seconds": result.cpu_seconds, "cpu_minutes": result.cpu_seconds / 60,
+        "calibration_samples": len(cal[1]), "test_samples": None if test is None else len(test[1]),
+        "test_note": "test cuts are reported, never used to choose", "best": best,
+        "disagreement": disagreement(result, cfg.cost, cfg.budgets[0])})
+    from common.evaluation import plots
+
+    plots.exit_placement(result.ranking, out / "placement.png", cfg.budgets[0],
+                    title=f"{where.get('task', Path(cfg.model).stem)}: one exit, {cfg.budgets[0]:g}-point budget")
+    paths_ = {}
+    for label, rows in result.curves.items():
+        paths_[label] = out / "placement_curves" / f"{label.split()[0]}_exits.csv"
+        write_csv(paths_[label], rows)
+    if paths_:
+        device = cfg.cost != "flops"
+        plots.benefit_curves(paths_, out / "placement_curves.png", column="minstructions" if device else "mflops",
+                             unit=f"M instructions on {cfg.cost}" if device else "MFLOPs",
+                             title="best candidates, calibration split (heads on the frozen backbone)")
+    log.info("placement: %.1f CPU-minutes; written to %s", result.cpu_seconds / 60, paths.portable(out))
+    for c in result.costs:
+        b = result.best(c, "validation", cfg.budgets[0])
+        if b:
+            log.info("best in %s: after %s (%s), cut %.1f%% on calibration", c, b["taps"], b["widths"], b["cut_pct"])
+    return result
+
+
+def main(argv: list[str] | None = None) -> placement.Placement:
+    return run(parse(PlaceConfig, None, argv, description=__doc__))
