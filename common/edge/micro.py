@@ -32,14 +32,22 @@ def _quiet():
 
 
 def _runs(content: bytes, arena: int, x: np.ndarray) -> bool:
-    try:
-        with _quiet():
-            interp = _interpreter(content, arena)
-            interp.set_input(x[None], 0)
-            interp.invoke()
-        return True
-    except (RuntimeError, ValueError):
-        return False
+    """Whether the graph allocates and runs in `arena` bytes; tried in a forked child, since TFLM's Python
+    interpreter crashes the process (SIGSEGV) on some arenas too small for a graph instead of reporting them."""
+    pid = os.fork()
+    if pid == 0:  # the child: only TFLM runs here
+        ok = False
+        try:
+            with _quiet():
+                interp = _interpreter(content, arena)
+                interp.set_input(x[None], 0)
+                interp.invoke()
+            ok = True
+        except (RuntimeError, ValueError):
+            pass
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def arena_size(content: bytes, x: np.ndarray, step: int = 16) -> int:
