@@ -13,6 +13,7 @@ from common.models import prior
 from common.models.layers import EarlyExitBlock, attach_trecx, exit_model
 from common.models.paper_exit import PaperConfig, attach_paper, attach_paper_exits
 from common.models.registry import register
+from common.models.taps import exit_weights, placed
 
 TASK = "keyword_spotting"
 W_EE = 0.3  # the paper's early-exit loss weight for DS-CNN
@@ -120,3 +121,9 @@ for _second in ((3, "none"), (2, "0.5x")):
 for _method in prior.METHODS:  # the prior early-exit methods on the same backbone (Fig 7, Table 2)
     register(TASK, _method, partial(prior.build, _method, backbone, 12, name=f"dscnn_{_method}"),
              prior.loss_weights(_method), post_trained=_method == "pteenet")
+# Exits where the placement search put them (results/keyword_spotting/placement.csv: heads on the frozen
+# reference, ranked by the Cortex-M4 instruction cut at <= 1 point on validation): the best single exit, after
+# the first conv (1x), and the best pair, that one and a second after DS block 1's depthwise conv (no 1x1 conv)
+_PLACED = {"trecx_placed": ((0,), ("1x",)), "trecx2_placed": ((0, 1), ("1x", "none"))}
+for _name, (_positions, _widths) in _PLACED.items():
+    register(TASK, _name, partial(placed, dscnn, _positions, _widths), exit_weights(W_EE), weight_transfer=True)

@@ -3,6 +3,7 @@ committed results generate, and the docs name only commands that exist."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -63,3 +64,41 @@ def test_what_calibration_md_says_the_validation_splits_certify_is_what_the_plan
     assert vww[1.0] == vww[2.0] == vww[3.0] == {""}
     text = (paths.REPO / "docs" / "calibration.md").read_text()
     assert "KWS's 450 validation clips likely" in text and "VWW's 200 images none at any budget" in text
+
+
+def test_placement_md_worked_case_is_what_the_results_files_hold():
+    """docs/placement.md, "The VWW case": each number it cites, read back from the files the commands wrote."""
+    import csv
+
+    res = paths.REPO / "results" / "visual_wake_words"
+    text = " ".join((paths.REPO / "docs" / "placement.md").read_text().split())
+    placed = json.loads((res / "placement.json").read_text())
+    heads = list(csv.DictReader(open(res / "placement_heads.csv")))
+    early = [max(float(h["exit_accuracy"]) for h in heads if int(h["position"]) == p) for p in (0, 1, 2)]
+    fw = json.loads((res / "deploy" / "trecx2" / "firmware_cortex-m4_cmsis_nn.json").read_text())
+    plus = json.loads((res / "deploy" / "trecx_plus" / "firmware_cortex-m4_cmsis_nn.json").read_text())
+    pair = next(r for r in csv.DictReader(open(res / "placement.csv")) if r["cost"] == "cortex-m4/cmsis_nn"
+                and r["rule"] == "validation" and r["budget_points"] == "1.0" and r["taps"] == "re_lu_10 re_lu_15")
+    best_pair = max((r for r in csv.DictReader(open(res / "placement.csv")) if r["cost"] == "cortex-m4/cmsis_nn"
+                     and r["rule"] == "validation" and r["budget_points"] == "1.0" and r["k"] == "2"),
+                    key=lambda r: float(r["cut_pct"] or -1))
+    seg = fw["instructions"]["per_segment_when_run"]
+    shipped = json.loads((paths.REPO / "pretrained" / "visual_wake_words" / "trecx2.config.json").read_text())
+    cuts = shipped["validation_cut_pct"]
+    plus_cut = json.loads((paths.REPO / "pretrained" / "visual_wake_words" / "trecx_plus.config.json").read_text())
+    said = [f"took {placed['cpu_minutes']:.1f} CPU-minutes", f"{len({h['tap'] for h in heads})} candidate taps",
+            f"{len(heads)} heads", f"are {100 * min(early):.1f} to {100 * max(early):.1f}% accurate",
+            f"rank correlation {placed['disagreement']['single_exit_rank_correlation']:.2f}",
+            f"{float(pair['exit_cost'].split()[0]):.2f} M instructions to leave at the first exit and "
+            f"{float(pair['exit_cost'].split()[1]):.2f} M",
+            f"the first segment ran {seg['head'] / 1e6:.2f} M, and the first two "
+            f"{(seg['head'] + seg['mid_1']) / 1e6:.2f} M",
+            f"cuts {fw['instruction_cut_pct']:.1f}% of the instructions against {fw['flops_cut_pct']:.1f}% of the "
+            f"FLOPs, a ratio of {fw['instruction_to_flops_cut_ratio']:.2f}", f"above `trecx_plus`'s "
+            f"{plus['instruction_cut_pct']:.1f}%", f"test drop of {fw['threshold']['test']['drop_points']:.1f} points"]
+    for s in said:
+        assert s in text, s
+    assert best_pair["taps"] == "re_lu_10 re_lu_15" and shipped["shipped_from"] == "trecx2_placed"
+    assert cuts["trecx2_placed"] > plus_cut["validation_cut_pct"]["trecx_ee6_none"]
+    assert not any(r["met"] == "True" for r in csv.DictReader(open(paths.REPO / "results" / "placement_targets.csv"))
+                   if r["target"].startswith("VWW"))

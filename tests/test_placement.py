@@ -196,3 +196,39 @@ def test_measured_backbone_and_heads_add_up_to_the_baselines_own_firmware():
     base = api.cost_vector(model, "cortex-m4/cmsis_nn", x)[0]  # the baseline alone: one graph, one segment
     assert heads[0]["device_final"] == pytest.approx(base, rel=0.02)
     assert 0 < heads[0]["device_backbone"] < heads[1]["device_backbone"] < base and heads[0]["device_head"] > 0
+
+
+def test_the_rankings_disagreement_names_each_winner_and_what_choosing_by_flops_costs():
+    rows = []
+    for cost, cuts in (("flops", {"a": 30.0, "b": 20.0, "c": 10.0}), ("cortex-m4/cmsis_nn", {"a": 15.0, "b": 18.0,
+                                                                                           "c": 9.0})):
+        rows += [{"cost": cost, "k": 1, "rule": "validation", "budget_points": 1.0, "taps": t, "widths": "1x",
+                  "cut_pct": c} for t, c in cuts.items()]
+    d = place.disagreement(rows, "cortex-m4/cmsis_nn")
+    (w,) = d["winners"]
+    assert (w["best_by_flops"], w["best_by_instructions"], w["agree"]) == ("a (1x)", "b (1x)", False)
+    assert (w["best_by_flops_instruction_cut_pct"], w["best_by_instructions_flops_cut_pct"]) == (15.0, 20.0)
+    assert d["single_exit_rank_correlation"] == pytest.approx(0.5) and d["disagree"] == [w]
+    assert place.disagreement(rows, "flops") == {}
+
+
+def test_placement_targets_are_judged_on_the_results_files(tmp_path):
+    from common.reporting import placement as targets
+
+    rec = {"instruction_cut_pct": 36.0, "flops_cut_pct": 40.0, "instruction_to_flops_cut_ratio": 0.9, "samples": 200,
+           "threshold": {"test": {"drop_points": 0.5}}}
+    (tmp_path / "visual_wake_words/deploy/trecx2").mkdir(parents=True)
+    (tmp_path / "visual_wake_words/deploy/trecx2/firmware_cortex-m4_cmsis_nn.json").write_text(json.dumps(rec))
+    (tmp_path / "keyword_spotting").mkdir()
+    (tmp_path / "keyword_spotting/table1.csv").write_text(
+        "model,test_flops_reduction_pct_1pt,test_drop_points_1pt\nx,45.0,1.5\ny,39.0,0.9\n")
+    (tmp_path / "costmodel").mkdir()
+    (tmp_path / "costmodel/cortex-m4_cmsis_nn_error.csv").write_text(
+        "held_out,median_layer_error_pct,instruction_weighted_error_pct\ntask a,4.0,12.0\nrandom half 0,3.0,3.0\n")
+    got = {r["target"].split(":")[0].split(" (")[0]: r for r in targets.write(tmp_path)}
+    assert got["VWW best shipped by instructions"]["met"] and got["VWW instruction cut at <= 1 point on test"]["met"]
+    kws = got["KWS test FLOPs cut at <= 1 point on test, rho chosen on validation"]
+    assert kws["measured"] == 39.0 and not kws["met"] and "45.0% (x), is at 1.50 points" in kws["note"]
+    assert got["cost model"]["measured"] in (4.0, 12.0)
+    assert not got["placement on the examples' networks"]["met"]  # not run here
+    assert (tmp_path / "placement_targets.csv").exists()

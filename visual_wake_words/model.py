@@ -12,6 +12,7 @@ from keras import layers
 from common.models.layers import attach_trecx, exit_model
 from common.models.paper_exit import PaperConfig, attach_paper
 from common.models.registry import register
+from common.models.taps import exit_weights, placed
 
 TASK = "visual_wake_words"
 W_EE = 0.4  # the paper's early-exit loss weight for MobileNetV1
@@ -82,3 +83,9 @@ for _layer in STUDY_LAYERS:
             register(TASK, study_name(_layer, _width),
                      partial(mobilenet_v1, _layer, True, paper=study_config(_layer, _width)), _EE,
                      weight_transfer=True)
+# Exits where the placement search put them (results/visual_wake_words/placement.csv: heads on the frozen
+# reference, ranked by the Cortex-M4 instruction cut at <= 1 point on validation): the best single exit, after
+# block 7's depthwise conv, and the best pair, after block 5 and after block 8's depthwise conv (no 1x1 conv)
+_PLACED = {"trecx_placed": ((13,), ("none",)), "trecx2_placed": ((10, 15), ("none", "none"))}
+for _name, (_positions, _widths) in _PLACED.items():
+    register(TASK, _name, partial(placed, mobilenet_v1, _positions, _widths), exit_weights(W_EE), weight_transfer=True)

@@ -78,6 +78,10 @@ def run(cfg: CostModelConfig) -> dict:
         log.info("%s held out: %d layers, median layer error %.1f%%, instruction-weighted %.1f%%, total %+.1f%%",
                  e["held_out"], e["layers"], e["median_layer_error_pct"], e["instruction_weighted_error_pct"],
                  e["total_error_pct"])
+    if root == paths.results_dir():
+        from common.reporting import placement as targets
+
+        targets.write(root)
     return {"table": table, "error": error}
 
 

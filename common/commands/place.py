@@ -105,27 +105,37 @@ def inputs(cfg: PlaceConfig):
             {"model": paths.portable(cfg.model), "data": paths.portable(path)})
 
 
-def disagreement(result: placement.Placement, device: str, budget: float) -> dict:
-    """Where ranking by FLOPs and by the device's instructions part ways (validation rule, one budget, one
-    exit): each ranking's winner with its cut in both, and their rank correlation over every position."""
+def disagreement(ranking: list[dict], device: str) -> dict:
+    """Where ranking by FLOPs and by the device's instructions part ways: for each number of exits, rule and
+    budget, each ranking's winner with its cut in both bases (what choosing by FLOPs costs in instructions),
+    and the rank correlation of the two over the single exits at the first budget (validation rule)."""
     if device == "flops":
         return {}
     key = lambda r: (r["taps"], r["widths"])  # noqa: E731
-    rows = {c: {key(r): r for r in result.ranking if r["cost"] == c and r["rule"] == "validation"
-                and r["budget_points"] == budget and r["k"] == 1} for c in ("flops", device)}
-    both = [k for k in rows["flops"] if k in rows[device]]
-    f = np.array([rows["flops"][k]["cut_pct"] or -100 for k in both])
-    d = np.array([rows[device][k]["cut_pct"] or -100 for k in both])
-    rank = lambda v: np.argsort(np.argsort(-v))  # noqa: E731
-    out = {"budget_points": budget, "candidates": len(both),
-           "spearman": float(np.corrcoef(rank(f), rank(d))[0, 1]) if len(both) > 2 else None}
-    for c, v in (("flops", f), (device, d)):
-        k = both[int(np.argmax(v))]
-        out[f"best_by_{c}"] = {"taps": k[0], "widths": k[1], "flops_cut_pct": rows["flops"][k]["cut_pct"],
-                               "instruction_cut_pct": rows[device][k]["cut_pct"]}
-    out["agree"] = out["best_by_flops"]["taps"] == out[f"best_by_{device}"]["taps"] and \
-        out["best_by_flops"]["widths"] == out[f"best_by_{device}"]["widths"]
-    return out
+    cut = {(r["cost"], r["rule"], r["budget_points"], key(r)): r["cut_pct"] for r in ranking}
+    rows = []
+    for k, rule, budget in sorted({(r["k"], r["rule"], r["budget_points"]) for r in ranking}):
+        row = {"k": k, "rule": rule, "budget_points": budget}
+        for c in ("flops", device):
+            mine = [r for r in ranking if (r["cost"], r["k"], r["rule"], r["budget_points"]) == (c, k, rule, budget)
+                    and r["cut_pct"] is not None]
+            best = max(mine, key=lambda r: r["cut_pct"]) if mine else None
+            name = "flops" if c == "flops" else "instructions"
+            row[f"best_by_{name}"] = None if best is None else f"{best['taps']} ({best['widths']})"
+            row[f"best_by_{name}_flops_cut_pct"] = None if best is None else cut.get(("flops", rule, budget, key(best)))
+            row[f"best_by_{name}_instruction_cut_pct"] = None if best is None else cut.get((device, rule, budget,
+                                                                                             key(best)))
+        row["agree"] = row["best_by_flops"] == row["best_by_instructions"]
+        rows.append(row)
+    budget = min(r["budget_points"] for r in ranking)
+    singles = {c: {key(r): r["cut_pct"] or -100 for r in ranking if r["cost"] == c and r["k"] == 1
+                   and r["rule"] == "validation" and r["budget_points"] == budget} for c in ("flops", device)}
+    both = [k for k in singles["flops"] if k in singles[device]]
+    rank = lambda v: np.argsort(np.argsort(-np.asarray(v)))  # noqa: E731
+    rho = (float(np.corrcoef(rank([singles["flops"][k] for k in both]), rank([singles[device][k] for k in both]))
+                 [0, 1]) if len(both) > 2 else None)
+    return {"single_exit_rank_correlation": rho, "budget_points": budget, "winners": rows,
+            "disagree": [r for r in rows if not r["agree"]]}
 
 
 def run(cfg: PlaceConfig) -> placement.Placement:
@@ -150,7 +160,7 @@ def run(cfg: PlaceConfig) -> placement.Placement:
         "note": result.note, "cpu_seconds": result.cpu_seconds, "cpu_minutes": result.cpu_seconds / 60,
         "calibration_samples": len(cal[1]), "test_samples": None if test is None else len(test[1]),
         "test_note": "test cuts are reported, never used to choose", "best": best,
-        "disagreement": disagreement(result, cfg.cost, cfg.budgets[0])})
+        "disagreement": disagreement(result.ranking, cfg.cost)})
     from common.evaluation import plots
 
     plots.exit_placement(result.ranking, out / "placement.png", cfg.budgets[0],
@@ -164,6 +174,10 @@ def run(cfg: PlaceConfig) -> placement.Placement:
         plots.benefit_curves(paths_, out / "placement_curves.png", column="minstructions" if device else "mflops",
                              unit=f"M instructions on {cfg.cost}" if device else "MFLOPs",
                              title="best candidates, calibration split (heads on the frozen backbone)")
+    if out.parent == paths.results_dir():  # a task's own search: the targets follow its files
+        from common.reporting import placement as targets
+
+        targets.write(out.parent)
     log.info("placement: %.1f CPU-minutes; written to %s", result.cpu_seconds / 60, paths.portable(out))
     for c in result.costs:
         b = result.best(c, "validation", cfg.budgets[0])

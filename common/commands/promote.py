@@ -52,7 +52,7 @@ def run(cfg: PromoteConfig) -> str:
     unit = "FLOPs" if device is None else f"{cfg.cost} instruction"
     for v, c in cuts.items():
         log.info("%s: %s", v, "no rho within 1 point" if c is None else f"{c:.1f}% {unit} cut on validation")
-    ship(models, best, cfg.ship_as, cfg.paper, cfg.vector, cfg.cost)
+    ship(models, best, cfg.ship_as, cfg.paper, cfg.vector, cfg.cost, cuts)
     return best
 
 

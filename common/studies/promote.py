@@ -64,7 +64,8 @@ def choose(results: Path, variants: list[str], vector: bool = False,
     return best, cuts
 
 
-def ship(models: Path, variant: str, name: str, paper: str = PAPER, vector: bool = False, cost: str = "flops") -> bool:
+def ship(models: Path, variant: str, name: str, paper: str = PAPER, vector: bool = False, cost: str = "flops",
+         cuts: dict[str, float | None] | None = None) -> bool:
     """Copy the files of `variant` to <name>.*, its config saying what it is and why it was chosen;
     nothing when the paper's configuration (`paper`) won."""
     if variant == paper:
@@ -81,6 +82,7 @@ def ship(models: Path, variant: str, name: str, paper: str = PAPER, vector: bool
     files.write_json(models / f"{name}.config.json", cfg | {
         "shipped_as": name, "shipped_from": variant,
         "chosen_by": f"highest {'FLOPs' if cost == 'flops' else cost + ' instruction'} cut at <= 1 point below the "
-                     "baseline on the validation split" + (" (a threshold per early exit)" if vector else "")})
+                     "baseline on the validation split" + (" (a threshold per early exit)" if vector else ""),
+        "validation_cut_pct": cuts or {}})
     log.info("shipped %s as %s", variant, models / f"{name}.keras")
     return True

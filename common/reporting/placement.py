@@ -1,0 +1,107 @@
+"""The placement work's targets, judged on the results files code wrote (`results/placement_targets.csv`):
+
+- VWW: its best firmware record by instructions on the Cortex-M4 with CMSIS-NN reaches an instruction cut of
+  at least GOAL x its FLOPs cut, and an instruction cut above VWW_CUT at <= 1 point on test;
+- KWS: a shipped model's test FLOPs cut at <= 1 point on test (rho chosen on validation) of at least KWS_CUT;
+- the instructions-per-MAC table's error on layers it was not fitted on within ERROR;
+- a placement search on the examples' network within MINUTES CPU-minutes.
+
+`python -m common place` and `python -m common costmodel` rewrite it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from common.evaluation.evaluate import write_csv
+from common.reporting.firmware import BOARD, GOAL
+
+FILE = "placement_targets.csv"
+VWW_CUT = 35.0  # % of instructions: what VWW's best shipped exit cut before the placement search (at 7 points)
+KWS_CUT = 40.0  # % of FLOPs at <= 1 point on test
+ERROR = 10.0  # % error of the table's estimate on held-out layers
+MINUTES = 30.0  # CPU-minutes of a placement search on the examples' network
+
+
+def _records(results: Path, task: str) -> list[dict]:
+    out = []
+    for p in sorted((results / task / "deploy").glob(f"*/firmware_{BOARD}.json")):
+        r = json.loads(p.read_text())
+        out.append(r | {"variant": p.parent.name,
+                        "drop": ((r.get("threshold") or {}).get("test") or {}).get("drop_points")})
+    return out
+
+
+def _row(target: str, measured, required, met: bool, note: str) -> dict:
+    return {"target": target, "measured": measured, "required": required, "met": met, "note": note}
+
+
+def vww(results: Path) -> list[dict]:
+    recs = _records(results, "visual_wake_words")
+    if not recs:
+        return [_row("VWW firmware", None, None, False, "no firmware record")]
+    best = max(recs, key=lambda r: r["instruction_cut_pct"])
+    within = [r for r in recs if r["drop"] is not None and r["drop"] <= 1.0]
+    top = max(within, key=lambda r: r["instruction_cut_pct"]) if within else None
+    ratio = best["instruction_to_flops_cut_ratio"]
+    return [_row("VWW best shipped by instructions: instruction cut / FLOPs cut", ratio,
+                 GOAL, ratio >= GOAL,
+                 f"{best['variant']}: {best['instruction_cut_pct']:.1f}% instructions, {best['flops_cut_pct']:.1f}% "
+                 f"FLOPs at a test drop of {best['drop']:.1f} points, {best['samples']} test samples"),
+            _row("VWW instruction cut at <= 1 point on test (%)", top["instruction_cut_pct"] if top else None,
+                 VWW_CUT, bool(top) and top["instruction_cut_pct"] > VWW_CUT,
+                 f"{top['variant']} at {top['drop']:.1f} points" if top else
+                 "no firmware record within 1 point on test: " + ", ".join(
+                     f"{r['variant']} {r['instruction_cut_pct']:.1f}% at {r['drop']:.1f} points" for r in recs))]
+
+
+def kws(results: Path) -> list[dict]:
+    path = results / "keyword_spotting" / "table1.csv"
+    if not path.exists():
+        return [_row("KWS test FLOPs cut at <= 1 point (%)", None, KWS_CUT, False, "no table1.csv")]
+    rows = list(csv.DictReader(open(path)))
+    cuts = []
+    for r in rows:
+        for pre in ("", "vector_"):
+            cut, drop = r.get(f"{pre}test_flops_reduction_pct_1pt"), r.get(f"{pre}test_drop_points_1pt")
+            if cut and drop:
+                cuts.append((float(cut), float(drop), r["model"] + (" (a threshold per exit)" if pre else "")))
+    within = [c for c in cuts if c[1] <= 1.0 + 1e-9]
+    best, over = max(within, default=None), max(cuts, default=None)
+    note = (f"{best[2]} at {best[1]:.2f} points" if best else "none within 1 point") + (
+        f"; the largest cut, {over[0]:.1f}% ({over[2]}), is at {over[1]:.2f} points" if over and over != best else "")
+    return [_row("KWS test FLOPs cut at <= 1 point on test, rho chosen on validation (%)",
+                 best[0] if best else None, KWS_CUT, bool(best) and best[0] >= KWS_CUT, note)]
+
+
+def cost_model(results: Path) -> list[dict]:
+    path = results / "costmodel" / f"{BOARD}_error.csv"
+    if not path.exists():
+        return [_row("cost model error on held-out layers (%)", None, ERROR, False, "no costmodel error file")]
+    rows = [r for r in csv.DictReader(open(path)) if r["held_out"].startswith("task")]
+    worst_median = max(float(r["median_layer_error_pct"]) for r in rows)
+    worst_weighted = max(float(r["instruction_weighted_error_pct"]) for r in rows)
+    detail = "; ".join(f"{r['held_out']}: median {float(r['median_layer_error_pct']):.1f}%, instruction-weighted "
+                       f"{float(r['instruction_weighted_error_pct']):.1f}%" for r in rows)
+    return [_row("cost model: median layer error, each task held out (%)", worst_median, ERROR,
+                 worst_median <= ERROR, detail),
+            _row("cost model: instruction-weighted layer error, each task held out (%)", worst_weighted, ERROR,
+                 worst_weighted <= ERROR, detail)]
+
+
+def examples(results: Path) -> list[dict]:
+    path = results / "examples" / "placement.json"
+    if not path.exists():
+        return [_row("placement on the examples' networks (CPU-minutes)", None, MINUTES, False, "not run")]
+    nets = json.loads(path.read_text())["networks"]
+    worst = max(n["cpu_minutes"] for n in nets)
+    return [_row("placement on the examples' networks (CPU-minutes, the slowest)", worst, MINUTES, worst <= MINUTES,
+                 "; ".join(f"{n['network']}: {n['cpu_minutes']:.1f}" for n in nets))]
+
+
+def write(results: Path) -> list[dict]:
+    rows = vww(results) + kws(results) + cost_model(results) + examples(results)
+    write_csv(results / FILE, rows)
+    return rows
