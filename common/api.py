@@ -12,6 +12,8 @@ the toolkit (docs/api.md):
     runtime = api.runtime(graphs, cal); runtime(x_val[0]).exit          # "early_exit" or "final"
     api.export_sources(graphs, cal, "my_firmware/")                     # C++ for your own TFLM firmware
     rec = api.firmware(graphs, cal, x_test, baseline_graph)             # on an emulated Cortex-M4
+    api.exit_costs(model, cost="cortex-m4/cmsis_nn", x=x_train[:64])   # + instructions per exit on the board
+    found = api.place_exits(my_cnn, train_ds, (x_val, y_val), cost="cortex-m4/cmsis_nn", cost_x=x_train[:64])
 """
 
 from __future__ import annotations

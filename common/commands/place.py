@@ -165,13 +165,13 @@ def run(cfg: PlaceConfig) -> placement.Placement:
 
     plots.exit_placement(result.ranking, out / "placement.png", cfg.budgets[0],
                     title=f"{where.get('task', Path(cfg.model).stem)}: one exit, {cfg.budgets[0]:g}-point budget")
-    paths_ = {}
+    curve_files = {}
     for label, rows in result.curves.items():
-        paths_[label] = out / "placement_curves" / f"{label.split()[0]}_exits.csv"
-        write_csv(paths_[label], rows)
-    if paths_:
+        curve_files[label] = out / "placement_curves" / f"{label.split()[0]}_exits.csv"
+        write_csv(curve_files[label], rows)
+    if curve_files:
         device = cfg.cost != "flops"
-        plots.benefit_curves(paths_, out / "placement_curves.png", column="minstructions" if device else "mflops",
+        plots.benefit_curves(curve_files, out / "placement_curves.png", column="minstructions" if device else "mflops",
                              unit=f"M instructions on {cfg.cost}" if device else "MFLOPs",
                              title="best candidates, calibration split (heads on the frozen backbone)")
     if out.parent == paths.results_dir():  # a task's own search: the targets follow its files

@@ -110,6 +110,8 @@ def profile(segments: list[bytes], x: np.ndarray, cost: Cost, work: Path | None 
     from common.edge import board, mcu_check
 
     libs = board.libraries(cost.cpu, cost.kernels, profile=True)
+    # no board limits: a profile's one arena holds every segment of a probe with many exits, which no
+    # deployment would (the deployed model's own firmware record checks that it fits)
     rec = mcu_check.on_board(segments, [None] * (len(segments) - 1), x, libs, cost.cpu,
                              work or paths.cache_dir() / "firmware", limits=(1 << 30, 1 << 30),
                              note="a cost profile: every segment runs")
@@ -124,9 +126,14 @@ def profile(segments: list[bytes], x: np.ndarray, cost: Cost, work: Path | None 
 
 
 def shape_class(op: dict) -> str:
-    """The table's row for an operator: its type, and for convolutions the kernel and stride (CMSIS-NN picks a
-    different kernel for 1x1 convolutions, and depthwise ones run at their own rate per kernel size)."""
-    if op["op"] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+    """The table's row for an operator: its type; for a convolution, 1x1 or larger and whether its input
+    channels are a multiple of 4 (CMSIS-NN runs 1x1 convolutions and aligned channels on other code paths);
+    for a depthwise one, its kernel and stride."""
+    if op["op"] == "CONV_2D":
+        kh, kw = (int(v) for v in op["kernel"].split("x"))
+        cin = round(op["macs"] / max(op["out_elements"] * kh * kw, 1))  # MACs per output = kh * kw * cin
+        return f"CONV_2D {'1x1' if kh * kw == 1 else 'kxk'}{'' if cin % 4 == 0 else ' unaligned'}"
+    if op["op"] == "DEPTHWISE_CONV_2D":
         return f"{op['op']} {op['kernel']} s{int(op['stride'])}"
     return op["op"]
 
@@ -140,8 +147,8 @@ def fit(rows: list[dict]) -> dict[str, dict]:
     row per operator type (the class's fallback where a shape was never measured)."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
-        groups.setdefault(shape_class(r), []).append(r)
-        groups.setdefault(r["op"], []).append(r) if shape_class(r) != r["op"] else None
+        for cls in dict.fromkeys((shape_class(r), r["op"])):  # its shape class, and its type's fallback row
+            groups.setdefault(cls, []).append(r)
     table = {}
     for cls, rs in groups.items():
         y = np.array([r["instructions"] for r in rs], dtype=float)
