@@ -56,6 +56,7 @@ class PlaceConfig:
     kernel: int = 2  # the heads' depthwise kernel
     cost_samples: int = 64  # training inputs that calibrate the int8 probes for the device cost
     threads: int = 1  # TensorFlow's CPU threads (two runs side by side beat one on two threads)
+    seed: int = 0  # seeds the heads' initial weights and the data order
 
 
 def _threads(n: int) -> None:
@@ -147,7 +148,8 @@ def run(cfg: PlaceConfig) -> placement.Placement:
     base, train_ds, cal, test, cost_x, where = inputs(cfg)
     result = placement.place(base, train_ds, cal, test, ks=tuple(cfg.ks), cost=cfg.cost, widths=tuple(cfg.widths),
                              cost_x=cost_x, epochs=cfg.epochs, steps=cfg.steps_per_epoch or None,
-                             budgets=tuple(cfg.budgets), delta=cfg.delta, beam=cfg.beam, kernel=cfg.kernel, lr=cfg.lr)
+                             budgets=tuple(cfg.budgets), delta=cfg.delta, beam=cfg.beam, kernel=cfg.kernel, lr=cfg.lr,
+                             seed=cfg.seed)
     write_csv(out / "placement.csv", result.ranking)
     write_csv(out / "placement_heads.csv", result.heads)
     if result.layers:

@@ -146,16 +146,13 @@ def read(cfg: StudyConfig) -> None:
 
 
 def _publisher(task: str):
-    """A driver callback that copies each finished trial's model to pretrained/<task>/ as it finishes."""
-    from ray import tune as ray_tune
+    """What the driver does as each trial finishes: copy its model to pretrained/<task>/."""
 
-    class Publish(ray_tune.Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-            t, run_dir = trial.config["trial"], (trial.last_result or {}).get("run")
-            if t["publish_as"] and run_dir:
-                log.info("published %s", runs.publish(Path(run_dir), task, t["publish_as"]))
+    def publish(trial: dict, reported: dict) -> None:
+        if trial["publish_as"] and reported.get("run"):
+            log.info("published %s", runs.publish(Path(reported["run"]), task, trial["publish_as"]))
 
-    return Publish()
+    return publish
 
 
 def pack(cfg: StudyConfig, trials: list[dict]) -> Path:
@@ -191,10 +188,9 @@ def run(cfg: StudyConfig) -> list[dict]:
         pack(cfg, trials)
         return []
     where = tune.Where(cfg.address, cfg.storage, cfg.threads, cfg.max_concurrent, cfg.dashboard)
-    tune.auth(where)  # before anything imports ray
     dataset = tasks.get(cfg.task).dataset
     results = tune.run(cfg.name or f"{cfg.task}_{cfg.study}", trials, train_trial, where, restart=cfg.restart,
-                       extra={"threads": cfg.threads}, callbacks=[_publisher(cfg.task)] if cfg.publish else None,
+                       extra={"threads": cfg.threads}, on_complete=_publisher(cfg.task) if cfg.publish else None,
                        needed=[paths.data_dir().resolve() / dataset] if dataset else None)
     for r in results:  # a trial finished before an interruption was published then; again is harmless
         if cfg.publish and r["trial"]["publish_as"] and r.get("run"):

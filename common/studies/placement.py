@@ -173,10 +173,13 @@ def candidates(heads: list[dict], ks: tuple[int, ...], order: list[float], beam:
 def place(model: keras.Model, train_ds, cal: tuple, test: tuple | None = None, ks: tuple[int, ...] = (1, 2, 3),
           cost: str = "flops", widths: tuple[str, ...] = ("1x",), taps: list[str] | None = None,
           cost_x: np.ndarray | None = None, epochs: int = 5, steps: int | None = None, budgets=(1.0,),
-          delta: float = 0.05, beam: int = 8, kernel: int = 2, lr: float = 3e-3) -> Placement:
+          delta: float = 0.05, beam: int = 8, kernel: int = 2, lr: float = 3e-3, seed: int = 0) -> Placement:
     """The placement search (module docstring) on `model` (a baseline classifier): heads trained on
     `train_ds` (batched (x, y)), scored on `cal` = (x, y), reported on `test` when given; `cost_x` (training
-    inputs) calibrates the int8 probes whose instructions a device `cost` measures."""
+    inputs) calibrates the int8 probes whose instructions a device `cost` measures; `seed` seeds the heads'
+    initial weights and the data order. Pairs and triples are drawn from each cost basis's own `beam` best
+    single heads."""
+    keras.utils.set_random_seed(seed)
     start = _cpu()
     basis = costmodel.parse(cost)
     for w in widths:

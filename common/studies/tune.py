@@ -158,14 +158,26 @@ def _check_same(path: Path, trials: list[dict]) -> None:
                           f"(its finished run folders are reused), or --storage to keep both")
 
 
+def _each(fn: Callable[[dict, dict], None]):
+    """A driver callback calling fn(trial dict, what it reported) as each trial finishes."""
+    from ray import tune
+
+    class Each(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            fn(trial.config["trial"], trial.last_result or {})
+
+    return Each()
+
+
 def run(name: str, trials: list[dict], trainable: Callable[[dict], None], where: Where,
-        restart: bool = False, extra: dict | None = None, callbacks: list | None = None,
+        restart: bool = False, extra: dict | None = None, on_complete: Callable[[dict, dict], None] | None = None,
         needed: list[Path] | None = None) -> list[dict]:
     """Run the study `name` (one trial per dict of `trials`, handed to `trainable` as config["trial"], beside
     the fixed entries of `extra`), or carry it on; returns, per trial in order, {"trial": its dict, **what the
-    trainable reported}. `callbacks`: ray.tune.Callback objects of the driver (e.g. to publish each trial
-    as it finishes); `needed`: paths every node must have (checked on a cluster before any trial starts). A
-    trial whose node dies is started again elsewhere (up to MAX_FAILURES times), resuming from its run folder."""
+    trainable reported}. `on_complete(trial, reported)`: called on the driver as each trial finishes (e.g. to
+    publish it), a plain function, so that callers never import Ray before `auth` has set its mode;
+    `needed`: paths every node must have (checked on a cluster before any trial starts). A trial whose node
+    dies is started again elsewhere (up to MAX_FAILURES times), resuming from its run folder."""
     import shutil
 
     auth(where)
@@ -191,7 +203,8 @@ def run(name: str, trials: list[dict], trainable: Callable[[dict], None], where:
                                                        trial_dirname_creator=_dirname),
                            run_config=tune.RunConfig(name=name, storage_path=str(path.parent), verbose=0,
                                                      failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-                                                     callbacks=[_progress(len(trials)), *(callbacks or [])]))
+                                                     callbacks=[_progress(len(trials)),
+                                                                *([_each(on_complete)] if on_complete else [])]))
         (path / TRIALS_FILE).write_text(json.dumps(trials, indent=1))  # Tune may have made the folder anew
     grid = tuner.fit()
     failed = [r for r in grid if r.error]
