@@ -113,6 +113,10 @@ def test_place_command_on_a_users_keras_file(tmp_path):
     assert len(rows) == 1 + 2 * 7  # 3 singles, 3 pairs, 1 triple, under both rules
     with pytest.raises(ConfigError, match="give --task, or --model with --data"):
         place.main(["--model", str(tmp_path / "res.keras")])
+    with pytest.raises(ConfigError, match="cost 'cortex-m9/x' is not known"):  # before any data is read
+        place.main(["--task", "visual_wake_words", "--cost", "cortex-m9/x"])
+    with pytest.raises(ConfigError, match=r"--widths: each one of none, 0\.5x, 1x, 2x, got 3x"):
+        place.main(["--task", "visual_wake_words", "--widths", "3x"])
 
 
 def test_cost_names_are_checked_in_one_line():

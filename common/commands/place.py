@@ -143,6 +143,12 @@ def run(cfg: PlaceConfig) -> placement.Placement:
     """Search, then write the files (module docstring); returns the placement."""
     if bool(cfg.task) == bool(cfg.model) or (cfg.model and not cfg.data):
         raise ConfigError("give --task, or --model with --data")
+    from common.edge.costmodel import parse as parse_cost
+    from common.models.taps import WIDTHS
+
+    parse_cost(cfg.cost)  # a bad option fails in one line before any data is read
+    if not set(cfg.widths) <= set(WIDTHS):
+        raise ConfigError(f"--widths: each one of {', '.join(WIDTHS)}, got {' '.join(cfg.widths)}")
     _threads(cfg.threads)
     out = Path(cfg.out_dir or paths.results_dir() / cfg.task) if (cfg.task or cfg.out_dir) else Path("placement")
     base, train_ds, cal, test, cost_x, where = inputs(cfg)
