@@ -220,6 +220,15 @@ def train_exit(model: keras.Model, train_ds, val_ds=None, epochs: int = 10, w_ee
                      epochs=epochs, callbacks=[*extra, *(callbacks or [])], verbose=2)
 
 
+def _keyed(model: keras.Model) -> tuple[keras.Model, bool]:
+    """`model` with its outputs by name, and whether it is a network without exits (a baseline, or Sequential):
+    then a flat copy whose one output is `final`."""
+    if isinstance(getattr(model, "_outputs_struct", None), dict):
+        return model, False
+    copy = functional(model, share=False)[0]
+    return keras.Model(copy.inputs, {contract.FINAL: copy.outputs[0]}, name=copy.name), True
+
+
 def exit_costs(model: keras.Model, cost: str = "flops", x: np.ndarray | None = None) -> dict[str, dict]:
     """MFLOPs and parameters to leave at each exit (cumulative, exit heads passed included); with a device
     `cost` ("cortex-m4/cmsis_nn", `edge.costmodel`), also `minstructions`: millions of instructions to leave
@@ -227,9 +236,7 @@ def exit_costs(model: keras.Model, cost: str = "flops", x: np.ndarray | None = N
     inputs), or from the instructions-per-MAC table where no firmware can be built (`cost_source` says which)."""
     from common.edge import costmodel
 
-    baseline = not isinstance(getattr(model, "_outputs_struct", None), dict)  # no exits (or Sequential)
-    if baseline:
-        model = functional(model, share=False)[0]
+    model, baseline = _keyed(model)
     out = flops.baseline_costs(model) if baseline else flops.exit_costs(model)
     basis = costmodel.parse(cost)
     if not basis.cpu:
@@ -326,9 +333,7 @@ def export_int8(model: keras.Model, calibration_x: np.ndarray, pooling: str = "m
     from common.edge.export import split_at_exits, to_tflite
     from common.evaluation.evaluate import predict
 
-    if not isinstance(getattr(model, "_outputs_struct", None), dict):  # a baseline (or Sequential): one graph
-        copy = functional(model, share=False)[0]
-        model = keras.Model(copy.inputs, {contract.FINAL: copy.outputs[0]})
+    model, _ = _keyed(model)  # a baseline: one graph, its output "final"
     graphs, x = [], calibration_x
     for segment in split_at_exits(model):
         graphs.append(to_tflite(segment, x, len(x), pooling))

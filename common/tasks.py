@@ -100,6 +100,19 @@ class Task:
     study: Study | None = None  # the exit width x position study (the exit_study command)
     dataset: str = ""  # the folder (or archive) under the data root its data is found in
 
+    def baseline_model(self, models_dir: Path):
+        """The model the trade-offs are measured against: the MLPerf reference, or `models_dir`/<baseline>.keras
+        (a one-line ModelFileError when it is missing)."""
+        from common import files
+        from common.errors import ModelFileError
+
+        if self.baseline == "mlperf_reference":
+            return self.reference()
+        path = models_dir / f"{self.baseline}.keras"
+        if not path.exists():
+            raise ModelFileError(f"{path} not found: the baseline of {self.name} (train --variant {self.baseline})")
+        return files.load_model(path)
+
 
 _TASKS: dict[str, Task] = {}
 

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import summary_dict
 from keras import layers as L
 
 from common import api
@@ -220,13 +221,14 @@ def test_the_rankings_disagreement_names_each_winner_and_what_choosing_by_flops_
 def test_placement_targets_are_judged_on_the_results_files(tmp_path):
     from common.reporting import placement as targets
 
-    rec = {"instruction_cut_pct": 36.0, "flops_cut_pct": 40.0, "instruction_to_flops_cut_ratio": 0.9, "samples": 200,
-           "threshold": {"test": {"drop_points": 0.5}}}
+    rec = {"variant": "trecx2", "instruction_cut_pct": 36.0, "flops_cut_pct": 40.0,
+           "instruction_to_flops_cut_ratio": 0.9, "samples": 200, "threshold": {"test": {"drop_points": 0.5}}}
     (tmp_path / "visual_wake_words/deploy/trecx2").mkdir(parents=True)
     (tmp_path / "visual_wake_words/deploy/trecx2/firmware_cortex-m4_cmsis_nn.json").write_text(json.dumps(rec))
-    (tmp_path / "keyword_spotting").mkdir()
-    (tmp_path / "keyword_spotting/table1.csv").write_text(
-        "model,test_flops_reduction_pct_1pt,test_drop_points_1pt\nx,45.0,1.5\ny,39.0,0.9\n")
+    for model, cut, drop in (("x", 45.0, 1.5), ("y", 39.0, 0.9)):  # test.py's summaries
+        (tmp_path / "keyword_spotting" / model).mkdir(parents=True)
+        (tmp_path / "keyword_spotting" / model / "summary.json").write_text(json.dumps(summary_dict(
+            [{"rho": 0.8, "test_flops_reduction_pct": cut, "test_drop_points": drop}])))
     (tmp_path / "costmodel").mkdir()
     (tmp_path / "costmodel/cortex-m4_cmsis_nn_error.csv").write_text(
         "held_out,median_layer_error_pct,instruction_weighted_error_pct\ntask a,4.0,12.0\nrandom half 0,3.0,3.0\n")

@@ -75,13 +75,7 @@ def load_models(cfg: DeployConfig, task: tasks.Task) -> tuple[keras.Model, keras
     if not path.exists():
         raise ModelFileError(f"{path} not found: train it with python -m {cfg.task}.train --variant "
                              f"{cfg.variant} --publish true, or pass --models-dir")
-    model = files.load_model(path)
-    if task.baseline == "mlperf_reference":
-        return model, task.reference()
-    base = models_dir / f"{task.baseline}.keras"
-    if not base.exists():
-        raise ModelFileError(f"{base} not found: the baseline of {cfg.task} (train --variant {task.baseline})")
-    return model, files.load_model(base)
+    return files.load_model(path), task.baseline_model(models_dir)
 
 
 def run(cfg: DeployConfig) -> dict:

@@ -62,10 +62,11 @@ class PlaceConfig:
 def _threads(n: int) -> None:
     import tensorflow as tf
 
+    from common.train.distribute import set_threads
+
     if n and tf.config.threading.get_intra_op_parallelism_threads() != n:
         try:
-            tf.config.threading.set_intra_op_parallelism_threads(n)
-            tf.config.threading.set_inter_op_parallelism_threads(n)
+            set_threads(n)
         except RuntimeError:  # TensorFlow already ran in this process (place called from Python): keep its threads
             log.info("TensorFlow has started: --threads %d not applied", n)
 
@@ -82,11 +83,7 @@ def inputs(cfg: PlaceConfig):
         from common.commands.train import preset
 
         task = tasks.get(cfg.task)
-        models = Path(cfg.models_dir or paths.pretrained_dir(task.name))
-        if task.baseline == "mlperf_reference":
-            base = task.reference()
-        else:
-            base = files.load_model(models / f"{task.baseline}.keras")
+        base = task.baseline_model(Path(cfg.models_dir or paths.pretrained_dir(task.name)))
         train_cfg = preset(task.name, data_dir=cfg.data_dir, split_seed=cfg.split_seed, batch_size=cfg.batch_size)
         train_ds, _, _ = task.train_data(train_cfg)
         data = task.load(cfg.data_dir, cfg.split_seed)

@@ -60,20 +60,15 @@ def device_costs(cfg: PromoteConfig, variants: list[str], models: Path) -> dict[
     """Each variant's millions of instructions per exit on the device and the baseline's (`api.exit_costs`:
     profiled firmware runs, cached), the int8 graphs calibrated on training inputs as `deploy` does."""
     from common import api, files
-    from common.models import contract
 
     task = tasks.get(cfg.task)
     x = task.load(cfg.data_dir, cfg.split_seed).calibration(200)
-    base = (task.reference() if task.baseline == "mlperf_reference"
-            else files.load_model(models / f"{task.baseline}.keras"))
-    base_cost = api.exit_costs(base, cfg.cost, x)["final"]["minstructions"]
+    base_cost = api.cost_vector(task.baseline_model(models), cfg.cost, x)[-1]
     out = {}
     for i, v in enumerate(variants):
         log.info("%s (%d/%d): instructions per exit on %s (a profiled firmware run, cached)", v, i + 1,
                  len(variants), cfg.cost)
-        model = files.load_model(models / f"{v}.keras")
-        got = api.exit_costs(model, cfg.cost, x)
-        out[v] = ([got[n]["minstructions"] for n in contract.exit_names(model)], base_cost)
+        out[v] = (api.cost_vector(files.load_model(models / f"{v}.keras"), cfg.cost, x), base_cost)
     return out
 
 

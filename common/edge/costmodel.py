@@ -10,19 +10,17 @@ A cost is named "flops" (the Keras FLOPs counter, common/models/flops.py) or "<c
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from common import files
 from common.errors import ConfigError
 
 log = logging.getLogger("trecx.cost")
 FLOPS = "flops"
-MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")  # the operators that multiply-accumulate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +68,7 @@ def graph_ops(graph: bytes) -> list[dict]:
     from ai_edge_litert.interpreter import Interpreter
 
     from common.console import quiet
-    from common.edge.mcu_check import layer_macs
+    from common.edge.mcu_check import op_macs
 
     with quiet((2,)):
         it = Interpreter(model_content=graph)
@@ -85,12 +83,12 @@ def graph_ops(graph: bytes) -> list[dict]:
         if i not in backbone:
             backbone.add(i)
             stack.extend(producer[t] for t in ops[i]["inputs"] if t in producer)
-    macs = layer_macs(graph)
     rows = []
     for o in ops:
         ins = [shape[t] for t in o["inputs"] if t >= 0 and t in shape]
         y = shape[o["outputs"][0]]
-        row = {"index": o["index"], "op": o["op_name"], "macs": macs.get(o["index"], 0),
+        row = {"index": o["index"], "op": o["op_name"],
+               "macs": op_macs(o["op_name"], y, shape[o["inputs"][1]]) if o["op_name"] in MAC_OPS else 0,
                "in_elements": int(np.prod(ins[0])) if ins else 0, "out_elements": int(np.prod(y)),
                "kernel": "", "stride": 1, "part": "backbone" if o["index"] in backbone else "head"}
         if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(ins) > 1 and len(ins[0]) == 4:
@@ -138,9 +136,6 @@ def shape_class(op: dict) -> str:
     return op["op"]
 
 
-FIELDS = ("class", "per_mac", "per_output", "per_input", "fixed", "layers")
-
-
 def fit(rows: list[dict]) -> dict[str, dict]:
     """The instructions-per-MAC table: per shape class, least squares of instructions on MACs, output
     elements and a constant (operators with MACs) or on input elements and a constant (the others), and one
@@ -158,13 +153,10 @@ def fit(rows: list[dict]) -> dict[str, dict]:
             cols = [[r["in_elements"] for r in rs]]
         a = np.column_stack([*cols, np.ones(len(rs))]).astype(float)
         coef = _nonneg_lstsq(a, y) if len(rs) >= a.shape[1] else _ratio(a, y)
-        row = {"class": cls, "layers": len(rs), "per_mac": 0.0, "per_output": 0.0, "per_input": 0.0,
-               "fixed": float(coef[-1])}
-        if rs[0]["op"] in MAC_OPS:
-            row |= {"per_mac": float(coef[0]), "per_output": float(coef[1])}
-        else:
-            row["per_input"] = float(coef[0])
-        table[cls] = row
+        mac = rs[0]["op"] in MAC_OPS
+        table[cls] = {"class": cls, "per_mac": float(coef[0]) if mac else 0.0,
+                      "per_output": float(coef[1]) if mac else 0.0, "per_input": 0.0 if mac else float(coef[0]),
+                      "fixed": float(coef[-1]), "layers": len(rs)}
     return table
 
 
@@ -226,10 +218,9 @@ def table_path(cost: Cost, root: Path) -> Path:
 
 
 def write_table(table: dict[str, dict], path: Path) -> None:
-    with files.atomic(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, FIELDS)
-        w.writeheader()
-        w.writerows(table[c] for c in sorted(table))
+    from common.evaluation.evaluate import write_csv
+
+    write_csv(path, [table[c] for c in sorted(table)])
 
 
 def read_table(path: Path) -> dict[str, dict]:
@@ -237,8 +228,9 @@ def read_table(path: Path) -> dict[str, dict]:
     if not path.exists():
         raise ConfigError(f"{path} not found: no instructions-per-MAC table for this device (python -m common "
                           "costmodel fits one from measured layers)")
-    with open(path) as f:
-        return {r["class"]: {k: (r[k] if k == "class" else float(r[k])) for k in FIELDS} for r in csv.DictReader(f)}
+    from common.evaluation.evaluate import read_csv
+
+    return {r["class"]: r for r in read_csv(path)}
 
 
 def segment_costs(segments: list[bytes], x: np.ndarray, cost: Cost, root: Path | None = None) -> tuple[list[list[dict]],

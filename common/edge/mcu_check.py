@@ -15,10 +15,9 @@ import numpy as np
 
 from common import files
 from common.edge import mcu, sources
+from common.edge.costmodel import MAC_OPS
 from common.edge.export import TFLiteRunner, segment_names
 from common.edge.runtime import MultiExitRuntime
-
-MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def python_runtime(segments: list[bytes], rhos: list[float | None], x: np.ndarray) -> list[dict]:
@@ -76,18 +75,17 @@ def layer_macs(graph: bytes) -> dict[int, int]:
     with quiet((2,)):
         it = Interpreter(model_content=graph)
     shape = {t["index"]: [int(d) for d in t["shape"]] for t in it.get_tensor_details()}
-    out = {}
-    for o in it._get_ops_details():
-        if o["op_name"] not in MAC_OPS:
-            continue
-        y, w = shape[o["outputs"][0]], shape[o["inputs"][1]]
-        if o["op_name"] == "CONV_2D":  # filter (out, kh, kw, in): every output element sums kh*kw*in products
-            out[o["index"]] = int(np.prod(y)) * int(np.prod(w[1:]))
-        elif o["op_name"] == "DEPTHWISE_CONV_2D":  # filter (1, kh, kw, out)
-            out[o["index"]] = int(np.prod(y)) * w[1] * w[2]
-        else:  # FULLY_CONNECTED, filter (out, in)
-            out[o["index"]] = int(np.prod(y)) * w[1]
-    return out
+    return {o["index"]: op_macs(o["op_name"], shape[o["outputs"][0]], shape[o["inputs"][1]])
+            for o in it._get_ops_details() if o["op_name"] in MAC_OPS}
+
+
+def op_macs(op: str, y: list[int], w: list[int]) -> int:
+    """Multiply-accumulates of one convolution or dense operator from its output and filter shapes."""
+    if op == "CONV_2D":  # filter (out, kh, kw, in): every output element sums kh*kw*in products
+        return int(np.prod(y)) * int(np.prod(w[1:]))
+    if op == "DEPTHWISE_CONV_2D":  # filter (1, kh, kw, out)
+        return int(np.prod(y)) * w[1] * w[2]
+    return int(np.prod(y)) * w[1]  # FULLY_CONNECTED, filter (out, in)
 
 
 def per_op(ops: list[dict], samples: int, macs: dict[int, int] | None = None, runs: int = 0) -> list[dict]:

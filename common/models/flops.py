@@ -156,14 +156,21 @@ exit_names = contract.exit_names  # re-exported: callers count exits through the
 confidence_of = contract.confidence_of
 
 
+def mflops_of(ls: list[layers.Layer]) -> float:
+    """MFLOPs of one sample through the layers `ls`."""
+    return sum(layer_flops(x, _shapes(x.input), _shapes(x.output)[0]) for x in ls) / 1e6
+
+
+def path_mflops(model: keras.Model, names: list[str]) -> float:
+    """MFLOPs of computing the outputs of the layers `names` (`path_layers`)."""
+    return mflops_of(path_layers(model, names))
+
+
 def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:
     """Per exit, in exit order: MFLOPs and parameters of everything a sample that leaves there ran
     (every earlier exit head and confidence head included, since they were evaluated to decide),
     plus the standalone cost of the exit alone (its own path, no other exit head)."""
     names = exit_names(model)
-
-    def total(ls: list[layers.Layer]) -> float:
-        return sum(layer_flops(x, _shapes(x.input), _shapes(x.output)[0]) for x in ls) / 1e6
 
     def with_confidence(exits: list[str]) -> list[str]:
         return exits + [c for c in (confidence_of(model, e) for e in exits) if c]
@@ -173,9 +180,9 @@ def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:
         ran = path_layers(model, with_confidence(names[: i + 1]))
         alone = path_layers(model, [name])
         out[name] = {
-            "mflops": total(ran),
+            "mflops": mflops_of(ran),
             "params": sum(_params(x) for x in ran),
-            "mflops_alone": total(alone),
+            "mflops_alone": mflops_of(alone),
             "params_alone": sum(_params(x) for x in alone),
         }
     return out
@@ -184,7 +191,7 @@ def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:
 def baseline_costs(model: keras.Model) -> dict[str, dict[str, float]]:
     """`exit_costs` of a network without exits (its one output counted as `final`)."""
     ls = [x for x in model.layers if not isinstance(x, layers.InputLayer)]
-    mflops = sum(layer_flops(x, _shapes(x.input), _shapes(x.output)[0]) for x in ls) / 1e6
+    mflops = mflops_of(ls)
     params = sum(_params(x) for x in ls)
     return {contract.FINAL: {"mflops": mflops, "params": params, "mflops_alone": mflops, "params_alone": params}}
 

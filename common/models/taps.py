@@ -38,7 +38,7 @@ def candidate_taps(model: keras.Model, min_tail: float = 0.1) -> list[str]:
     copy, addresses = functional(model, share=False)
     user = {v: k for k, v in addresses.items()}
     reads = _consumers(copy)
-    total = _mflops(copy, [copy.layers[-1].name])
+    total = flops.path_mflops(copy, [copy.layers[-1].name])
     out = []
     for layer in copy.layers[1:]:
         t = layer.output
@@ -53,7 +53,7 @@ def candidate_taps(model: keras.Model, min_tail: float = 0.1) -> list[str]:
             api._crossing(copy, t, layer.name)
         except ModelError:
             continue
-        if 1 - _mflops(copy, [layer.name]) / total >= min_tail:
+        if 1 - flops.path_mflops(copy, [layer.name]) / total >= min_tail:
             out.append(user.get(layer.name, layer.name))
     if not out:
         raise ModelError(f"model '{model.name}' has no layer an exit can follow (a fixed-size feature map read by a "
@@ -61,9 +61,11 @@ def candidate_taps(model: keras.Model, min_tail: float = 0.1) -> list[str]:
     return out
 
 
-def _mflops(model: keras.Model, names: list[str]) -> float:
-    ls = flops.path_layers(model, names)
-    return sum(flops.layer_flops(x, flops._shapes(x.input), flops._shapes(x.output)[0]) for x in ls) / 1e6
+def check_widths(widths) -> None:
+    """A one-line ModelError naming a head width that is not one of WIDTHS."""
+    for w in widths:
+        if w not in WIDTHS:
+            raise ModelError(f"width '{w}' is not one of {', '.join(WIDTHS)}")
 
 
 def pointwise(model: keras.Model, taps: list[str], widths: list[str]) -> list[int]:
@@ -71,9 +73,7 @@ def pointwise(model: keras.Model, taps: list[str], widths: list[str]) -> list[in
     from common import api
     from common.models.graph import functional
 
-    for w in widths:
-        if w not in WIDTHS:
-            raise ModelError(f"width '{w}' is not one of {', '.join(WIDTHS)}")
+    check_widths(widths)
     copy, addresses = functional(model, share=False)
     return [round(WIDTHS[w] * int(api._tap(copy, t, addresses).shape[-1])) for t, w in zip(taps, widths, strict=True)]
 

@@ -22,7 +22,8 @@ GOAL = 0.8  # instruction cut / FLOPs cut
 BOARD = "cortex-m4_cmsis_nn"  # what the goal is judged on: the kernels a Cortex-M deployment uses
 
 
-def _threshold(r: dict) -> dict:
+def threshold(r: dict) -> dict:
+    """How a firmware record's thresholds were chosen: rule, certified, rhos, budget, delta, test drop."""
     t = r.get("threshold") or {}
     return {"rule": t.get("rule", "validation (older record)"), "certified": bool(t.get("certified")),
             "rhos": " ".join(f"{v:.2f}" for v in t["rhos"]) if t.get("rhos") else "none (full network)",
@@ -38,7 +39,7 @@ def rows(results: Path) -> list[dict]:
         tflm = json.loads(bench.read_text()).get("tflm", {}) if bench.exists() else {}
         mlperf = r.get("mlperf_int8") or {}
         out.append({"task": r["task"], "variant": path.parent.name, "cpu": r["cpu"], "kernels": r["kernels"],
-                    "pooling": r.get("pooling", "mean"), **_threshold(r), "samples": r["samples"],
+                    "pooling": r.get("pooling", "mean"), **threshold(r), "samples": r["samples"],
                     "subset": r["subset"], "bit_exact": r["bit_exact"],
                     "exit_rate": r["exit_rate"], "flops_cut_pct": r["flops_cut_pct"],
                     "instruction_cut_pct": r["instruction_cut_pct"],
@@ -67,11 +68,15 @@ def _interval(ci: list[float] | None) -> str:
     return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
 
 
+def records(results: Path, task: str) -> list[dict]:
+    """The task's firmware records of its deployments on BOARD (`results/<task>/deploy/<variant>/`)."""
+    return [json.loads(p.read_text()) for p in sorted(results.glob(f"{task}/deploy/*/firmware_{BOARD}.json"))]
+
+
 def _certified(results: Path, task: str) -> list[dict]:
     """The task's firmware records on BOARD whose thresholds were certified (the deployed rule is not the
     validation-chosen one; a record whose certificate found nothing runs the full network)."""
-    recs = [json.loads(p.read_text()) for p in sorted(results.glob(f"{task}/deploy/*/firmware_{BOARD}.json"))]
-    return [r for r in recs if (r.get("threshold") or {}).get("rule", "validation") != "validation"]
+    return [r for r in records(results, task) if (r.get("threshold") or {}).get("rule", "validation") != "validation"]
 
 
 def targets(results: Path) -> list[dict]:
@@ -88,7 +93,7 @@ def targets(results: Path) -> list[dict]:
         cells = [json.loads(p.read_text()) for p in sorted(results.glob(f"{task}/exit_study/*/firmware_{BOARD}.json"))]
         cell = max(cells, key=lambda c: c["instruction_cut_pct"]) if cells else None
         met = ratio is not None and ratio >= GOAL
-        out.append({"task": task, "variant": best["variant"], "board": BOARD, **_threshold(best),
+        out.append({"task": task, "variant": best["variant"], "board": BOARD, **threshold(best),
                     "samples": best["samples"],
                     "bit_exact": best["bit_exact"], "flops_cut_pct": best["flops_cut_pct"],
                     "instruction_cut_pct": best["instruction_cut_pct"], "ratio": ratio,
@@ -123,7 +128,7 @@ def deploy_targets(results: Path) -> list[dict]:
     for task, variant, cut, drop in CUT_GOALS:
         recs = [r for r in _certified(results, task) if not variant or r["variant"] == variant]
         best = max(recs, key=lambda r: r["instruction_cut_pct"], default=None)
-        t = _threshold(best) if best else {}
+        t = threshold(best) if best else {}
         met = bool(best) and best["instruction_cut_pct"] >= cut and (
             drop is None or (t["test_drop_points"] is not None and t["test_drop_points"] <= drop))
         out.append({"goal": f"{task} {variant or 'best certified'}: instruction cut >= {cut:g}%"

@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
-from common.evaluation.evaluate import write_csv
+from common.evaluation.evaluate import read_csv, write_csv
+from common.reporting import firmware
 from common.reporting.firmware import BOARD, GOAL
+from common.reporting.summary import FILE as SUMMARY
+from common.reporting.summary import load
 
 FILE = "placement_targets.csv"
 VWW_CUT = 35.0  # % of instructions: what VWW's best shipped exit cut before the placement search (at 7 points)
@@ -26,12 +28,7 @@ MINUTES = 30.0  # CPU-minutes of a placement search on the examples' network
 
 
 def _records(results: Path, task: str) -> list[dict]:
-    out = []
-    for p in sorted((results / task / "deploy").glob(f"*/firmware_{BOARD}.json")):
-        r = json.loads(p.read_text())
-        out.append(r | {"variant": p.parent.name,
-                        "drop": ((r.get("threshold") or {}).get("test") or {}).get("drop_points")})
-    return out
+    return [r | {"drop": firmware.threshold(r)["test_drop_points"]} for r in firmware.records(results, task)]
 
 
 def _row(target: str, measured, required, met: bool, note: str) -> dict:
@@ -58,16 +55,15 @@ def vww(results: Path) -> list[dict]:
 
 
 def kws(results: Path) -> list[dict]:
-    path = results / "keyword_spotting" / "table1.csv"
-    if not path.exists():
-        return [_row("KWS test FLOPs cut at <= 1 point (%)", None, KWS_CUT, False, "no table1.csv")]
-    rows = list(csv.DictReader(open(path)))
+    """Every tested model's 1-point trade-off (test.py's summary.json), one rho and a threshold per exit."""
     cuts = []
-    for r in rows:
-        for pre in ("", "vector_"):
-            cut, drop = r.get(f"{pre}test_flops_reduction_pct_1pt"), r.get(f"{pre}test_drop_points_1pt")
-            if cut and drop:
-                cuts.append((float(cut), float(drop), r["model"] + (" (a threshold per exit)" if pre else "")))
+    for path in sorted((results / "keyword_spotting").glob(f"*/{SUMMARY}")):
+        s = load(path.parent.parent, path.parent.name)
+        for vector in (False, True):
+            t = s.tradeoff(1, vector=vector)
+            if t is not None and t.test_flops_reduction_pct is not None and t.test_drop_points is not None:
+                cuts.append((t.test_flops_reduction_pct, t.test_drop_points,
+                             path.parent.name + (" (a threshold per exit)" if vector else "")))
     within = [c for c in cuts if c[1] <= 1.0 + 1e-9]
     best, over = max(within, default=None), max(cuts, default=None)
     note = (f"{best[2]} at {best[1]:.2f} points" if best else "none within 1 point") + (
@@ -80,11 +76,11 @@ def cost_model(results: Path) -> list[dict]:
     path = results / "costmodel" / f"{BOARD}_error.csv"
     if not path.exists():
         return [_row("cost model error on held-out layers (%)", None, ERROR, False, "no costmodel error file")]
-    rows = [r for r in csv.DictReader(open(path)) if r["held_out"].startswith("task")]
-    worst_median = max(float(r["median_layer_error_pct"]) for r in rows)
-    worst_weighted = max(float(r["instruction_weighted_error_pct"]) for r in rows)
-    detail = "; ".join(f"{r['held_out']}: median {float(r['median_layer_error_pct']):.1f}%, instruction-weighted "
-                       f"{float(r['instruction_weighted_error_pct']):.1f}%" for r in rows)
+    rows = [r for r in read_csv(path) if r["held_out"].startswith("task")]
+    worst_median = max(r["median_layer_error_pct"] for r in rows)
+    worst_weighted = max(r["instruction_weighted_error_pct"] for r in rows)
+    detail = "; ".join(f"{r['held_out']}: median {r['median_layer_error_pct']:.1f}%, instruction-weighted "
+                       f"{r['instruction_weighted_error_pct']:.1f}%" for r in rows)
     return [_row("cost model: median layer error, each task held out (%)", worst_median, ERROR,
                  worst_median <= ERROR, detail),
             _row("cost model: instruction-weighted layer error, each task held out (%)", worst_weighted, ERROR,

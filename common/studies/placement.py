@@ -20,7 +20,7 @@ from common.edge import costmodel
 from common.errors import ModelError
 from common.evaluation import calibrate, sweep
 from common.models import contract, flops
-from common.models.taps import WIDTHS, _mflops, candidate_taps, pointwise
+from common.models.taps import candidate_taps, check_widths, pointwise
 
 log = logging.getLogger("trecx.placement")
 RULES = ("validation", "certified")
@@ -81,10 +81,10 @@ def probe_heads(model: keras.Model, taps: list[str], width: str, train_ds, cal: 
     out_cal = api.outputs(probe, cal[0])
     out_test = api.outputs(probe, test[0]) if test is not None else None
     costs = flops.exit_costs(probe)
-    final_flops = _mflops(copy, [copy.layers[-1].name])
+    final_flops = flops.path_mflops(copy, [copy.layers[-1].name])
     heads = []
     for i, (tap, name) in enumerate(zip(taps, names[:-1], strict=True)):
-        back = _mflops(copy, [addresses.get(tap, tap)])
+        back = flops.path_mflops(copy, [addresses.get(tap, tap)])
         heads.append({"tap": tap, "position": i, "width": width, "name": name,
                       "flops_backbone": back, "flops_head": costs[name]["mflops_alone"] - back,
                       "flops_final": final_flops, "cal": out_cal[i], "test": None if out_test is None else out_test[i],
@@ -138,9 +138,7 @@ def score(chosen: list[dict], cal_y: np.ndarray, test_y: np.ndarray | None, basi
     base_cost = chosen[0][f"{basis}_final"]
     right = probs[-1].argmax(1) == cal_y
     if rule == "validation":
-        s = sweep.sweep(probs, cal_y, costs)
-        ok = np.flatnonzero(s["accuracy"] >= right.mean() - budget / 100 - 1e-12)
-        rho = float(s["rho"][ok[np.lexsort((-s["rho"][ok], s["mflops"][ok]))[0]]]) if len(ok) else None
+        rho = calibrate.naive_rho(probs, cal_y, costs, right, budget / 100)
     else:
         rho = calibrate.calibrate(probs, cal_y, costs, right, budget / 100, delta).rho
     row = {"rho": rho, "cut_pct": None, "cal_drop_points": None, "test_cut_pct": None, "test_drop_points": None,
@@ -182,9 +180,7 @@ def place(model: keras.Model, train_ds, cal: tuple, test: tuple | None = None, k
     keras.utils.set_random_seed(seed)
     start = _cpu()
     basis = costmodel.parse(cost)
-    for w in widths:
-        if w not in WIDTHS:
-            raise ModelError(f"width '{w}' is not one of {', '.join(WIDTHS)}")
+    check_widths(widths)
     taps = list(taps) if taps else candidate_taps(model)
     if basis.cpu and cost_x is None:
         raise ModelError("a device cost needs cost_x: training inputs to calibrate the int8 graphs it measures")
@@ -199,19 +195,22 @@ def place(model: keras.Model, train_ds, cal: tuple, test: tuple | None = None, k
     col = {costmodel.FLOPS: "flops"} | ({basis.name: "device"} if basis.cpu else {})
     ranking = []
     for b in bases:
-        first = [score([h], cal[1], None, col[b], "validation", budgets[0], delta)["cut_pct"] or -1e9 for h in heads]
+        def rows(chosen: list[dict], b: str = b) -> list[dict]:
+            return [{"cost": b, "rule": rule, "budget_points": budget, "k": len(chosen),
+                     "taps": " ".join(h["tap"] for h in chosen), "widths": " ".join(h["width"] for h in chosen),
+                     "exit_accuracy": " ".join(f"{h['exit_accuracy']:.3f}" for h in chosen),
+                     "exit_cost": " ".join(f"{c:.4g}" for c in _cumulative(chosen, col[b])[:-1]),
+                     "baseline_cost": chosen[0][f"{col[b]}_final"],
+                     **score(chosen, cal[1], None if test is None else test[1], col[b], rule, budget, delta)}
+                    for rule, budget in itertools.product(RULES, budgets)]
+
+        singles = [rows([h]) for h in heads]  # the beam is read off their validation cut at the first budget
+        first = [next(r["cut_pct"] for r in got if r["rule"] == "validation" and r["budget_points"] == budgets[0])
+                 or -1e9 for got in singles]
         pool = candidates(heads, ks, first, beam)
         log.info("scoring %d candidates in %s under %s at %s points", len(pool), b, " and ".join(RULES), budgets)
-        for chosen in pool:
-            for rule, budget in itertools.product(RULES, budgets):
-                ranking.append({"cost": b, "rule": rule, "budget_points": budget, "k": len(chosen),
-                                "taps": " ".join(h["tap"] for h in chosen),
-                                "widths": " ".join(h["width"] for h in chosen),
-                                "exit_accuracy": " ".join(f"{h['exit_accuracy']:.3f}" for h in chosen),
-                                "exit_cost": " ".join(f"{c:.4g}" for c in _cumulative(chosen, col[b])[:-1]),
-                                "baseline_cost": chosen[0][f"{col[b]}_final"],
-                                **score(chosen, cal[1], None if test is None else test[1], col[b], rule, budget,
-                                        delta)})
+        ranking += [r for got in singles for r in got] if 1 in ks else []
+        ranking += [r for chosen in pool if len(chosen) > 1 for r in rows(chosen)]
     ranking.sort(key=lambda r: (r["cost"], r["rule"], r["budget_points"], -(r["cut_pct"] or -1e9)))
     table = [{k: v for k, v in h.items() if k not in ("cal", "test", "cal_final", "test_final")} for h in heads]
     found = Placement(table, ranking, sources, _cpu() - start, measured)

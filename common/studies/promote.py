@@ -29,20 +29,18 @@ def device_cut(results: Path, variant: str, baseline: str, costs: list[float], b
     (`vector`: a threshold per early exit, by coordinate search), from test.py's cached validation outputs."""
     import numpy as np
 
-    from common.evaluation import sweep
+    from common.evaluation import calibrate, sweep
     from common.studies.resplit import pooled
 
     data = pooled(results, variant, baseline, parts=("val",))
     if data is None:
         raise ConfigError(f"{results / variant / 'outputs.npz'} (or its baseline's) not found: run the task's test.py")
-    floor = data.base_right.mean() - drop_points / 100
     if vector and len(costs) > 2:
-        best = sweep.coordinate_search(data.probs, data.labels, costs, floor)
+        best = sweep.coordinate_search(data.probs, data.labels, costs, data.base_right.mean() - drop_points / 100)
         got = None if best is None else sweep.vector_sweep(data.probs, data.labels, costs, best)["mflops"][0]
     else:
-        s = sweep.sweep(data.probs, data.labels, costs)
-        ok = np.flatnonzero(s["accuracy"] >= floor - 1e-12)
-        got = s["mflops"][ok].min() if len(ok) else None
+        rho = calibrate.naive_rho(data.probs, data.labels, costs, data.base_right, drop_points / 100)
+        got = None if rho is None else sweep.sweep(data.probs, data.labels, costs, np.array([rho]))["mflops"][0]
     return None if got is None else 100 * (1 - float(got) / base_cost)
 
 

@@ -35,12 +35,17 @@ def setup(cfg: TrainConfig):
         if cfg.strategy != "default":
             raise ValueError(f"--strategy {cfg.strategy} needs the TensorFlow backend, not {keras.backend.backend()}")
         return NoStrategy()
+    set_threads(cfg.threads)
+    return get_strategy(cfg.strategy)
+
+
+def set_threads(n: int) -> None:
+    """TensorFlow's intra- and inter-op CPU threads (0: all cores); before TensorFlow runs any op."""
     import tensorflow as tf
 
-    if cfg.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
-    return get_strategy(cfg.strategy)
+    if n:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
 
 
 @functools.cache
