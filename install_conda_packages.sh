@@ -34,20 +34,8 @@ else
   echo "[setup] environment $prefix is up to date"
 fi
 
-# The Cortex-M firmware (python -m common firmware) builds with Debian's Arm toolchain and runs in QEMU:
-# installed with apt when missing (about 1 min); TRECX_MCU=0 skips it, and without apt or root it is skipped
-# with a note (the firmware command and its test then say what to install).
-mcu_pkgs="gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm"
-if [ "${TRECX_MCU:-1}" != "0" ] && ! { command -v arm-none-eabi-g++ && command -v qemu-system-arm; } >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-    echo "[setup] installing the Cortex-M toolchain and QEMU with apt (about a minute)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $mcu_pkgs >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $mcu_pkgs >/dev/null 2>&1; } \
-      || echo "[setup] note: apt could not install $mcu_pkgs; the Cortex-M firmware is unavailable"
-  else
-    echo "[setup] note: no apt as root here; for the Cortex-M firmware install: $mcu_pkgs"
-  fi
-fi
+# The Cortex-M firmware's Arm toolchain and QEMU are not installed here: the first firmware build installs them
+# with apt (common/edge/mcu.py; TRECX_MCU=0 stops it), so the main job's set-up stays short.
 
 if [ "$#" -gt 0 ]; then
   cd "$here"

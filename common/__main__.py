@@ -1,20 +1,21 @@
-"""`python -m common <command> [options]` runs a command; `python -m common` (or `--help`) lists them."""
+"""`python -m common <command> [options]` (installed: `trecx <command> [options]`) runs a command; without one (or
+with `--help`) it lists them."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-from common import cli
-from common.commands import COMMANDS
-from common.errors import ConfigError
+from . import cli
+from .commands import COMMANDS
+from .errors import ConfigError
 
 TASK_FRONTS = ("train", "test")  # their main takes the task first: python -m <task>.train is the front door
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    return "\n".join(["usage: python -m common <command> [options]   (python -m common <command> --help: its options)",
+    return "\n".join([f"usage: {cli.PROG} <command> [options]   ({cli.PROG} <command> --help: its options)",
                       "", "commands:", *(f"  {name.ljust(width)}  {what}" for name, what in COMMANDS.items())])
 
 
@@ -24,8 +25,8 @@ def main(argv: list[str]) -> object:
         return None
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        raise ConfigError(f"unknown command '{name}' (python -m common lists them)")
-    module = importlib.import_module(f"common.commands.{name}")
+        raise ConfigError(f"unknown command '{name}' ({cli.PROG} lists them)")
+    module = importlib.import_module(f".commands.{name}", __package__)
     if name in TASK_FRONTS:  # python -m common train --task T ... is python -m T.train ...
         if "--task" not in rest or rest.index("--task") + 1 >= len(rest):
             raise ConfigError(f"{name}: --task TASK is needed (or run python -m <task>.{name})")

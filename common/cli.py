@@ -15,9 +15,10 @@ import logging
 import sys
 from collections.abc import Callable
 
-from common.errors import TrecxError
+from .errors import TrecxError
 
 FLAGS = ("--debug", "--quiet", "--verbose")
+PROG = "python -m common" if __name__.startswith("common.") else "trecx"  # how a user runs a command here
 
 
 class _Stderr(logging.StreamHandler):

@@ -12,7 +12,8 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import ConfigError
+from . import files, paths
+from .errors import ConfigError
 
 SCHEDULES = ("exp99", "cosine", "constant")
 OPTIMIZERS = ("adam", "sgd")
@@ -214,7 +215,6 @@ PATH_FIELDS = ("data_dir", "out_dir", "models_dir", "init_from", "teacher", "dep
 def record(config) -> dict:
     """A config as recorded beside its outputs: its paths relative to the repo or the reference
     models (see paths.portable), so the record reads the same on every machine."""
-    from common import paths
 
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     return {k: paths.portable(v) if k in PATH_FIELDS and v else v for k, v in cfg.items()}
@@ -222,7 +222,6 @@ def record(config) -> dict:
 
 def save_run_info(out_dir: Path, config, extra: dict | None = None) -> None:
     """Write config.json (the resolved config) and versions.json beside a run's outputs."""
-    from common import files
 
     files.write_json(out_dir / "config.json", record(config) | (extra or {}))
     files.write_json(out_dir / "versions.json", versions())

@@ -8,6 +8,7 @@ the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
 import json
 import logging
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import ModelFileError
+from .errors import ModelFileError
 
 log = logging.getLogger("trecx.files")
 
@@ -77,30 +78,6 @@ def load_npz(path: Path | str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def load_model(path: Path | str):
-    """A `.keras` model, checked against the output contract; a missing, truncated or foreign file
-    raises ModelFileError naming it."""
-    import keras
-
-    import common  # noqa: F401  (registers every serializable class of the project)
-    from common.models import contract
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"model file {path} is not a .keras archive (truncated or another format)")
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as e:  # Keras raises many kinds here; the message names the file either way
-        raise ModelFileError(f"cannot load model file {path}: {str(e).splitlines()[0][:200]}") from e
-    try:
-        contract.check(model)
-    except ValueError as e:
-        raise ModelFileError(f"model file {path}: {e}") from e
-    return model
-
-
 def read_tflite(path: Path | str) -> bytes:
     """A `.tflite` flatbuffer's bytes, checked by its identifier ("TFL3") and by LiteRT's verifier."""
     path = Path(path)
@@ -117,3 +94,21 @@ def read_tflite(path: Path | str) -> bytes:
         raise ModelFileError(f"TFLite file {path} is truncated or damaged: {str(e).splitlines()[0][:160]}") from e
     return content
 
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with atomic(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _num(v: str):
+    try:
+        return float(v)
+    except ValueError:
+        return None if v == "" else v

@@ -7,6 +7,7 @@ and uses only its spec.
 from __future__ import annotations
 
 import importlib
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,9 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import ConfigError
+from .errors import ConfigError
 
 NAMES = ("image_classification", "keyword_spotting", "visual_wake_words")  # the one list of tasks
+DEPLOYED = "trecx"  # the variant deploy, benchmark, firmware and export_sources act on unless --variant says
+ROOT = __name__.partition(".")[0]  # the library's name: "common" in the checkout, "trecx" once installed
+
+
+def module_name(name: str, part: str) -> str:
+    """The module `part` of task folder `name` ("task", "config", "searches.distill", ...): `<name>.<part>` in the
+    checkout, `trecx.<name>.<part>` once installed (the task folders travel inside the package)."""
+    return f"{'' if ROOT == 'common' else ROOT + '.'}{check(name)}.{part}"
+
+
+def module(name: str, part: str) -> types.ModuleType:
+    """The module `module_name(name, part)`, imported."""
+    return importlib.import_module(module_name(name, part))
 
 
 @dataclass
@@ -100,19 +114,6 @@ class Task:
     study: Study | None = None  # the exit width x position study (the exit_study command)
     dataset: str = ""  # the folder (or archive) under the data root its data is found in
 
-    def baseline_model(self, models_dir: Path):
-        """The model the trade-offs are measured against: the MLPerf reference, or `models_dir`/<baseline>.keras
-        (a one-line ModelFileError when it is missing)."""
-        from common import files
-        from common.errors import ModelFileError
-
-        if self.baseline == "mlperf_reference":
-            return self.reference()
-        path = models_dir / f"{self.baseline}.keras"
-        if not path.exists():
-            raise ModelFileError(f"{path} not found: the baseline of {self.name} (train --variant {self.baseline})")
-        return files.load_model(path)
-
 
 _TASKS: dict[str, Task] = {}
 
@@ -137,7 +138,7 @@ def check(name: str) -> str:
 def get(name: str) -> Task:
     """The spec of task `name` (importing `<name>.task`, where it registers itself)."""
     if check(name) not in _TASKS:
-        importlib.import_module(f"{name}.task")
+        module(name, "task")
     return _TASKS[name]
 
 

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np
 
-from common import api, cli, files, paths
-from common.config import parse, versions
-from common.data.images import load_cifar10
-from common.data.pipelines import eval_dataset, image_train_dataset
+from trecx import api, cli, files, paths
+from trecx.config import parse, versions
+from trecx.data.images import load_cifar10
+from trecx.data.pipelines import eval_dataset, image_train_dataset
 
 
 @dataclass

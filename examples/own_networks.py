@@ -135,8 +135,8 @@ def chain(name: str, epochs: int = 4, samples: int = 192) -> dict:
     """The whole chain on one network of NETWORKS; the record of what each step gave (or the refusal)."""
     import tensorflow as tf
 
-    from common import api
-    from common.models import flops
+    from trecx import api
+    from trecx.models import flops
 
     build, after, _ = NETWORKS[name]
     keras.utils.set_random_seed(0)
@@ -196,8 +196,8 @@ class OwnNetworksConfig:
 
 
 def run(cfg: OwnNetworksConfig) -> list[dict]:
-    from common import files, paths
-    from common.config import versions
+    from trecx import files, paths
+    from trecx.config import versions
 
     start, records = time.time(), []
     for name in NETWORKS:
@@ -209,6 +209,6 @@ def run(cfg: OwnNetworksConfig) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from common.config import parse
+    from trecx.config import parse
 
     run(parse(OwnNetworksConfig, None, sys.argv[1:], description=__doc__))

@@ -28,8 +28,8 @@ def place_one(name: str, cost: str, epochs: int, samples: int, budget: float) ->
     import keras
     import tensorflow as tf
 
-    from common import api
-    from common.models.taps import pointwise
+    from trecx import api
+    from trecx.models.taps import pointwise
 
     keras.utils.set_random_seed(0)
     net = NETWORKS[name][0]()
@@ -82,8 +82,8 @@ class PlaceExitsConfig:
 
 
 def run(cfg: PlaceExitsConfig) -> list[dict]:
-    from common import files, paths
-    from common.config import versions
+    from trecx import files, paths
+    from trecx.config import versions
 
     records = [place_one(n, cfg.cost, cfg.epochs, cfg.samples, cfg.budget) for n in cfg.networks]
     for r in records:
@@ -95,6 +95,6 @@ def run(cfg: PlaceExitsConfig) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from common.config import parse
+    from trecx.config import parse
 
     run(parse(PlaceExitsConfig, None, sys.argv[1:], description=__doc__))

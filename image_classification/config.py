@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import TrainConfig
+from trecx.config import TrainConfig
 
 
 @dataclass

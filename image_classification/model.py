@@ -10,10 +10,10 @@ from functools import partial
 import keras
 from keras import layers
 
-from common.models import prior
-from common.models.layers import attach_trecx, attach_trecx_exits, exit_model, pool_exit
-from common.models.paper_exit import PaperConfig, attach_paper
-from common.models.registry import register
+from trecx.models import prior
+from trecx.models.layers import attach_trecx, attach_trecx_exits, exit_model, pool_exit
+from trecx.models.paper_exit import PaperConfig, attach_paper
+from trecx.models.registry import register
 
 TASK = "image_classification"
 W_EE = 0.5  # the paper's early-exit loss weight for ResNet-8

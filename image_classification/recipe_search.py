@@ -15,17 +15,18 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths
-from common.config import parse
-from common.evaluation import plots
-from common.evaluation.evaluate import write_csv
-from common.studies import search
-from image_classification.searches.recipe import SEARCH
+from trecx import paths
+from trecx.config import parse
+from trecx.studies import search
+from trecx.train import runs
+
+from .searches.recipe import SEARCH
 
 TASK = "image_classification"
 SETTINGS = ("optimizer", "nesterov", "lr", "lr_schedule", "warmup_epochs", "batch_size", "weight_decay",
             "label_smoothing", "ema", "rotation", "shift", "pad_crop", "flip")
 log = logging.getLogger("trecx.recipe_search")
+TITLE = "ResNet-8 recipe search (baseline, from scratch)"
 
 
 @dataclass
@@ -41,7 +42,7 @@ def row(folder: Path) -> dict:
     cfg, epochs = search.read(folder)
     last, best = epochs[-1], search.kept_epoch(cfg, epochs)
     return {"recipe": folder.name, **{k: cfg.get(k) for k in SETTINGS}, "epochs": len(epochs),
-            "threads": search.threads(cfg), "cpu_minutes": search.cpu_minutes(cfg, epochs),
+            "threads": runs.threads(cfg), "cpu_minutes": runs.cpu_minutes(cfg, epochs),
             "train_accuracy": round(float(last["accuracy"]), 4), "val_accuracy": round(float(last["val_accuracy"]), 4),
             "best_val_accuracy": round(float(best["val_accuracy"]), 4), "best_epoch": int(best["epoch"]) + 1}
 
@@ -49,15 +50,8 @@ def row(folder: Path) -> dict:
 def run(cfg: SearchConfig) -> list[dict]:
     """Copy the finished runs, write recipe_search.csv and .png; returns the rows, best first."""
     out = Path(cfg.out_dir or paths.results_dir() / TASK)
-    copied = search.collect(Path(cfg.runs_dir or paths.runs_dir()), TASK, SEARCH, "baseline", out / "recipe_search")
-    log.info("copied %d finished run(s): %s", len(copied), ", ".join(copied) or "none")
-    folders = sorted(p for p in (out / "recipe_search").glob("search_*") if (p / "log.csv").exists())
-    rows = sorted((row(f) for f in folders), key=lambda r: -r["val_accuracy"])
-    write_csv(out / "recipe_search.csv", rows)
-    if folders:
-        plots.training_curves({f.name.removeprefix("search_"): f / "log.csv" for f in folders},
-                              out / "recipe_search.png", metric="val_accuracy",
-                              title="ResNet-8 recipe search (baseline, from scratch)")
+    rows = search.tabulate(Path(cfg.runs_dir or paths.runs_dir()), out, TASK, "recipe_search", SEARCH, "baseline", row,
+                           "val_accuracy", lambda rows: {"metric": "val_accuracy", "title": TITLE}, strip="search_")
     for r in rows:
         log.info("%-24s val %.2f%%  train %.2f%%  %d epochs  %.0f CPU min", r["recipe"], 100 * r["val_accuracy"],
                  100 * r["train_accuracy"], r["epochs"], r["cpu_minutes"])
@@ -69,6 +63,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from common import cli
+    from trecx import cli
 
     cli.run(main)

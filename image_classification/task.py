@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from common import tasks
-from common.data.images import CIFAR10_CLASSES, load_cifar10
-from common.data.pipelines import image_training_data
+from trecx import tasks
+from trecx.data.images import CIFAR10_CLASSES, load_cifar10
+from trecx.data.pipelines import image_training_data
 
 
 def load(data_dir: str, split_seed: int) -> tasks.EvalData:

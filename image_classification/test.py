@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.commands import test
+from trecx.commands import test
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -10,6 +10,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from common import cli
+    from trecx import cli
 
     cli.run(main)

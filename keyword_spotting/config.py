@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common import paths
-from common.config import TrainConfig
+from trecx import paths
+from trecx.config import TrainConfig
 
 REFERENCE = paths.REFERENCE_PREFIX + "keyword_spotting/kws_ref_model"  # MLPerf Tiny DS-CNN SavedModel
 

@@ -9,11 +9,11 @@ from functools import partial
 import keras
 from keras import layers
 
-from common.models import prior
-from common.models.layers import EarlyExitBlock, attach_trecx, exit_model
-from common.models.paper_exit import PaperConfig, attach_paper, attach_paper_exits
-from common.models.registry import register
-from common.models.taps import exit_weights, placed
+from trecx.models import prior
+from trecx.models.layers import EarlyExitBlock, attach_trecx, exit_model
+from trecx.models.paper_exit import PaperConfig, attach_paper, attach_paper_exits
+from trecx.models.registry import register
+from trecx.models.taps import exit_weights, placed
 
 TASK = "keyword_spotting"
 W_EE = 0.3  # the paper's early-exit loss weight for DS-CNN

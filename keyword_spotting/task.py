@@ -12,15 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from common import tasks
-from common.data import audio
-from common.data.pipelines import eval_dataset
-from common.evaluation import plots
-from common.evaluation.evaluate import curve_gain, write_csv
-from common.models import weights
-from common.reporting import summary
-from keyword_spotting import model
-from keyword_spotting.config import REFERENCE
+from trecx import tasks
+from trecx.data import audio
+from trecx.data.pipelines import eval_dataset
+from trecx.evaluation import plots, summary
+from trecx.evaluation.evaluate import curve_gain
+from trecx.files import write_csv
+from trecx.models import weights
+from trecx.train import plots as train_plots
+
+from . import model
+from .config import REFERENCE
 
 NAME = "keyword_spotting"
 BASELINE = "mlperf_reference"  # what the trade-offs are measured against
@@ -75,7 +77,7 @@ def placement(models: dict, out: Path, data: tasks.EvalData, models_dir: Path) -
     if logs:
         head = json.loads((models_dir / "trecx.config.json").read_text()).get("head_epochs") \
             if (models_dir / "trecx.config.json").exists() else None
-        plots.training_curves(logs, out / "joint_phase_val_loss.png", mark=head,
+        train_plots.training_curves(logs, out / "joint_phase_val_loss.png", mark=head,
                               title="DS-CNN from MLPerf weights: final-exit val loss")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.commands import train
+from trecx.commands import train
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -12,6 +12,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    from common import cli
+    from trecx import cli
 
     cli.run(main)

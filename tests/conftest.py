@@ -106,7 +106,7 @@ def tradeoff(**fields) -> dict:
 
 
 def summary_dict(tradeoffs: list[dict] = (), baseline_mflops: float | None = 10.0, accuracy: float = 0.8) -> dict:
-    """A whole summary.json of a two-exit model (common.reporting.summary reads only whole ones)."""
+    """A whole summary.json of a two-exit model (common.evaluation.summary reads only whole ones)."""
     cost = {"mflops": 1.0, "params": 1, "mflops_alone": 1.0, "params_alone": 1}
     return {"exits": ["early_exit", "final"], "params": 2, "exit_costs": {"early_exit": cost, "final": cost},
             "standalone": {e: {"val": accuracy, "test": accuracy} for e in ("early_exit", "final")},

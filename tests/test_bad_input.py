@@ -18,7 +18,7 @@ IC = ["--config", "smoke"]
 
 def _snapshot() -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for d in ("pretrained", "results")
-            for p in (paths.REPO / d).rglob("*") if p.is_file()}
+            for p in (paths.CHECKOUT / d).rglob("*") if p.is_file()}
 
 
 @pytest.fixture(autouse=True)

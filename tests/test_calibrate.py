@@ -5,26 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.evaluation import calibrate, sweep
+from common.evaluation import calibrate, pvalues, sweep
 from common.studies import resplit
 
 
-@pytest.mark.parametrize("method", calibrate.METHODS)
+@pytest.mark.parametrize("method", pvalues.METHODS)
 def test_p_values_are_valid_at_the_boundary(method: str):
     """Losses whose true mean is exactly the bound: H0 holds, so it is rejected at most delta of the time."""
     rng = np.random.default_rng(0)
     bound, delta = 0.02, 0.05
     # paired losses in {-1, 0, 1} with P(1) - P(-1) = bound, most of them 0 (as a good early exit gives)
     loss = rng.choice([-1.0, 0.0, 1.0], size=(2000, 400), p=[0.04, 0.92 - bound, 0.04 + bound])
-    rejected = calibrate.p_values(loss, bound, delta, method) <= delta
+    rejected = pvalues.p_values(loss, bound, delta, method) <= delta
     assert rejected.mean() <= delta + 0.015  # 2,000 draws: about 3 standard errors of slack
 
 
-@pytest.mark.parametrize("method", calibrate.METHODS)
+@pytest.mark.parametrize("method", pvalues.METHODS)
 def test_p_values_reject_when_the_drop_is_far_below_the_bound(method: str):
     rng = np.random.default_rng(1)
     loss = rng.choice([-1.0, 0.0, 1.0], size=(50, 5000), p=[0.04, 0.955, 0.005])  # mean drop -0.035
-    assert (calibrate.p_values(loss, 0.01, 0.05, method) <= 0.05).mean() > 0.9
+    assert (pvalues.p_values(loss, 0.01, 0.05, method) <= 0.05).mean() > 0.9
 
 
 def test_fixed_sequence_stops_at_the_first_rho_it_cannot_reject():
@@ -102,7 +102,7 @@ def test_the_smallest_certifiable_budget_depends_on_the_sample_count_alone():
     for n in (200, 450, 5000):
         b = calibrate.min_budget(n)
         zero = np.zeros((1, n))
-        assert calibrate.p_values(zero, b, 0.05, "wsr")[0] <= 0.05 < calibrate.p_values(zero, b - 1e-3, 0.05, "wsr")[0]
+        assert pvalues.p_values(zero, b, 0.05, "wsr")[0] <= 0.05 < pvalues.p_values(zero, b - 1e-3, 0.05, "wsr")[0]
     assert calibrate.min_budget(450) > 0.01 > calibrate.min_budget(5000)
     assert calibrate.min_budget(200) > calibrate.min_budget(450)
 
@@ -115,8 +115,8 @@ def test_hb_bounds_the_two_tails_apart_so_a_rare_loss_certifies():
     assert calibrate.samples_needed(0.05, 0.01, method="hb") > calibrate.samples_needed(0.05, 0.01, method="wsr")
     loss = np.zeros((2, 500))
     loss[1, 0] = 1.0
-    p = calibrate.p_values(loss, 0.01, 0.05, "hb")
-    assert p[0] < p[1] and calibrate.p_values(np.ones((1, 50)), 0.5, 0.05, "hb")[0] == 1.0
+    p = pvalues.p_values(loss, 0.01, 0.05, "hb")
+    assert p[0] < p[1] and pvalues.p_values(np.ones((1, 50)), 0.5, 0.05, "hb")[0] == 1.0
 
 
 def _three_exits(n: int, seed: int = 0):

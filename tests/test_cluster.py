@@ -68,7 +68,7 @@ def test_a_study_on_a_two_node_cluster_survives_losing_a_node(tmp_path: Path):
         # absolute); the token is where `ray start` users keep it
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "TRECX_DATA"))}
         env |= {"HOME": str(home), "TRECX_RUNS": str(tmp_path / "runs"), "TRECX_CACHE": str(tmp_path / "cache"),
-                "PYTHONPATH": str(paths.REPO)}
+                "PYTHONPATH": str(paths.CHECKOUT)}
         cmd = [sys.executable, "-m", "common", "study", "--study", "smoke", "--task", "keyword_spotting",
                "--epochs", "6", "--address", f"127.0.0.1:{port}"]
         driver = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
@@ -103,6 +103,6 @@ def test_a_node_without_the_data_is_named_before_any_trial_starts(tmp_path: Path
     try:
         with pytest.raises(ConfigError, match=r"node .* of the cluster has no .*nowhere/speech_commands"):
             tune.check_nodes([paths.data_dir() / "speech_commands"])
-        tune.check_nodes([paths.REPO])  # what every node has passes
+        tune.check_nodes([paths.CHECKOUT])  # what every node has passes
     finally:
         ray.shutdown()

@@ -10,8 +10,9 @@ import pytest
 from common.config import parse
 from common.errors import ConfigError
 from common.evaluation import plots
-from common.evaluation.evaluate import curve_rows, read_csv, write_csv
+from common.evaluation.evaluate import curve_rows
 from common.evaluation.sweep import sweep
+from common.files import read_csv, write_csv
 from common.train.training import get_strategy
 from image_classification.config import PRESETS, Config
 
@@ -63,8 +64,8 @@ def test_figures_follow_the_data(tmp_path: Path, monkeypatch, scale: float):
 
 
 def test_aggregate_gives_mean_and_t_interval(tmp_path: Path):
-    from common.evaluation.evaluate import read_csv
-    from common.evaluation.report import aggregate
+    from common.files import read_csv
+    from common.reporting.report import aggregate
 
     tables = {}
     for i, acc in enumerate([0.80, 0.84, 0.88]):
@@ -114,8 +115,9 @@ def _fake_model(folder: Path, labels: np.ndarray, rights: list[float], costs: li
     """outputs.npz and summary.json of a model whose exit k is right on about rights[k] of the images,
     confident when right; returns its table1 row (as test.py writes them)."""
     from common import files
-    from common.evaluation import report, sweep
-    from common.reporting.summary import Summary
+    from common.evaluation import sweep
+    from common.evaluation.summary import Summary
+    from common.reporting import report
 
     names = ["early_exit", "final"][-len(rights):]
     probs = []

@@ -12,7 +12,7 @@ import pytest
 from conftest import needs_shared, summary_dict
 
 from common import paths
-from common.edge import export, micro
+from common.edge import export, tflm
 from common.edge.runtime import MultiExitRuntime
 
 KWS_TRECX = paths.pretrained_dir("keyword_spotting") / "trecx.keras"
@@ -34,9 +34,9 @@ def int8_split() -> tuple[bytes, bytes, np.ndarray]:
 def test_arena_size_is_the_smallest_that_runs(int8_split):
     head, _, x = int8_split
     q = export.TFLiteRunner(head).quantize(x[0])
-    arena = micro.arena_size(head, q)
-    assert micro._runs(head, arena, q)
-    assert not micro._runs(head, arena - 16, q)
+    arena = tflm.arena_size(head, q)
+    assert tflm._runs(head, arena, q)
+    assert not tflm._runs(head, arena - 16, q)
 
 
 def test_tflm_runtime_agrees_with_litert(int8_split):
@@ -110,8 +110,8 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
 
 
 def test_model_card_names_a_test_drop_beyond_the_allowed_one_extra_ram_and_no_certificate():
+    from common.evaluation.summary import Summary
     from common.reporting import card as model_card
-    from common.reporting.summary import Summary
 
     summary = Summary.from_dict(summary_dict([{"drop_points": 1, "test_drop_points": 1.44}]))
     deploy = {"threshold": {"rhos": None, "budget_points": 2}}
@@ -127,7 +127,7 @@ def test_model_card_names_a_test_drop_beyond_the_allowed_one_extra_ram_and_no_ce
 
 
 def test_model_card_shows_the_spread_across_seeds(tmp_path: Path):
-    from common.evaluation.evaluate import write_csv
+    from common.files import write_csv
     from common.reporting import card as model_card
 
     write_csv(tmp_path / "table1.csv", [{"model": "baseline", "final_test_accuracy": 0.85}])

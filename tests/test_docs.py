@@ -31,6 +31,18 @@ def test_readme_results_table_is_what_the_committed_results_generate():
         "rerun: python -m common reproduce"
 
 
+def test_every_committed_targets_file_has_the_one_row_shape():
+    import csv
+
+    from common.reporting.targets import COLUMNS
+
+    found = sorted((REPO / "results").rglob("*targets.csv"))
+    assert found
+    for path in found:
+        with open(path) as f:
+            assert tuple(next(csv.reader(f))[:len(COLUMNS)]) == COLUMNS, f"{path}: rerun the command that writes it"
+
+
 def test_the_results_table_replaces_only_what_lies_between_its_markers():
     text = f"intro\n{digest.BEGIN}\nold\n{digest.END}\nafter\n"
     want = f"intro\n{digest.BEGIN}\n| a |\n|---|\n{digest.END}\nafter\n"
@@ -56,13 +68,13 @@ def test_what_calibration_md_says_the_validation_splits_certify_is_what_the_plan
     import csv
 
     def planned(task: str) -> dict[float, set]:
-        rows = list(csv.DictReader(open(paths.REPO / "results" / task / "calibration_plan.csv")))
+        rows = list(csv.DictReader(open(paths.CHECKOUT / "results" / task / "calibration_plan.csv")))
         return {b: {r["planned_rho_wsr"] for r in rows if float(r["budget_points"]) == b} for b in (1.0, 2.0, 3.0)}
 
     kws, vww = planned("keyword_spotting"), planned("visual_wake_words")
     assert kws[1.0] == kws[2.0] == {""} and kws[3.0] != {""}
     assert vww[1.0] == vww[2.0] == vww[3.0] == {""}
-    text = (paths.REPO / "docs" / "calibration.md").read_text()
+    text = (paths.CHECKOUT / "docs" / "calibration.md").read_text()
     assert "KWS's 450 validation clips likely" in text and "VWW's 200 images none at any budget" in text
 
 
@@ -70,8 +82,8 @@ def test_placement_md_worked_case_is_what_the_results_files_hold():
     """docs/placement.md, "The VWW case": each number it cites, read back from the files the commands wrote."""
     import csv
 
-    res = paths.REPO / "results" / "visual_wake_words"
-    text = " ".join((paths.REPO / "docs" / "placement.md").read_text().split())
+    res = paths.CHECKOUT / "results" / "visual_wake_words"
+    text = " ".join((paths.CHECKOUT / "docs" / "placement.md").read_text().split())
     placed = json.loads((res / "placement.json").read_text())
     heads = list(csv.DictReader(open(res / "placement_heads.csv")))
     early = [max(float(h["exit_accuracy"]) for h in heads if int(h["position"]) == p) for p in (0, 1, 2)]
@@ -83,9 +95,9 @@ def test_placement_md_worked_case_is_what_the_results_files_hold():
                      and r["rule"] == "validation" and r["budget_points"] == "1.0" and r["k"] == "2"),
                     key=lambda r: float(r["cut_pct"] or -1))
     seg = fw["instructions"]["per_segment_when_run"]
-    shipped = json.loads((paths.REPO / "pretrained" / "visual_wake_words" / "trecx2.config.json").read_text())
+    shipped = json.loads((paths.CHECKOUT / "pretrained" / "visual_wake_words" / "trecx2.config.json").read_text())
     cuts = shipped["validation_cut_pct"]
-    plus_cut = json.loads((paths.REPO / "pretrained" / "visual_wake_words" / "trecx_plus.config.json").read_text())
+    plus_cut = json.loads((paths.CHECKOUT / "pretrained" / "visual_wake_words" / "trecx_plus.config.json").read_text())
     said = [f"took {placed['cpu_minutes']:.1f} CPU-minutes", f"{len({h['tap'] for h in heads})} candidate taps",
             f"{len(heads)} heads", f"are {100 * min(early):.1f} to {100 * max(early):.1f}% accurate",
             f"rank correlation {placed['disagreement']['single_exit_rank_correlation']:.2f}",
@@ -100,5 +112,5 @@ def test_placement_md_worked_case_is_what_the_results_files_hold():
         assert s in text, s
     assert best_pair["taps"] == "re_lu_10 re_lu_15" and shipped["shipped_from"] == "trecx2_placed"
     assert cuts["trecx2_placed"] > plus_cut["validation_cut_pct"]["trecx_ee6_none"]
-    assert not any(r["met"] == "True" for r in csv.DictReader(open(paths.REPO / "results" / "placement_targets.csv"))
-                   if r["target"].startswith("VWW"))
+    rows = csv.DictReader(open(paths.CHECKOUT / "results" / "placement_targets.csv"))
+    assert not any(r["met"] == "True" for r in rows if r["target"].startswith("VWW"))

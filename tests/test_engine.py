@@ -246,8 +246,8 @@ def test_post_trained_exits_leave_the_backbone_bit_identical(tmp_path):
 def test_report_compares_prior_methods_with_confidence_heads(tmp_path):
     """report.test_models on T-RecX and two prior methods (one thresholding confidence heads) writes Fig 7,
     Table 2 and comparison.md, with every method's trade-offs against the baseline."""
-    from common.evaluation import report
-    from common.evaluation.evaluate import read_csv
+    from common.files import read_csv
+    from common.reporting import report
 
     rng = np.random.default_rng(0)
     data = {s: (rng.standard_normal((40, 49, 10, 1)).astype("float32"), rng.integers(0, 12, 40))

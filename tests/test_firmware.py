@@ -14,10 +14,10 @@ import pytest
 from keras import layers
 
 from common import api
-from common.edge import mcu, mcu_check
+from common.edge import board_check, ops, toolchain
 from common.edge.export import to_tflite
 
-needs_tools = pytest.mark.skipif(any(shutil.which(t) is None for t in mcu.TOOLS),
+needs_tools = pytest.mark.skipif(any(shutil.which(t) is None for t in toolchain.TOOLS),
                                  reason="the Arm toolchain or qemu-system-arm is not installed")
 
 
@@ -71,9 +71,9 @@ def test_the_firmware_exits_and_classifies_as_the_python_int8_runtime(graphs_and
     from common.edge import board
 
     libs = board.libraries("cortex-m4", "cmsis_nn", profile=False)
-    with pytest.raises(mcu.FirmwareError, match="arena is too small"):
+    with pytest.raises(toolchain.FirmwareError, match="arena is too small"):
         board.record(segments, rhos, x[:2], baseline, libs, "cortex-m4", tmp_path / "small", arena_bytes=256)
-    with pytest.raises(mcu.FirmwareError, match=r"needs [\d,]+ bytes of FLASH but the board has 100,000"):
+    with pytest.raises(toolchain.FirmwareError, match=r"needs [\d,]+ bytes of FLASH but the board has 100,000"):
         board.record(segments, rhos, x[:2], baseline, libs, "cortex-m4", tmp_path / "big", limits=(100_000, 0))
 
 
@@ -99,7 +99,7 @@ def test_the_exported_sources_build_into_a_users_own_program(graphs_and_data, tm
     from common.edge import board
 
     lib = board.libraries("cortex-m4", "cmsis_nn", profile=False)[False]
-    inc = mcu.includes(lib)
+    inc = toolchain.includes(lib)
     for src in (tmp_path / "main.cc", tmp_path / "src" / "trecx_model.cc", tmp_path / "src" / "trecx_runner.cc"):
         r = subprocess.run(["arm-none-eabi-g++", *lib["cxx"], "-O2", *inc, f"-I{tmp_path / 'src'}", "-c", str(src),
                             "-o", str(src.with_suffix(".o"))], capture_output=True, text=True)
@@ -125,29 +125,29 @@ def test_bad_graphs_and_thresholds_get_one_line_errors(graphs_and_data):
 
 
 def test_firmware_options_and_missing_tools_are_one_line_errors(monkeypatch):
-    with pytest.raises(mcu.FirmwareError, match="--cpu must be one of cortex-m4, cortex-m33"):
-        mcu.library(Path("."), "cortex-m7", "cmsis_nn")
-    with pytest.raises(mcu.FirmwareError, match="--kernels must be one of"):
-        mcu.library(Path("."), "cortex-m4", "helium")
+    with pytest.raises(toolchain.FirmwareError, match="--cpu must be one of cortex-m4, cortex-m33"):
+        toolchain.library(Path("."), "cortex-m7", "cmsis_nn")
+    with pytest.raises(toolchain.FirmwareError, match="--kernels must be one of"):
+        toolchain.library(Path("."), "cortex-m4", "helium")
     monkeypatch.setattr(shutil, "which", lambda tool: None)
-    with pytest.raises(mcu.FirmwareError, match="apt-get install gcc-arm-none-eabi"):
-        mcu.check_tools()
-    with pytest.raises(mcu.FirmwareError, match="not a TFLite Micro checkout"):
-        mcu.tflm_source(checkout=Path("/nonexistent"))
+    with pytest.raises(toolchain.FirmwareError, match="apt-get install gcc-arm-none-eabi"):
+        toolchain.check_tools()
+    with pytest.raises(toolchain.FirmwareError, match="not a TFLite Micro checkout"):
+        toolchain.tflm_source(checkout=Path("/nonexistent"))
 
 
 def test_the_resolver_names_every_operator_of_the_graphs(graphs_and_data):
     segments, baseline, *_ = graphs_and_data
-    calls = mcu.resolver_calls([*segments, baseline])
+    calls = toolchain.resolver_calls([*segments, baseline])
     assert {"AddConv2D", "AddFullyConnected", "AddSoftmax", "AddDepthwiseConv2D"} <= set(calls)
 
 
 def test_layer_macs_are_read_off_the_int8_graph(graphs_and_data):
     segments, baseline, *_ = graphs_and_data
-    macs = mcu_check.layer_macs(baseline)
+    macs = ops.layer_macs(baseline)
     # conv1 12x12x8 of 3x3x3, conv2 6x6x16 of 3x3x8 (stride 2), conv3 6x6x16 of 3x3x16, dense 16 -> 5
     assert sorted(macs.values()) == sorted([12 * 12 * 8 * 27, 6 * 6 * 16 * 72, 6 * 6 * 16 * 144, 16 * 5])
-    head = mcu_check.layer_macs(segments[0])
+    head = ops.layer_macs(segments[0])
     assert len(head) > 2 and all(v > 0 for v in head.values())  # the exit block's convolutions and dense
 
 
@@ -159,19 +159,21 @@ def test_the_costliest_layers_are_the_heads_excess_over_the_rate_after_the_exit(
     base = [layer(0, "CONV_2D", 100, 6.0), layer(1, "DEPTHWISE_CONV_2D", 10, 8.0), layer(2, "CONV_2D", 100, 2.0),
             layer(3, "CONV_2D", 300, 2.0)]
     head = [*base[:2], layer(2, "AVERAGE_POOL_2D", 0, None)]  # the exit block starts at the third layer
-    assert mcu_check.shared_layers(head, base) == 2
-    named = mcu_check.costliest_layers({"head": head, "baseline": base})
+    assert board_check.shared_layers(head, base) == 2
+    named = board_check.costliest_layers({"head": head, "baseline": base})
     # excess over 2 instr./MAC: conv #0 400, depthwise #1 60
     assert [n.split(":")[0] for n in named] == ["CONV_2D #0", "DEPTHWISE_CONV_2D #1"] and "87%" in named[0]
-    ratios = [p["ratio"] for p in mcu_check.by_exit_position(base)]  # the tail's instruction over MAC share
+    ratios = [p["ratio"] for p in board_check.by_exit_position(base)]  # the tail's instruction over MAC share
     assert np.allclose(ratios, [(880 / 1480) / (410 / 510), (800 / 1480) / (400 / 510), (600 / 1480) / (300 / 510)])
 
 
 def test_the_firmware_targets_name_what_keeps_a_missed_cut_lower(tmp_path: Path):
+    import csv
     import json
 
-    from common.evaluation.evaluate import read_csv
-    from common.reporting import firmware as table
+    from common.files import read_csv
+    from common.reporting import board as table
+    from common.reporting.targets import COLUMNS
 
     def record(task, variant, cut, flops, where="deploy", rule="certified", drop=0.5, ram=(10, 8, 4), mlperf=None):
         rec = {"task": task, "variant": variant, "cpu": "cortex-m4", "kernels": "cmsis_nn", "samples": 10,
@@ -210,12 +212,15 @@ def test_the_firmware_targets_name_what_keeps_a_missed_cut_lower(tmp_path: Path)
     assert b["exit_study_best_cell"] == "trecx_ee3" and b["ratio_ci95"] == "[0.49, 0.51]"
     assert got["a"]["variant"] == "trecx"
     assert len(read_csv(tmp_path / table.CSV)) == 6 and (tmp_path / table.FIGURE).exists()  # deployments only
-    goals = {r["goal"].split(":")[0]: r for r in read_csv(tmp_path / table.DEPLOY_TARGETS)}
+    goals = {r["target"].split(":")[0]: r for r in read_csv(tmp_path / table.DEPLOY_TARGETS)}
     assert goals["image_classification trecx2"]["met"] == "False"  # 31% >= 30% but a 1.2-point drop
     assert goals["keyword_spotting best certified"]["met"] == "True"
     assert goals["keyword_spotting"]["met"] == "False" and goals["a"]["met"] == "True"  # RAM, per task
-    assert "-3.8%" in goals["image_classification"]["value"] and goals["image_classification"]["met"] == "True"
-    assert goals["every firmware record bit-exact with the Python int8 runtime"]["value"] == "6 of 6"
+    assert "-3.8%" in goals["image_classification"]["note"] and goals["image_classification"]["met"] == "True"
+    assert goals["every firmware record bit-exact with the Python int8 runtime"]["note"] == "6 of 6"
+    for name in (table.TARGETS, table.DEPLOY_TARGETS):  # the one row shape of every targets file
+        with open(tmp_path / name) as f:
+            assert tuple(next(csv.reader(f))[:6]) == COLUMNS, name
 
 
 def test_export_sources_over_a_folder_of_graphs_writes_the_runner_and_what_it_holds(graphs_and_data, tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import summary_dict, tradeoff
 
+from common.evaluation.summary import Summary
 from common.reporting import multi_exit
-from common.reporting.summary import Summary
 
 
 def two_exits(cut: float, vector_cut: float, drop: float) -> Summary:

@@ -175,10 +175,11 @@ def test_costmodel_command_fits_every_tasks_measured_layers(tmp_path):
             for i in range(1, 9):
                 f.write(f"{i},CONV_2D,{1000 * i},{50 * i},{50 * i},1x1,1,backbone,{3 * 1000 * i + 100}\n")
                 f.write(f"{i},CONV_2D,{1000 * i},{50 * i},{50 * i},1x1,1,backbone,{3 * 1000 * i + 100}\n")  # again
-    got = costmodel_cmd.run(costmodel_cmd.CostModelConfig(results_dir=str(tmp_path)))
+    got = costmodel_cmd.run(costmodel_cmd.CostModelConfig(results_dir=str(tmp_path),
+                                                          tables_dir=str(tmp_path / "tables")))
     assert got["table"]["CONV_2D 1x1"]["layers"] == 16  # each task's repeat counted once
     assert {e["held_out"] for e in got["error"]} >= {"task keyword_spotting", "task visual_wake_words"}
-    assert (tmp_path / "costmodel" / "cortex-m4_cmsis_nn.csv").exists()
+    assert (tmp_path / "tables" / "cortex-m4_cmsis_nn.csv").exists()
     with pytest.raises(ConfigError, match="no measured layers"):
         costmodel_cmd.run(costmodel_cmd.CostModelConfig(results_dir=str(tmp_path / "none")))
 

@@ -91,7 +91,7 @@ def test_records_name_no_machine_paths():
     assert paths.portable(run) == "runs:keyword_spotting/seeds/seed0/trecx"
     assert paths.resolve(paths.portable(run)) == run
     tracked = subprocess.run(["git", "grep", "-l", "-E", '"/(work|tmp|home|root|Users)/', "--", "results",
-                              "pretrained"], cwd=paths.REPO, capture_output=True, text=True).stdout.split()
+                              "pretrained"], cwd=paths.CHECKOUT, capture_output=True, text=True).stdout.split()
     assert tracked == []
 
 
@@ -143,7 +143,7 @@ def test_a_killed_run_resumes_where_it_stopped(cifar_root: Path, tmp_path: Path)
     env = ENV | {"TRECX_RUNS": str(tmp_path / "runs"), "TRECX_CACHE": str(tmp_path / "cache")}
     run = tmp_path / "runs" / "image_classification" / "smoke" / "baseline"
     cmd = _train_cmd(cifar_root, "--epochs", "30")
-    proc = subprocess.Popen(cmd, cwd=paths.REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=paths.CHECKOUT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     log = run / "log.csv"
     deadline = time.time() + 240
@@ -153,7 +153,7 @@ def test_a_killed_run_resumes_where_it_stopped(cifar_root: Path, tmp_path: Path)
     proc.wait()
     done_before = len(log.read_text().splitlines()) - 1
     assert 2 <= done_before < 30 and not (run / "done.json").exists()
-    subprocess.run(cmd, cwd=paths.REPO, env=env, check=True, capture_output=True)
+    subprocess.run(cmd, cwd=paths.CHECKOUT, env=env, check=True, capture_output=True)
     epochs = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
     assert epochs[-1] == 29 and sorted(set(epochs)) == list(range(30))  # nothing skipped
     assert len(epochs) - 30 <= 1  # at most the epoch cut off by the kill ran twice
@@ -162,10 +162,10 @@ def test_a_killed_run_resumes_where_it_stopped(cifar_root: Path, tmp_path: Path)
 
 def test_a_program_error_is_one_line_and_exit_2(tmp_path: Path):
     cmd = [sys.executable, "-m", "image_classification.train", "--epochs", "0"]
-    r = subprocess.run(cmd, cwd=paths.REPO, env=ENV, capture_output=True, text=True)
+    r = subprocess.run(cmd, cwd=paths.CHECKOUT, env=ENV, capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == "error: --epochs must be at least 1, got 0"
     assert "Traceback" not in r.stderr
-    r = subprocess.run([*cmd, "--debug"], cwd=paths.REPO, env=ENV, capture_output=True, text=True)
+    r = subprocess.run([*cmd, "--debug"], cwd=paths.CHECKOUT, env=ENV, capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" in r.stderr and "ConfigError" in r.stderr
 
 
@@ -216,7 +216,7 @@ def test_promote_ships_the_best_on_validation_unless_it_is_trecx(tmp_path: Path)
 
 
 def test_training_cost_counts_a_stopped_epoch_at_the_median(tmp_path: Path):
-    from common.reporting import cost
+    from common.reporting import compute as cost
 
     seconds = [30, 100, 100, 5571, 100]  # a slow first epoch is real cost; 5,571 s is a SIGSTOP pause
     (tmp_path / "trecx.log.csv").write_text("epoch,epoch_seconds\n" + "".join(

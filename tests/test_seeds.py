@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from common.commands import seeds
-from common.evaluation import report
-from common.evaluation.evaluate import write_csv
+from common.files import write_csv
+from common.reporting import report
 
 
 def _seed(out: Path, final: dict[str, float], curve_shift: dict[str, float]) -> Path:
@@ -70,7 +70,7 @@ def test_tested_only_aggregates_the_seeds_already_tested(tmp_path: Path, monkeyp
     """Seed 0 is the published models (results/<task>/table1.csv); seed 1 was tested into its seed folder.
     Only the models both seeds have are summarised; a seed not tested yet is a one-line error."""
     from common.errors import ConfigError
-    from common.evaluation.evaluate import read_csv
+    from common.files import read_csv
 
     monkeypatch.setenv("TRECX_RESULTS", str(tmp_path / "results"))
     task = tmp_path / "results" / "image_classification"

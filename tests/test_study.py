@@ -30,11 +30,11 @@ def _epochs(log: Path) -> list[int]:
 @pytest.mark.timeout(600)
 def test_a_study_killed_mid_run_carries_on_without_retraining_the_finished_trial(tmp_path: Path, monkeypatch):
     env = os.environ | {"TRECX_RUNS": str(tmp_path / "runs"), "TRECX_CACHE": str(tmp_path / "cache"),
-                        "PYTHONPATH": str(paths.REPO)}
+                        "PYTHONPATH": str(paths.CHECKOUT)}
     cmd = [sys.executable, "-m", "common", "study", "--study", "smoke", "--task", "keyword_spotting",
            "--max-concurrent", "1", "--epochs", "8"]
     first, second = (tmp_path / "runs" / "keyword_spotting" / "smoke" / v for v in ("baseline", "trecx"))
-    driver = subprocess.Popen(cmd, cwd=paths.REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+    driver = subprocess.Popen(cmd, cwd=paths.CHECKOUT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                               stderr=open(tmp_path / "first.log", "w"))
     deadline, done_at = time.time() + 400, None
     try:
@@ -53,7 +53,7 @@ def test_a_study_killed_mid_run_carries_on_without_retraining_the_finished_trial
     assert not (second / "done.json").exists()
     before = (first / "log.csv").read_bytes(), (first / "log.csv").stat().st_mtime_ns
     part = _epochs(second / "log.csv")
-    r = subprocess.run(cmd, cwd=paths.REPO, env=env, capture_output=True, text=True, timeout=400)
+    r = subprocess.run(cmd, cwd=paths.CHECKOUT, env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "carrying on" in r.stderr and "started baseline/smoke" not in r.stderr  # finished: not run again
     assert ((first / "log.csv").read_bytes(), (first / "log.csv").stat().st_mtime_ns) == before

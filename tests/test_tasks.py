@@ -10,7 +10,7 @@ from conftest import SHARED, needs_shared
 
 from common import tasks
 from common.commands.reproduce import smoke
-from common.evaluation.evaluate import read_csv
+from common.files import read_csv
 
 pytestmark = pytest.mark.slow  # trains or converts real models
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common import paths
-from common.config import TrainConfig
+from trecx import paths
+from trecx.config import TrainConfig
 
 REFERENCE = paths.REFERENCE_PREFIX + "visual_wake_words/vww_96.h5"  # MLPerf Tiny MobileNetV1 0.25 (see paths.resolve)
 

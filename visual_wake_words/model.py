@@ -9,10 +9,10 @@ from functools import partial
 import keras
 from keras import layers
 
-from common.models.layers import attach_trecx, exit_model
-from common.models.paper_exit import PaperConfig, attach_paper
-from common.models.registry import register
-from common.models.taps import exit_weights, placed
+from trecx.models.layers import attach_trecx, exit_model
+from trecx.models.paper_exit import PaperConfig, attach_paper
+from trecx.models.registry import register
+from trecx.models.taps import exit_weights, placed
 
 TASK = "visual_wake_words"
 W_EE = 0.4  # the paper's early-exit loss weight for MobileNetV1

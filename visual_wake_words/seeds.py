@@ -8,8 +8,8 @@ true --publish-seed 0` (any of its options may follow)."""
 
 from __future__ import annotations
 
-from common.commands import seeds
-from common.config import parse
+from trecx.commands import seeds
+from trecx.config import parse
 
 DEFAULTS = seeds.SeedsConfig(task="visual_wake_words", seeds=(0, 1, 2, 3, 4), vary_split=True, publish_seed=0,
                              variants=("baseline", "trecx", "trecx_noev", "trecx_notransfer", "eefmaps_concat"))
@@ -21,6 +21,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from common import cli
+    from trecx import cli
 
     cli.run(main)

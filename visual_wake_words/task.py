@@ -12,13 +12,14 @@ from pathlib import Path
 
 import keras
 
-from common import files, tasks
-from common.data.images import VWW_CLASSES, load_vww
-from common.data.pipelines import image_training_data
-from common.edge.export import int8_report
-from common.models import weights
-from visual_wake_words import model
-from visual_wake_words.config import REFERENCE
+from trecx import files, tasks
+from trecx.data.images import VWW_CLASSES, load_vww
+from trecx.data.pipelines import image_training_data
+from trecx.edge.export import int8_report
+from trecx.models import weights
+
+from . import model
+from .config import REFERENCE
 
 log = logging.getLogger("trecx.int8")
 

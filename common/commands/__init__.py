@@ -13,7 +13,7 @@ COMMANDS = {
     "model_card": "a task's MODEL_CARD.md from its results files",
     "calibration": "re-split study: how often each threshold rule breaks its accuracy budget on unseen data",
     "targets": "a task's accuracy and FLOPs targets against its results (targets.csv, bootstrap intervals)",
-    "cost": "what each shipped model cost to train (training_cost.csv)",
+    "compute": "the CPU hours each shipped model took to train (training_cost.csv)",
     "deploy": "int8 graphs split at the exit, checked against Keras and between interpreters",
     "firmware": "the early-exit firmware on an emulated Cortex-M (TFLM, CMSIS-NN, QEMU): instructions, bit-exact",
     "export_sources": "C++ sources of a deployed (or any) early-exit model for your own TFLite Micro firmware",

@@ -15,12 +15,12 @@ import os
 
 import numpy as np
 
-from common import files, tasks
-from common.commands.deploy import DeployConfig, out_dir
-from common.config import parse, save_run_info
-from common.edge.deployment import read_graphs
-from common.edge.latency import measure
-from common.errors import ModelFileError
+from .. import files, tasks
+from ..config import parse, save_run_info
+from ..edge.deployment import read_graphs
+from ..edge.latency import measure
+from ..errors import ModelFileError
+from .deploy import DeployConfig, out_dir
 
 log = logging.getLogger("trecx.benchmark")
 

@@ -19,12 +19,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, tasks
-from common.config import parse
-from common.errors import ConfigError
-from common.evaluation import plots
-from common.evaluation.evaluate import write_csv
-from common.studies import resplit
+from .. import paths, tasks
+from ..config import parse
+from ..errors import ConfigError
+from ..evaluation import plots
+from ..files import write_csv
+from ..studies import resplit
 
 log = logging.getLogger("trecx.calibration")
 

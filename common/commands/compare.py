@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from common import paths, tasks
-from common.config import parse
-from common.reporting.compare import write
+from .. import paths, tasks
+from ..config import parse
+from ..reporting.compare import write
 
 log = logging.getLogger("trecx.compare")
 

@@ -5,8 +5,11 @@
 Reads every operator the placement searches measured (results/<task>/placement_layers.csv, written by
 `python -m common place`), one row per distinct layer shape of each task, fits the table (`edge.costmodel.fit`:
 per operator type and shape class, instructions on MACs, output elements and a constant) on all of them into
-results/costmodel/<cpu>_<kernels>.csv, and reports its error on layers it was not fitted on: for each task, the
+the table <cpu>_<kernels>.csv, and reports its error on layers it was not fitted on: for each task, the
 table fitted on the other tasks' layers predicts this one's (results/costmodel/<cpu>_<kernels>_error.csv).
+In the checkout the table goes into the package (common/edge/tables/, shipped as package data: what an
+estimate reads wherever the toolkit is installed); installed, into results/costmodel/ (read it through
+$TRECX_COST_TABLES).
 A cost "<cpu>/<kernels>:estimate" (or a device whose firmware cannot be built here) uses the table.
 """
 
@@ -19,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common import files, paths, tasks
-from common.config import parse, versions
-from common.edge import costmodel
-from common.errors import ConfigError
-from common.evaluation.evaluate import read_csv, write_csv
+from .. import files, paths, tasks
+from ..config import parse, versions
+from ..edge import costmodel
+from ..errors import ConfigError
+from ..files import read_csv, write_csv
+from ..reporting import placement as targets
 
 log = logging.getLogger("trecx.costmodel")
 
@@ -34,6 +38,7 @@ class CostModelConfig:
 
     cost: str = "cortex-m4/cmsis_nn"  # the device whose measured layers are fitted
     results_dir: str = ""  # where each task's placement_layers.csv is; "" = results/
+    tables_dir: str = ""  # where the table goes; "" = the package's tables in the checkout, else results/costmodel
 
 
 def layers(root: Path, cost: costmodel.Cost) -> list[dict]:
@@ -67,7 +72,8 @@ def run(cfg: CostModelConfig) -> dict:
         raise ConfigError(f"no measured layers of {cost.name} under {root}/<task>/placement_layers.csv: run python -m "
                           f"common place --task <task> --cost {cost.name} first")
     table = costmodel.fit(rows)
-    costmodel.write_table(table, costmodel.table_path(cost, root))
+    default = Path(costmodel.__file__).parent / "tables" if paths.CHECKOUT else root / "costmodel"
+    costmodel.write_table(table, costmodel.table_path(cost, Path(cfg.tables_dir) if cfg.tables_dir else default))
     error = costmodel.held_out(rows) if len({r["task"] for r in rows}) > 1 else []
     write_csv(root / "costmodel" / f"{cost.device}_error.csv", error)
     files.write_json(root / "costmodel" / f"{cost.device}.json", {
@@ -79,7 +85,6 @@ def run(cfg: CostModelConfig) -> dict:
                  e["held_out"], e["layers"], e["median_layer_error_pct"], e["instruction_weighted_error_pct"],
                  e["total_error_pct"])
     if root == paths.results_dir():
-        from common.reporting import placement as targets
 
         targets.write(root)
     return {"table": table, "error": error}

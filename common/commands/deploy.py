@@ -21,9 +21,9 @@ from pathlib import Path
 
 import keras
 
-from common import files, paths, tasks
-from common.config import parse, save_run_info
-from common.edge.deployment import (
+from .. import files, paths, tasks
+from ..config import parse, save_run_info
+from ..edge.deployment import (
     DROP_POINTS,
     RULES,
     choose,
@@ -34,11 +34,13 @@ from common.edge.deployment import (
     segments_of,
     tflm_check,
 )
-from common.edge.export import POOLINGS, segment_names
-from common.errors import ConfigError, ModelFileError
-from common.evaluation import calibrate, sweep
-from common.evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD, write_csv
-from common.models import contract, flops
+from ..edge.export import POOLINGS, segment_names
+from ..errors import ConfigError, ModelFileError
+from ..evaluation import calibrate, sweep
+from ..evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD
+from ..files import write_csv
+from ..models import contract, flops, registry
+from ..models.contract import load_model
 
 log = logging.getLogger("trecx.deploy")
 
@@ -48,7 +50,7 @@ class DeployConfig:
     """Options of `python -m common deploy` and `benchmark`."""
 
     task: str = ""  # image_classification, keyword_spotting or visual_wake_words
-    variant: str = "trecx"  # the early-exit model: <models_dir>/<variant>.keras
+    variant: str = tasks.DEPLOYED  # the early-exit model: <models_dir>/<variant>.keras
     models_dir: str = ""  # "" = pretrained/<task>
     out_dir: str = ""  # "" = results/<task>/deploy/<variant>
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
@@ -75,7 +77,7 @@ def load_models(cfg: DeployConfig, task: tasks.Task) -> tuple[keras.Model, keras
     if not path.exists():
         raise ModelFileError(f"{path} not found: train it with python -m {cfg.task}.train --variant "
                              f"{cfg.variant} --publish true, or pass --models-dir")
-    return files.load_model(path), task.baseline_model(models_dir)
+    return load_model(path), registry.baseline_model(task, models_dir)
 
 
 def run(cfg: DeployConfig) -> dict:

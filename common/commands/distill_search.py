@@ -13,17 +13,15 @@ two exits' validation accuracy at the kept epoch; the test split is never read.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, tasks
-from common.config import parse
-from common.errors import ConfigError
-from common.evaluation import plots
-from common.evaluation.evaluate import write_csv
-from common.studies import search
+from .. import paths, tasks
+from ..config import parse
+from ..errors import ConfigError
+from ..studies import search
+from ..train import runs
 
 VARIANT = "trecx"
 SETTINGS = ("teacher", "distill_weight", "temperature", "self_distill", "lr", "head_epochs", "epochs", "keep_joint")
@@ -48,27 +46,21 @@ def row(folder: Path) -> dict:
             "val_early_exit_accuracy": round(ee, 4), "val_final_accuracy": round(final, 4),
             "val_mean_accuracy": round((ee + final) / 2, 4),
             "backbone_change": float(f"{float(kept.get('backbone_change') or 0):.3g}"),
-            "cpu_minutes": search.cpu_minutes(cfg, epochs)}
+            "cpu_minutes": runs.cpu_minutes(cfg, epochs)}
 
 
 def run(cfg: DistillSearchConfig) -> list[dict]:
     """Copy the finished runs, write distill_search.csv and .png; returns the rows, best first."""
     task = tasks.get(cfg.task).name
     try:
-        presets = importlib.import_module(f"{task}.searches.distill").DISTILL_SEARCH
+        presets = tasks.module(task, "searches.distill").DISTILL_SEARCH
     except ModuleNotFoundError:
         raise ConfigError(f"--task {task} has no distillation search ({task}/searches/distill.py)") from None
     out = Path(cfg.out_dir or paths.results_dir() / task)
-    copied = search.collect(Path(cfg.runs_dir or paths.runs_dir()), task, presets, VARIANT, out / "distill_search")
-    log.info("copied %d finished run(s): %s", len(copied), ", ".join(copied) or "none")
-    folders = sorted(p for p in (out / "distill_search").iterdir() if (p / "log.csv").exists()) \
-        if (out / "distill_search").is_dir() else []
-    rows = sorted((row(f) for f in folders), key=lambda r: -r["val_mean_accuracy"])
-    write_csv(out / "distill_search.csv", rows)
-    if folders:
-        plots.training_curves({f.name: f / "log.csv" for f in folders}, out / "distill_search.png",
-                              metric="val_early_exit_accuracy", mark=rows[0]["head_epochs"],
-                              title=f"{task} trecx: joint training settings (validation)")
+    rows = search.tabulate(Path(cfg.runs_dir or paths.runs_dir()), out, task, "distill_search", presets, VARIANT, row,
+                           "val_mean_accuracy", lambda rows: {
+                               "metric": "val_early_exit_accuracy", "mark": rows[0]["head_epochs"],
+                               "title": f"{task} trecx: joint training settings (validation)"})
     for r in rows:
         log.info("%-24s EE %.2f%%  final %.2f%%  kept epoch %d  backbone moved %.3g", r["setting"],
                  100 * r["val_early_exit_accuracy"], 100 * r["val_final_accuracy"], r["kept_epoch"],

@@ -24,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from common import paths, tasks
-from common.commands import benchmark, deploy, firmware
-from common.config import parse
-from common.errors import ConfigError
-from common.evaluation import plots
-from common.evaluation.evaluate import write_csv
-from common.reporting import firmware as firmware_table
-from common.reporting.summary import Summary, load
-from common.studies import promote
+from .. import paths, tasks
+from ..config import parse
+from ..errors import ConfigError
+from ..evaluation import plots
+from ..evaluation.summary import Summary, load
+from ..files import write_csv
+from ..reporting import board as firmware_table
+from ..studies import promote
+from . import benchmark, deploy, firmware
 
 log = logging.getLogger("trecx.exit_study")
 

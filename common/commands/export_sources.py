@@ -16,11 +16,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import files, paths
-from common.config import parse
-from common.edge import board
-from common.edge.deployment import read_graphs, segments_of
-from common.errors import ConfigError, ModelFileError
+from .. import files, paths, tasks
+from ..config import parse
+from ..edge import board
+from ..edge.deployment import read_graphs, segments_of
+from ..errors import ConfigError, ModelFileError
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ExportConfig:
     task: str = ""  # a deployed task model, or:
     graphs_dir: str = ""  # a folder of int8 segment graphs (segment_0.tflite ..., as api.save_graphs writes)
     rhos: str = ""  # --graphs-dir: the exits' thresholds, comma-separated (one for all, or one per exit; "" never)
-    variant: str = "trecx_plus"  # --task: results/<task>/deploy/<variant>/
+    variant: str = tasks.DEPLOYED  # --task: results/<task>/deploy/<variant>/
     deploy_dir: str = ""  # "" = results/<task>/deploy/<variant>
     out_dir: str = ""  # where the sources go (required)
     arena_bytes: int = 0  # the one tensor arena (0 = every segment's apart, summed + margin; a firmware run says

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from common import files, paths, tasks
-from common.config import parse, save_run_info
-from common.edge import board, mcu
-from common.edge.deployment import read_graphs, segments_of
-from common.errors import ConfigError, ModelFileError
-from common.evaluation import plots
-from common.reporting import firmware as firmware_table
+from .. import files, paths, tasks
+from ..config import parse, save_run_info
+from ..edge import board, sources, toolchain
+from ..edge import plots as board_plots
+from ..edge.deployment import read_graphs, segments_of
+from ..errors import ConfigError, ModelFileError
+from ..reporting import board as firmware_table
 
 log = logging.getLogger("trecx.firmware")
 # Published MLPerf Tiny v1.0 latencies of the reference models with CMSIS-NN (microTVM) on an STM32L4R5
@@ -53,15 +53,15 @@ class FirmwareConfig:
     rhos: str = ""  # --graphs-dir: the exits' thresholds, comma-separated (one for all, or one per exit; "" never)
     inputs: str = ""  # --graphs-dir: a .npy of float inputs (N, ...) to run
     out_dir: str = ""  # --graphs-dir: where the record goes ("" = the graphs' folder)
-    variant: str = "trecx_plus"  # a deployed model: results/<task>/deploy/<variant>/
+    variant: str = tasks.DEPLOYED  # a deployed model: results/<task>/deploy/<variant>/
     cpu: str = "cortex-m4"  # cortex-m4 (QEMU mps2-an386) or cortex-m33 (mps2-an505)
     kernels: str = "cmsis_nn"  # cmsis_nn (CMSIS-NN, what a Cortex-M deployment uses) or reference (portable C++)
     samples: int = 100  # test samples run on the board (a seeded random subset; 0 = all)
     split_seed: int = 0  # the data split the models were trained with (and the subset's seed)
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
     deploy_dir: str = ""  # "" = results/<task>/deploy/<variant>
-    third_party: str = ""  # the TFLM source archives; "" = ../shared/third_party
-    tflm: str = ""  # or your own TFLite Micro checkout (its downloads/ in place), used instead
+    third_party: str = ""  # the TFLM source archives; "" = $TRECX_THIRD_PARTY, else ../shared/third_party (checkout)
+    tflm: str = ""  # or your own TFLite Micro checkout (its downloads/ in place), used instead; "" = $TRECX_TFLM
     profile: bool = True  # also build the profiled firmware (per-layer instructions); off: headline counts only
     mlperf: bool = True  # a task: also run MLPerf Tiny's own int8 reference file on the same samples
     arena_bytes: int = 0  # the early-exit firmware's one tensor arena (0 = every segment's apart, summed + margin)
@@ -92,7 +92,6 @@ def folder(cfg: FirmwareConfig) -> dict:
     if baseline is None:
         raise ModelFileError(f"{src} has no baseline.tflite: the firmware's cut is measured against a baseline "
                              "(api.save_graphs(..., baseline=...))")
-    from common.edge import sources
 
     sources.check_segments(graphs, [p.name for p in segs])
     rhos = board.parse_rhos(cfg.rhos)
@@ -165,7 +164,7 @@ def _write(rec: dict, out: Path, cfg: FirmwareConfig, title: str) -> dict:
     path = out / f"firmware_{cfg.cpu}_{cfg.kernels}.json"
     files.write_json(path, rec)
     if "per_layer" in rec:
-        plots.firmware_breakdown(rec, path.with_suffix(".png"), title=f"{title}: instruction cut "
+        board_plots.firmware_breakdown(rec, path.with_suffix(".png"), title=f"{title}: instruction cut "
                                  f"{rec['instruction_cut_pct']:.1f}%, FLOPs cut {rec['flops_cut_pct']:.1f}%")
     save_run_info(out / f"firmware_{cfg.cpu}_{cfg.kernels}_run", asdict(cfg))
     ins = rec["instructions"]
@@ -180,7 +179,7 @@ def _write(rec: dict, out: Path, cfg: FirmwareConfig, title: str) -> dict:
 def run(cfg: FirmwareConfig) -> dict:
     if bool(cfg.task) == bool(cfg.graphs_dir):
         raise ConfigError("give either --task (a deployed model) or --graphs-dir (a folder of int8 segment graphs)")
-    mcu.check_tools()
+    toolchain.check_tools()
     return deployed(cfg) if cfg.task else folder(cfg)
 
 

@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths, tasks
-from common.config import parse
-from common.reporting.card import card, overview
-from common.reporting.summary import exists
+from .. import files, paths, tasks
+from ..config import parse
+from ..evaluation.summary import exists
+from ..reporting.card import card, overview
 
 log = logging.getLogger("trecx.model_card")
 

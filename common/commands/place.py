@@ -23,11 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
-from common import files, paths, tasks
-from common.config import parse, versions
-from common.errors import ConfigError, DataError
-from common.evaluation.evaluate import write_csv
-from common.studies import placement
+from .. import files, paths, tasks
+from ..config import parse, versions
+from ..edge.costmodel import parse as parse_cost
+from ..errors import ConfigError, DataError
+from ..evaluation import plots
+from ..files import write_csv
+from ..models import registry
+from ..models.contract import load_model
+from ..models.taps import WIDTHS
+from ..reporting import placement as targets
+from ..studies import placement
+from ..studies import plots as study_plots
+from ..train.distribute import set_threads
+from .train import preset
 
 log = logging.getLogger("trecx.place")
 
@@ -62,8 +71,6 @@ class PlaceConfig:
 def _threads(n: int) -> None:
     import tensorflow as tf
 
-    from common.train.distribute import set_threads
-
     if n and tf.config.threading.get_intra_op_parallelism_threads() != n:
         try:
             set_threads(n)
@@ -80,10 +87,9 @@ def _batches(x: np.ndarray, y: np.ndarray, batch: int):
 def inputs(cfg: PlaceConfig):
     """(baseline, training batches, calibration (x, y), test (x, y) or None, training inputs for int8, where)."""
     if cfg.task:
-        from common.commands.train import preset
 
         task = tasks.get(cfg.task)
-        base = task.baseline_model(Path(cfg.models_dir or paths.pretrained_dir(task.name)))
+        base = registry.baseline_model(task, Path(cfg.models_dir or paths.pretrained_dir(task.name)))
         train_cfg = preset(task.name, data_dir=cfg.data_dir, split_seed=cfg.split_seed, batch_size=cfg.batch_size)
         train_ds, _, _ = task.train_data(train_cfg)
         data = task.load(cfg.data_dir, cfg.split_seed)
@@ -98,7 +104,7 @@ def inputs(cfg: PlaceConfig):
         raise DataError(f"--data {path} lacks {', '.join(missing)}")
     test = (arrays["test_x"], arrays["test_y"]) if "test_x" in arrays else None
     x = arrays["train_x"].astype("float32")
-    return (files.load_model(Path(cfg.model)), _batches(x, arrays["train_y"], cfg.batch_size),
+    return (load_model(Path(cfg.model)), _batches(x, arrays["train_y"], cfg.batch_size),
             (arrays["cal_x"].astype("float32"), arrays["cal_y"]), test, x[:cfg.cost_samples],
             {"model": paths.portable(cfg.model), "data": paths.portable(path)})
 
@@ -140,8 +146,6 @@ def run(cfg: PlaceConfig) -> placement.Placement:
     """Search, then write the files (module docstring); returns the placement."""
     if bool(cfg.task) == bool(cfg.model) or (cfg.model and not cfg.data):
         raise ConfigError("give --task, or --model with --data")
-    from common.edge.costmodel import parse as parse_cost
-    from common.models.taps import WIDTHS
 
     parse_cost(cfg.cost)  # a bad option fails in one line before any data is read
     if not set(cfg.widths) <= set(WIDTHS):
@@ -166,10 +170,10 @@ def run(cfg: PlaceConfig) -> placement.Placement:
         "calibration_samples": len(cal[1]), "test_samples": None if test is None else len(test[1]),
         "test_note": "test cuts are reported, never used to choose", "best": best,
         "disagreement": disagreement(result.ranking, cfg.cost)})
-    from common.evaluation import plots
 
-    plots.exit_placement(result.ranking, out / "placement.png", cfg.budgets[0],
-                    title=f"{where.get('task', Path(cfg.model).stem)}: one exit, {cfg.budgets[0]:g}-point budget")
+    name = where.get("task", Path(cfg.model).stem)
+    study_plots.exit_placement(result.ranking, out / "placement.png", cfg.budgets[0],
+                               title=f"{name}: one exit, {cfg.budgets[0]:g}-point budget")
     curve_files = {}
     for label, rows in result.curves.items():
         curve_files[label] = out / "placement_curves" / f"{label.split()[0]}_exits.csv"
@@ -180,7 +184,6 @@ def run(cfg: PlaceConfig) -> placement.Placement:
                              unit=f"M instructions on {cfg.cost}" if device else "MFLOPs",
                              title="best candidates, calibration split (heads on the frozen backbone)")
     if out.parent == paths.results_dir():  # a task's own search: the targets follow its files
-        from common.reporting import placement as targets
 
         targets.write(out.parent)
     log.info("placement: %.1f CPU-minutes; written to %s", result.cpu_seconds / 60, paths.portable(out))

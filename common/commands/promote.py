@@ -15,10 +15,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, tasks
-from common.config import parse
-from common.errors import ConfigError
-from common.studies.promote import PAPER, choose, ship
+from .. import paths, tasks
+from ..config import parse
+from ..edge.costs import cost_vector
+from ..errors import ConfigError
+from ..models import registry
+from ..models.contract import load_model
+from ..studies.promote import PAPER, choose, ship
 
 log = logging.getLogger("trecx.promote")
 
@@ -57,18 +60,17 @@ def run(cfg: PromoteConfig) -> str:
 
 
 def device_costs(cfg: PromoteConfig, variants: list[str], models: Path) -> dict[str, tuple[list[float], float]]:
-    """Each variant's millions of instructions per exit on the device and the baseline's (`api.exit_costs`:
+    """Each variant's millions of instructions per exit on the device and the baseline's (`edge.costs`:
     profiled firmware runs, cached), the int8 graphs calibrated on training inputs as `deploy` does."""
-    from common import api, files
 
     task = tasks.get(cfg.task)
     x = task.load(cfg.data_dir, cfg.split_seed).calibration(200)
-    base_cost = api.cost_vector(task.baseline_model(models), cfg.cost, x)[-1]
+    base_cost = cost_vector(registry.baseline_model(task, models), cfg.cost, x)[-1]
     out = {}
     for i, v in enumerate(variants):
         log.info("%s (%d/%d): instructions per exit on %s (a profiled firmware run, cached)", v, i + 1,
                  len(variants), cfg.cost)
-        out[v] = (api.cost_vector(files.load_model(models / f"{v}.keras"), cfg.cost, x), base_cost)
+        out[v] = (cost_vector(load_model(models / f"{v}.keras"), cfg.cost, x), base_cost)
     return out
 
 

@@ -14,11 +14,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths, tasks
-from common.commands import model_card, targets, test, train
-from common.config import parse
-from common.reporting import digest
-from common.reporting.summary import exists
+from .. import files, paths, tasks
+from ..config import parse
+from ..evaluation.summary import exists
+from ..reporting import digest
+from . import model_card, targets, test, train
 
 log = logging.getLogger("trecx.reproduce")
 
@@ -63,7 +63,7 @@ def run(cfg: ReproduceConfig) -> dict[str, Path]:
         else:
             log.warning(f"=== {spec.name}: MISSING pretrained/{spec.name}/*.keras (no trained weights yet). Running "
                         "the smoke configuration end to end instead; its numbers mean nothing.")
-            smoked[spec.name] = smoke(spec, paths.REPO / "runs" / "smoke", cfg.data_dir)
+            smoked[spec.name] = smoke(spec, paths.runs_dir() / "smoke", cfg.data_dir)
     for task, out in results.items():  # model cards and targets, from the results files just written
         if exists(out, "trecx"):
             model_card.run(model_card.CardConfig(task=task))
@@ -72,12 +72,12 @@ def run(cfg: ReproduceConfig) -> dict[str, Path]:
         text = digest.summary_md(results, "Results summary", missing=list(smoked))
         files.write_text(paths.results_dir() / "SUMMARY.md", text)
         if cfg.readme and not smoked:
-            readme = paths.REPO / cfg.readme
+            readme = paths.home() / cfg.readme
             files.write_text(readme, digest.with_results_table(readme.read_text(),
                                                                digest.results_table(paths.results_dir()), cfg.readme))
         log.info(f"wrote {paths.portable(paths.results_dir() / 'SUMMARY.md')} and the results table of {cfg.readme}")
     if smoked:
-        files.write_text(paths.REPO / "runs" / "smoke" / "SUMMARY.md",
+        files.write_text(paths.runs_dir() / "smoke" / "SUMMARY.md",
                          digest.summary_md(smoked, "SMOKE RUN: not trained models"))
         log.warning(f"MISSING pretrained weights for: {', '.join(smoked)}. Their smoke results are in runs/smoke/ "
                     "(results/ was left untouched for them).")

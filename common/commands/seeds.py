@@ -24,14 +24,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, tasks
-from common.commands import test, train
-from common.config import parse, save_run_info
-from common.errors import ConfigError
-from common.evaluation import plots, report
-from common.evaluation.evaluate import curve_gain, read_csv, write_csv
-from common.reporting.compare import SEEDS_METRICS
-from common.train.runs import publish
+from .. import paths, tasks
+from ..config import parse, save_run_info
+from ..errors import ConfigError
+from ..evaluation import plots
+from ..evaluation.evaluate import curve_gain
+from ..files import read_csv, write_csv
+from ..reporting import report
+from ..reporting.compare import SEEDS_METRICS
+from ..train.runs import publish
+from . import test, train
 
 log = logging.getLogger("trecx.seeds")
 PAIRS = (("trecx", "trecx_notransfer"), ("trecx", "trecx_noev"), ("trecx", "eefmaps_concat"))  # Fig 6, EV

@@ -16,17 +16,16 @@ same command keeps the finished trials and resumes the others from their last fi
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import files, paths, tasks
-from common.commands import distill_search, exit_study, seeds, test, train
-from common.config import parse
-from common.errors import ConfigError
-from common.studies import search, tune
-from common.train import runs
+from .. import files, paths, tasks
+from ..config import parse
+from ..errors import ConfigError
+from ..studies import search, tune
+from ..train import runs
+from . import distill_search, exit_study, seeds, test, train
 
 log = logging.getLogger("trecx.study")
 
@@ -77,7 +76,7 @@ def _seeds(cfg: StudyConfig) -> list[dict]:
 def _presets(module: str, name: str, variant: str):
     def trials(cfg: StudyConfig) -> list[dict]:
         try:
-            presets = getattr(importlib.import_module(f"{cfg.task}.searches.{module}"), name)
+            presets = getattr(tasks.module(cfg.task, f"searches.{module}"), name)
         except ModuleNotFoundError:
             raise ConfigError(f"--study: task {cfg.task} has no {cfg.task}/searches/{module}.py") from None
         return [trial(cfg.task, variant, p) for p in presets]
@@ -86,7 +85,7 @@ def _presets(module: str, name: str, variant: str):
 
 def _wave(cfg: StudyConfig) -> list[dict]:
     try:
-        wave = importlib.import_module(f"{cfg.task}.searches.wave").WAVE
+        wave = tasks.module(cfg.task, "searches.wave").WAVE
     except ModuleNotFoundError:
         raise ConfigError(f"--study wave: task {cfg.task} has no {cfg.task}/searches/wave.py") from None
     return [trial(cfg.task, **t) for t in wave]  # (variant, preset, publish_as, fields)
@@ -141,7 +140,7 @@ def read(cfg: StudyConfig) -> None:
     elif cfg.study == "distill_search":
         distill_search.run(distill_search.DistillSearchConfig(task=cfg.task))
     elif cfg.study == "recipe_search":
-        module = importlib.import_module(f"{cfg.task}.recipe_search")
+        module = tasks.module(cfg.task, "recipe_search")
         module.run(module.SearchConfig())
 
 

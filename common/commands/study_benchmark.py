@@ -22,11 +22,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import files, paths, tasks
-from common.commands import study
-from common.config import parse, versions
-from common.errors import TrecxError
-from common.studies import tune
+from .. import files, paths, tasks
+from ..config import parse, versions
+from ..errors import TrecxError
+from ..studies import tune
+from . import study
 
 log = logging.getLogger("trecx.study_benchmark")
 VARIANTS = ("baseline", "trecx")
@@ -62,12 +62,14 @@ def run(cfg: BenchmarkConfig) -> dict:
     fields = {"epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        env = os.environ | {"TRECX_RUNS": str(root / "hand"), "PYTHONPATH": str(paths.REPO)}
+        env = os.environ | {"TRECX_RUNS": str(root / "hand")} | (
+            {"PYTHONPATH": str(paths.CHECKOUT)} if paths.CHECKOUT else {})
         start = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-m", f"{cfg.task}.train", "--config", cfg.train_config,
-                                   "--variant", v, "--threads", "1", "--epochs", str(cfg.epochs),
+        front = tasks.module_name(cfg.task, "train")
+        procs = [subprocess.Popen([sys.executable, "-m", front, "--config", cfg.train_config, "--variant", v,
+                                   "--threads", "1", "--epochs", str(cfg.epochs),
                                    "--steps-per-epoch", str(cfg.steps_per_epoch)],
-                                  cwd=paths.REPO, env=env, stdout=subprocess.DEVNULL,
+                                  cwd=paths.home(), env=env, stdout=subprocess.DEVNULL,
                                   stderr=open(root / f"{v}.err", "w"))
                  for v in VARIANTS]
         codes = [p.wait() for p in procs]

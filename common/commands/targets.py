@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, tasks
-from common.config import parse
-from common.errors import ConfigError
-from common.evaluation.evaluate import write_csv
-from common.reporting.resample import ROUNDS
-from common.reporting.targets import check
+from .. import paths, tasks
+from ..config import parse
+from ..errors import ConfigError
+from ..files import write_csv
+from ..reporting.resample import ROUNDS
+from ..reporting.targets import check
 
 log = logging.getLogger("trecx.targets")
 

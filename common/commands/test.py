@@ -14,10 +14,11 @@ from pathlib import Path
 
 import keras
 
-from common import files, paths, tasks
-from common.config import parse
-from common.errors import ModelFileError
-from common.evaluation import report
+from .. import files, paths, tasks
+from ..config import parse
+from ..errors import ModelFileError
+from ..models.contract import load_model
+from ..reporting import report
 
 log = logging.getLogger("trecx.test")
 
@@ -39,7 +40,7 @@ def load_models(models_dir: Path, input_shape: tuple[int, ...] | None = None) ->
     `input_shape` is refused, naming the file and both shapes."""
     if not models_dir.is_dir():
         raise ModelFileError(f"--models-dir: {models_dir} is not a folder")
-    models = {p.stem: files.load_model(p) for p in sorted(models_dir.glob("*.keras"))}
+    models = {p.stem: load_model(p) for p in sorted(models_dir.glob("*.keras"))}
     for name, model in models.items():
         got = tuple(model.inputs[0].shape[1:]) if model.inputs else None
         if input_shape is not None and got != tuple(input_shape):

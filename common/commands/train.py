@@ -8,15 +8,15 @@ The task's `config.py` gives the config class and its presets; the task's spec g
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from pathlib import Path
 
-from common import tasks
-from common.config import TrainConfig, parse
-from common.errors import ConfigError
-from common.models import registry
-from common.train.distribute import setup
-from common.train.training import train
+from .. import tasks
+from ..config import TrainConfig, parse
+from ..errors import ConfigError
+from ..models import registry
+from ..train.distribute import setup
+from ..train.runs import run_dir
+from ..train.training import train
 
 
 def run(cfg: TrainConfig) -> Path:
@@ -30,7 +30,6 @@ def run(cfg: TrainConfig) -> Path:
 
 def run_folder(cfg: TrainConfig) -> Path:
     """Where `run(cfg)` trains (and resumes)."""
-    from common.train.runs import run_dir
 
     return run_dir(cfg, cfg.task)
 
@@ -38,7 +37,7 @@ def run_folder(cfg: TrainConfig) -> Path:
 def parse_task(task: str, argv: list[str] | None, description: str = "") -> TrainConfig:
     """The config of `task`'s training from its command line: the presets and fields of `<task>/config.py`,
     and (accepted, not listed) those of its finished searches."""
-    module = importlib.import_module(f"{tasks.check(task)}.config")
+    module = tasks.module(task, "config")
     return parse(module.Config, module.PRESETS, argv, description=description, fixed={"task": task},
                  searches=search_presets(task))
 
@@ -46,7 +45,7 @@ def parse_task(task: str, argv: list[str] | None, description: str = "") -> Trai
 def preset(task: str, name: str = "default", **fields) -> TrainConfig:
     """The training config of preset `name` of `task` (an everyday or a search preset), with `fields` set:
     what another command trains with, as `<task>.train --config NAME --field value` would."""
-    module = importlib.import_module(f"{tasks.check(task)}.config")
+    module = tasks.module(task, "config")
     known = {**search_presets(task), **module.PRESETS}
     if name not in known:
         raise ConfigError(f"{task} has no training preset '{name}' (one of {', '.join(sorted(module.PRESETS))})")
@@ -56,7 +55,7 @@ def preset(task: str, name: str = "default", **fields) -> TrainConfig:
 def search_presets(task: str) -> dict:
     """The presets of a task's finished searches (`<task>/searches/`), or none."""
     try:
-        return importlib.import_module(f"{task}.searches").PRESETS
+        return tasks.module(task, "searches").PRESETS
     except ModuleNotFoundError:
         return {}
 

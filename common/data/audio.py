@@ -14,9 +14,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from common import paths
-from common.data.sources import cached_arrays, locate, stratified_split, tfds_download
-from common.errors import DataError, DataNotFound
+from .. import paths
+from ..errors import DataError, DataNotFound
+from .sources import cached_arrays, locate, stratified_split, tfds_download
 
 log = logging.getLogger("trecx.data")
 

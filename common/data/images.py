@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from common import paths
-from common.data.sources import cached_arrays, locate, stratified_split, tfds_download
-from common.errors import DataError, DataNotFound
+from .. import paths
+from ..errors import DataError, DataNotFound
+from .sources import cached_arrays, locate, stratified_split, tfds_download
 
 log = logging.getLogger("trecx.data")
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import DataError, DataNotFound
-from common.files import load_npz, locked, savez
+from ..errors import DataError, DataNotFound
+from ..files import load_npz, locked, savez
 
 log = logging.getLogger("trecx.data")
 

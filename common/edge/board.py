@@ -1,7 +1,7 @@
 """Any early-exit model on an emulated Cortex-M, end to end: the TFLM libraries (release for the headline counts,
 profiled for the per-layer breakdown), the early-exit firmware and the baseline's built from the same exported
 sources (`edge.sources`), both run on the same samples and checked sample by sample against the Python int8
-runtime (`edge.mcu_check`). The `firmware` command and `api.firmware` both come here.
+runtime (`edge.board_check`). The `firmware` command and `api.firmware` both come here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common.edge import mcu, mcu_check, sources
+from .. import files, paths
+from ..errors import ModelError, ModelFileError, TrecxError
+from ..evaluation.calibrate import OUTPUTS_FLOAT, Calibration
+from . import board_check, ops, sources, toolchain
+from .export import TFLiteRunner
 
 log = logging.getLogger("trecx.firmware")
 
@@ -19,22 +23,15 @@ log = logging.getLogger("trecx.firmware")
 def libraries(cpu: str, kernels: str, third_party: Path | None = None, tflm: Path | None = None, jobs: int = 2,
               profile: bool = True) -> dict[bool, dict]:
     """The TFLM library builds a record needs: release (False) and, with `profile`, release_with_logs (True)."""
-    mcu.check_tools()
-    tree = mcu.tflm_source(third_party, tflm)
-    return {p: mcu.library(tree, cpu, kernels, jobs, profiled=p) for p in ((False, True) if profile else (False,))}
-
-
-def graph_mflops(segments: list[bytes]) -> list[float]:
-    """Cumulative MFLOPs to leave at each exit, read off the int8 graphs (2 x the MACs of their convolutions and
-    dense layers): for graphs that come without their Keras model."""
-    per = [2 * sum(mcu_check.layer_macs(g).values()) / 1e6 for g in segments]
-    return [float(v) for v in np.cumsum(per)]
+    toolchain.check_tools()
+    tree = toolchain.tflm_source(third_party, tflm)
+    kinds = (False, True) if profile else (False,)
+    return {p: toolchain.library(tree, cpu, kernels, jobs, profiled=p) for p in kinds}
 
 
 def check_rhos(rhos: list[float | None] | float | None, segments: int) -> list[float | None]:
     """One threshold per early exit, from a list (None: never), one shared value, or None (the full model
     runs); a one-line error when a list has the wrong length."""
-    from common.errors import TrecxError
 
     exits = segments - 1
     if rhos is None or np.ndim(rhos) == 0:
@@ -44,6 +41,43 @@ def check_rhos(rhos: list[float | None] | float | None, segments: int) -> list[f
         raise TrecxError(f"{segments} graphs have {exits} early exit(s) but {len(rhos)} threshold(s) were given: "
                          f"{rhos}")
     return rhos
+
+
+def thresholds(rho, exits: int) -> list[float]:
+    """One threshold per early exit (inf: never exits) from a shared rho, a list, None (never exit: the full
+    model runs), or a Calibration (its certified thresholds; nothing certified: never exit). A calibration of
+    the float Keras outputs is refused: it does not cover the int8 graphs that will run."""
+
+    if isinstance(rho, Calibration):
+        if rho.outputs == OUTPUTS_FLOAT:
+            raise ModelError("this calibration certified the float Keras outputs, not the int8 graphs that will run: "
+                             "calibrate_exit(graphs, ...) certifies the graphs themselves")
+        rho = rho.thresholds(exits)
+    return [float("inf") if r is None else r for r in check_rhos(rho, exits + 1)]
+
+
+def save_segments(graphs: list[bytes], out: Path, baseline: bytes | None = None) -> list[Path]:
+    """Write the segments as out/segment_<i>.tflite (and baseline.tflite): the folder `read_segments`,
+    `firmware --graphs-dir` and `export_sources --graphs-dir` read."""
+
+    written = []
+    for name, g in [*((f"segment_{i}.tflite", g) for i, g in enumerate(graphs)),
+                    *((("baseline.tflite", baseline),) if baseline is not None else ())]:
+        with files.atomic(out / name) as tmp:
+            tmp.write_bytes(g)
+        written.append(out / name)
+    return written
+
+
+def firmware(graphs: list[bytes], rho, x: np.ndarray, baseline: bytes, cpu: str = "cortex-m4",
+             kernels: str = "cmsis_nn", costs: list[float] | None = None, baseline_mflops: float | None = None,
+             profile: bool = True) -> dict:
+    """The early-exit firmware of `graphs` at `rho` (as in `thresholds`) and the `baseline` graph's, built from
+    the exported sources, run on an emulated `cpu` on the float inputs `x` and checked against the Python int8
+    runtime: `record` with the libraries built (once) from TFLM's sources (`toolchain.tflm_source`)."""
+
+    return record(list(graphs), thresholds(rho, len(graphs) - 1), x, baseline, libraries(cpu, kernels, profile=profile),
+                  cpu, paths.cache_dir() / "firmware", costs, baseline_mflops)
 
 
 def parse_rhos(text: str) -> list[float | None] | float | None:
@@ -57,8 +91,6 @@ def parse_rhos(text: str) -> list[float | None] | float | None:
 
 def read_segments(folder: Path) -> tuple[list[Path], list[bytes]]:
     """The segment_<i>.tflite graphs of a folder (what `api.save_graphs` writes), in order, and their contents."""
-    from common import files
-    from common.errors import ModelFileError
 
     found = sorted(folder.glob("segment_*.tflite"), key=lambda p: int(p.stem.split("_")[1].split(".")[0]))
     if not found:
@@ -71,21 +103,22 @@ def record(segments: list[bytes], rhos: list[float | None], x: np.ndarray, basel
            limits: tuple[int, int] = (0, 0), arena_bytes: int | None = None, timeout: float = 3600) -> dict:
     """Build, run and check the early-exit firmware of `segments` at `rhos` and the baseline's on the float
     inputs `x` (quantized by each graph's own input parameters); returns the firmware record
-    (`mcu_check.summarize`) with the cost basis of its FLOPs cut."""
+    (`board_check.summarize`) with the cost basis of its FLOPs cut."""
     rhos = check_rhos(rhos, len(segments))
     flops_source = "the Keras model (common.models.flops)"
     if cum_mflops is None:
-        cum_mflops, base_mflops = graph_mflops(segments), graph_mflops([baseline])[0]
+        cum_mflops, base_mflops = ops.graph_mflops(segments), ops.graph_mflops([baseline])[0]
         flops_source = "2 x the MACs of the int8 graphs' convolution and dense layers"
     note = f"{len(segments) - 1} early exit(s), thresholds {rhos}"
     log.info("building and running the early-exit firmware (%d segments) and the baseline's on %d samples (%s)",
              len(segments), len(x), cpu)
-    ee = mcu_check.on_board(segments, rhos, x, libs, cpu, work, arena_bytes, timeout, limits, note)
-    base = mcu_check.on_board([baseline], [], x, libs, cpu, work, None, timeout, limits, "the baseline")
-    rec = mcu_check.summarize(ee, base, mcu_check.python_runtime(segments, rhos, x),
-                              mcu_check.python_runtime([baseline], [], x), cum_mflops, base_mflops, segments, baseline)
-    return {"rhos": rhos, "segments": mcu_check.segment_names(len(segments) - 1), "cpu": cpu,
-            "board": mcu.BOARDS[cpu].machine, "kernels": libs[False].get("kernels", ""),
+    ee = board_check.on_board(segments, rhos, x, libs, cpu, work, arena_bytes, timeout, limits, note)
+    base = board_check.on_board([baseline], [], x, libs, cpu, work, None, timeout, limits, "the baseline")
+    rec = board_check.summarize(ee, base, board_check.python_runtime(segments, rhos, x),
+                                board_check.python_runtime([baseline], [], x), cum_mflops, base_mflops, segments,
+                                baseline)
+    return {"rhos": rhos, "segments": board_check.segment_names(len(segments) - 1), "cpu": cpu,
+            "board": toolchain.BOARDS[cpu].machine, "kernels": libs[False].get("kernels", ""),
             "flops_source": flops_source, "mflops_per_exit": cum_mflops, "baseline_mflops": base_mflops, **rec}
 
 
@@ -94,21 +127,20 @@ def reference_record(graph: bytes, x: np.ndarray, libs: dict[bool, dict], cpu: s
     """A single int8 graph (e.g. MLPerf Tiny's own reference file) on the board: its instructions per sample
     (release build), arena and memory, checked against the Python int8 runtime, and its operators' instructions
     (profiled build, when `libs` has it)."""
-    run = mcu_check.on_board([graph], [], x, libs, cpu, work, None, timeout, note="a reference graph")
-    got, want = run["release"]["samples"], mcu_check.python_runtime([graph], [], x)
+    run = board_check.on_board([graph], [], x, libs, cpu, work, None, timeout, note="a reference graph")
+    got, want = run["release"]["samples"], board_check.python_runtime([graph], [], x)
     rec = {"samples": len(got), "bit_exact": all(g["label"] == w["label"] for g, w in zip(got, want, strict=True)),
            "instructions": float(np.mean([s["segments"][0] for s in got])),
            "arena_used_bytes": run["release"]["arena_used_bytes"], "flash_bytes": run["release"]["flash_bytes"],
            "ram_bytes": run["release"]["ram_needed_bytes"], "graph_bytes": len(graph),
-           "mflops": graph_mflops([graph])[0]}
+           "mflops": ops.graph_mflops([graph])[0]}
     if "profiled" in run:
-        rec["per_op"] = mcu_check.per_op(run["profiled"]["ops"][0], len(got), mcu_check.layer_macs(graph), len(got))
+        rec["per_op"] = board_check.per_op(run["profiled"]["ops"][0], len(got), ops.layer_macs(graph), len(got))
     return rec
 
 
 def input_range(graph: bytes) -> float:
     """The largest float value a graph's int8 input can represent: about 1 for inputs in [0, 1], 255 for pixels."""
-    from common.edge.export import TFLiteRunner
 
     scale, zero = TFLiteRunner(graph).input["quantization"]
     return float((127 - zero) * scale) if scale else float("inf")

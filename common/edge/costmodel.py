@@ -1,5 +1,5 @@
 """What an exit costs on a device: instructions per operator from one profiled firmware run of the int8 graphs
-(`edge.mcu_check.on_board`, cached by everything that goes in, the graphs among them), split per segment into the
+(`edge.board_check.on_board`, cached by everything that goes in, the graphs among them), split per segment into the
 backbone (what computes the map handed on) and the exit head, and scaled to the release build's counts; and, where
 no firmware can be built, an instructions-per-MAC table per operator and shape class fitted on measured layers,
 an estimate that says so (docs/placement.md).
@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
-from common.errors import ConfigError
+from .. import paths
+from ..console import quiet
+from ..errors import ConfigError
+from ..files import read_csv, write_csv
+from . import board, board_check
+from .ops import MAC_OPS, op_macs
+from .toolchain import BOARDS, KERNELS, FirmwareError
 
 log = logging.getLogger("trecx.cost")
 FLOPS = "flops"
-MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")  # the operators that multiply-accumulate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +53,6 @@ class Cost:
 
 def parse(cost: str | Cost) -> Cost:
     """`cost` as a Cost; a one-line ConfigError naming what is accepted."""
-    from common.edge.mcu import BOARDS, KERNELS
 
     if isinstance(cost, Cost):
         return cost
@@ -66,9 +71,6 @@ def graph_ops(graph: bytes) -> list[dict]:
     stride (convolutions), and `part`: "backbone" when it computes the segment's output "features" or its
     "final", "head" otherwise (the exit head: its cost is paid only by the exits that run it)."""
     from ai_edge_litert.interpreter import Interpreter
-
-    from common.console import quiet
-    from common.edge.mcu_check import op_macs
 
     with quiet((2,)):
         it = Interpreter(model_content=graph)
@@ -104,13 +106,11 @@ def profile(segments: list[bytes], x: np.ndarray, cost: Cost, work: Path | None 
     profiled firmware run of all segments on `x` (no exit fires, so every segment runs on every sample), scaled
     so that each segment's operators sum to its release build's count (the profiler's overhead removed, the
     segment's own call overhead spread over its operators)."""
-    from common import paths
-    from common.edge import board, mcu_check
 
     libs = board.libraries(cost.cpu, cost.kernels, profile=True)
     # no board limits: a profile's one arena holds every segment of a probe with many exits, which no
     # deployment would (the deployed model's own firmware record checks that it fits)
-    rec = mcu_check.on_board(segments, [None] * (len(segments) - 1), x, libs, cost.cpu,
+    rec = board_check.on_board(segments, [None] * (len(segments) - 1), x, libs, cost.cpu,
                              work or paths.cache_dir() / "firmware", limits=(1 << 30, 1 << 30),
                              note="a cost profile: every segment runs")
     n = len(rec["release"]["samples"])
@@ -213,12 +213,16 @@ def held_out(rows: list[dict], groups: str = "task") -> list[dict]:
     return out
 
 
-def table_path(cost: Cost, root: Path) -> Path:
-    return root / "costmodel" / f"{cost.device}.csv"
+def tables_dir() -> Path:
+    """Where the instructions-per-MAC tables are read from: $TRECX_COST_TABLES, else the ones the package ships."""
+    return Path(os.environ.get("TRECX_COST_TABLES") or Path(__file__).parent / "tables")
+
+
+def table_path(cost: Cost, folder: Path | None = None) -> Path:
+    return (folder or tables_dir()) / f"{cost.device}.csv"
 
 
 def write_table(table: dict[str, dict], path: Path) -> None:
-    from common.evaluation.evaluate import write_csv
 
     write_csv(path, [table[c] for c in sorted(table)])
 
@@ -228,24 +232,21 @@ def read_table(path: Path) -> dict[str, dict]:
     if not path.exists():
         raise ConfigError(f"{path} not found: no instructions-per-MAC table for this device (python -m common "
                           "costmodel fits one from measured layers)")
-    from common.evaluation.evaluate import read_csv
 
     return {r["class"]: r for r in read_csv(path)}
 
 
-def segment_costs(segments: list[bytes], x: np.ndarray, cost: Cost, root: Path | None = None) -> tuple[list[list[dict]],
-                                                                                                    str]:
+def segment_costs(segments: list[bytes], x: np.ndarray, cost: Cost,
+                  tables: Path | None = None) -> tuple[list[list[dict]], str]:
     """Per-operator instructions of the segments and where they came from: a profiled firmware run, or, when
     `cost.estimate` or no firmware can be built here (no Arm toolchain, QEMU or TFLM sources), the table."""
-    from common import paths
-    from common.edge.mcu import FirmwareError
 
     if not cost.estimate:
         try:
             return profile(segments, x, cost), f"measured: a profiled firmware run on {cost.cpu} ({cost.kernels})"
         except FirmwareError as e:
             log.warning("no firmware for %s (%s): estimating from the instructions-per-MAC table", cost.name, e)
-    path = table_path(cost, root or paths.results_dir())
+    path = table_path(cost, tables)
     return estimate(segments, read_table(path)), f"estimated: the instructions-per-MAC table {path.name}"
 
 

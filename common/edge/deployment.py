@@ -14,14 +14,14 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from common import files
-from common.edge import micro
-from common.edge.export import TFLiteRunner, segment_names, split_at_exits, to_tflite
-from common.edge.runtime import MultiExitRuntime
-from common.errors import ModelFileError, TrecxError
-from common.evaluation import calibrate, sweep
-from common.evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD, predict
-from common.models import contract
+from .. import files
+from ..errors import ModelFileError, TrecxError
+from ..evaluation import calibrate, sweep
+from ..evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD, predict
+from ..models import contract
+from . import tflm
+from .export import TFLiteRunner, export_segments, segment_names, to_tflite
+from .runtime import MultiExitRuntime
 
 DROP_POINTS = (1, 2, 3)  # the trade-offs sweep.tradeoffs reports
 RULES = ("certified", "certified_per_exit", "validation")  # how the deployed thresholds are chosen (docs)
@@ -57,16 +57,11 @@ def export_graphs(model: keras.Model, base: keras.Model, calib: np.ndarray, pool
     """Float and int8 graphs of every segment and of the baseline (global pooling lowered by `pooling`, see
     `export.to_tflite`); each segment is calibrated on what it reads from the same training samples (the
     previous segment's feature maps)."""
-    segs = split_at_exits(model)
-    names = segment_names(len(segs) - 1)
-    graphs, x, n = {}, calib, len(calib)
-    for name, seg in zip(names, segs, strict=True):
-        graphs[f"{name}_float"] = to_tflite(seg, pooling=pooling)
-        graphs[f"{name}_int8"] = to_tflite(seg, x, n, pooling)
-        if "features" in seg.output:
-            x = predict(seg, x)["features"]
+    names = segment_names(len(contract.exit_names(model)) - 1)
+    graphs = {f"{name}_{kind}": g for kind, x in (("float", None), ("int8", calib))
+              for name, g in zip(names, export_segments(model, x, pooling), strict=True)}
     return graphs | {"baseline_float": to_tflite(base, pooling=pooling),
-                     "baseline_int8": to_tflite(base, calib, n, pooling)}
+                     "baseline_int8": to_tflite(base, calib, len(calib), pooling)}
 
 
 def graph_outputs(graphs: dict[str, bytes], kind: str, x: np.ndarray, desc: str) -> dict[str, np.ndarray]:
@@ -98,10 +93,10 @@ def tflm_check(graphs: dict[str, bytes], x: np.ndarray) -> dict:
     for name in (*names, "baseline"):
         runner = TFLiteRunner(graphs[f"{name}_int8"])
         rows = [runner.quantize(r) for r in inputs[name]]
-        out["arena_bytes"][f"{name}_int8"] = micro.arena_size(graphs[f"{name}_int8"], rows[0])
-        tflm, diff = micro.MicroRunner(graphs[f"{name}_int8"]), 0
+        out["arena_bytes"][f"{name}_int8"] = tflm.arena_size(graphs[f"{name}_int8"], rows[0])
+        micro, diff = tflm.MicroRunner(graphs[f"{name}_int8"]), 0
         for r in rows:  # the same raw outputs by name from both interpreters
-            ref, got = runner.raw(r), tflm.raw(r)
+            ref, got = runner.raw(r), micro.raw(r)
             diff = max(diff, *(int(np.abs(got[k].astype(np.int32) - ref[k].astype(np.int32)).max()) for k in ref))
         out["max_lsb_diff_vs_litert"][f"{name}_int8"] = diff
     return out

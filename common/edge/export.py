@@ -15,7 +15,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common.console import quiet
+from ..console import quiet
+from ..errors import TrecxError
+from ..evaluation.evaluate import predict
+from ..models import contract
 
 
 def segment_names(k: int) -> list[str]:
@@ -29,7 +32,6 @@ def split_at_exits(model: keras.Model) -> list[keras.Model]:
     for the first) to {exit i, "features": the map exit i reads}; the last maps its map to {"final"}. The
     backbone must reach each later layer only through these maps (true of chains and of residual stacks
     tapped after their add)."""
-    from common.models import contract
 
     names = contract.exit_names(model)
     taps = [model.get_layer(n).input for n in names[:-1]]
@@ -42,6 +44,21 @@ def split_at_exits(model: keras.Model) -> list[keras.Model]:
 
 
 POOLINGS = ("mean", "average_pool")  # how global average pooling is lowered (pooling_as_average_pool)
+
+
+def export_segments(model: keras.Model, calibration_x: np.ndarray | None = None, pooling: str = "mean"
+                    ) -> list[bytes]:
+    """TFLite graphs of the model split at its exits (`split_at_exits`; a model without exits: one graph): float,
+    or full-integer int8 with `calibration_x` (training inputs), each segment calibrated on what it reads from
+    them (the previous segment's feature maps). `pooling`: global average pooling as MEAN, or "average_pool"
+    (AVERAGE_POOL_2D, which CMSIS-NN runs far faster; `to_tflite`). The one export path of the API and `deploy`."""
+
+    graphs, x = [], calibration_x
+    for segment in split_at_exits(model):
+        graphs.append(to_tflite(segment, x, len(x), pooling) if x is not None else to_tflite(segment, pooling=pooling))
+        if x is not None and "features" in segment.output:
+            x = predict(segment, x)["features"]
+    return graphs
 
 
 def to_tflite(model: keras.Model, representative: np.ndarray | None = None, samples: int = 200,
@@ -169,7 +186,6 @@ class TFLiteRunner:
     def quantize(self, x: np.ndarray) -> np.ndarray:
         d = self.input
         if tuple(np.shape(x)) != tuple(int(v) for v in d["shape"][1:]):
-            from common.errors import TrecxError
 
             raise TrecxError(f"the graph takes one input of shape {tuple(int(v) for v in d['shape'][1:])} (no batch "
                              f"axis), got {tuple(np.shape(x))}")

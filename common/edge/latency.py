@@ -9,9 +9,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from common.edge.deployment import segments_of
-from common.edge.export import segment_names
-from common.edge.runtime import MultiExitRuntime, SingleRuntime, runner
+from .deployment import segments_of
+from .export import segment_names
+from .runtime import MultiExitRuntime, SingleRuntime, runner
 
 
 def timed(fn, x: np.ndarray) -> tuple[float, object]:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.edge.export import TFLiteRunner
+from .export import TFLiteRunner
+from .tflm import MicroRunner
 
 
 @dataclass
@@ -25,7 +26,6 @@ def runner(content: bytes, backend: str = "litert", num_threads: int = 1):
     if backend == "litert":
         return TFLiteRunner(content, num_threads)
     if backend == "tflm":
-        from common.edge.micro import MicroRunner
 
         return MicroRunner(content)
     raise ValueError(f"backend must be litert or tflm, got '{backend}'")
@@ -109,3 +109,9 @@ class SingleRuntime:
         self.model.invoke(self.model.quantize(x))
         p = self.model.dequantize("final", self.model.get("final"))
         return Prediction(int(p.argmax()), "final", p)
+
+
+def exit_probs(graphs, x: np.ndarray) -> list[np.ndarray]:
+    """Every exit's probabilities from int8 graphs (or their `MultiExitRuntime`) on the rows of x, as they run."""
+    rt = graphs if isinstance(graphs, MultiExitRuntime) else MultiExitRuntime(list(graphs), [0.0] * (len(graphs) - 1))
+    return rt.outputs(x)

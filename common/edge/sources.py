@@ -2,7 +2,7 @@
 exit thresholds in int8 units and the hand-over rules (`trecx_model.h/.cc`, generated), beside the runner over
 TFLite Micro's MicroInterpreter that runs them in one tensor arena (`trecx_runner.h/.cc`, copied as they are
 from common/edge/firmware/). They build against any TFLM tree (docs/deployment.md, "In your own firmware");
-the project's benchmark firmware is built from exactly these files (`common.edge.mcu`).
+the project's benchmark firmware is built from exactly these files (`common.edge.toolchain`).
 
 A model with no early exit (one graph, no threshold) exports the same way: the baseline firmware uses it.
 """
@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common import files
-from common.edge.export import TFLiteRunner
-from common.edge.runtime import MultiExitRuntime
-from common.errors import ModelFileError, TrecxError
+from .. import files
+from ..console import quiet
+from ..errors import ModelFileError, TrecxError
+from .export import TFLiteRunner
+from .runtime import MultiExitRuntime
+from .toolchain import resolver_calls
 
 RUNNER = ("trecx_runner.h", "trecx_runner.cc")
 FIRMWARE = Path(__file__).with_name("firmware")
@@ -82,8 +84,6 @@ def arena_bound(graph: bytes) -> int:
     interpreter, which crashes on some graphs (keras.applications' MobileNet tail) when an arena is too small."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from common.console import quiet
-
     with quiet((2,)):
         it = Interpreter(model_content=graph)
     tensors = {t["index"]: t for t in it.get_tensor_details()}
@@ -125,7 +125,6 @@ def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: in
         out.append(row)
     if arena_bytes is None:
         arena_bytes = sum(map(arena_bound, segments)) + ARENA_MARGIN
-    from common.edge.mcu import resolver_calls
 
     first = runners[0]
     return Spec(out, int(np.prod(first.outputs[_exit(first)]["shape"])), int(np.prod(first.input["shape"])),

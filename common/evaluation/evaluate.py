@@ -5,22 +5,17 @@ Everything is written as CSV/JSON into the variant's results folder; figures are
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from common import files
-from common.evaluation import calibrate, sweep
-from common.models import flops
-from common.reporting.summary import FILE, Summary
-
-SPLITS = ("val", "test")
-
-
-exit_names = flops.exit_names  # classifier outputs in exit order, `final` last
+from .. import files
+from ..files import read_csv, write_csv
+from ..models import contract, flops
+from . import calibrate, sweep
+from .summary import FILE, Summary
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
@@ -37,6 +32,12 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> dict[str
     out = model.predict(padded, batch_size=batch, verbose=0)
     out = out if isinstance(out, dict) else {"final": out}
     return {k: v[:n] for k, v in out.items()}
+
+
+def exit_probs(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
+    """Every exit's softmax on the rows of x, in exit order (the final exit last)."""
+    out = predict(model, x)
+    return [out[n] for n in contract.exit_names(model)]
 
 
 def cached_outputs(model: keras.Model, data: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
@@ -64,25 +65,6 @@ def weights_digest(model: keras.Model) -> str:
     return h.hexdigest()
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with files.atomic(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        w.writeheader()
-        w.writerows(rows)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(f)]
-
-
-def _num(v: str):
-    try:
-        return float(v)
-    except ValueError:
-        return None if v == "" else v
-
-
 def curve_rows(curve: dict[str, np.ndarray], names: list[str]) -> list[dict]:
     return [{"rho": float(curve["rho"][i]), "accuracy": float(curve["accuracy"][i]),
              "mflops": float(curve["mflops"][i]),
@@ -98,7 +80,7 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
     baseline: {"val_accuracy", "test_accuracy", "mflops"} of the reference model for the trade-offs;
     baseline_right: its per-sample correctness per split, for the guaranteed trade-offs (`guaranteed`).
     """
-    names = exit_names(model)
+    names = contract.exit_names(model)
     costs = flops.exit_costs(model)
     cum = [costs[n]["mflops"] for n in names]
     exits = []

@@ -1,29 +1,15 @@
-"""Figures drawn from the results files (CSV, NPZ); axis limits always follow the data."""
+"""The evaluation's figures, drawn from the results files (CSV, NPZ); axis limits always follow the data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
-from common import files
-from common.evaluation.evaluate import read_csv
-
-
-def _save(fig, ax, out: Path, title: str, legend: bool = True, grid_axis: str = "both") -> None:
-    """Title, grid and legend, then write the figure to `out` (its folder made) and close it."""
-    ax.set_title(title)
-    ax.grid(alpha=0.3, axis=grid_axis)
-    if legend:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    with files.atomic(out) as tmp:
-        fig.savefig(tmp, dpi=130)
-    plt.close(fig)
+from .. import files
+from ..figures import plt
+from ..figures import save as _save
+from ..files import read_csv
 
 
 def benefit_curves(curves: dict[str, Path], out: Path, baseline: tuple[float, float] | None = None,
@@ -79,22 +65,6 @@ def placement(rows: list[dict], out: Path, baseline: float | None = None, baseli
         ax.axhline(100 * baseline, color="k", ls="--", lw=1, label=baseline_label)
     ax.set_xticks(pos, [f"after block {p}" for p in pos])
     ax.set_ylabel("test accuracy (%)")
-    _save(fig, ax, out, title)
-
-
-def training_curves(logs: dict[str, Path], out: Path, metric: str = "val_final_loss", mark: int | None = None,
-                    title: str = "") -> None:
-    """`metric` per epoch from each run's log.csv (a baseline logs `val_loss`, used when `metric` is
-    absent); `mark` draws a line at an epoch (e.g. the end of the head-only phase)."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for label, path in logs.items():
-        rows = read_csv(path)
-        key = metric if metric in rows[0] else "val_loss"
-        ax.plot([r["epoch"] + 1 for r in rows], [r[key] for r in rows], label=f"{label} ({key})")
-    if mark is not None:
-        ax.axvline(mark + 0.5, color="k", ls=":", lw=1)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
     _save(fig, ax, out, title)
 
 
@@ -184,90 +154,6 @@ def calibration_study(rows: list[dict], out: Path, delta: float, title: str = ""
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle(title)
-    fig.tight_layout()
-    with files.atomic(out) as tmp:
-        fig.savefig(tmp, dpi=130)
-    plt.close(fig)
-
-
-def firmware_breakdown(rec: dict, out: Path, title: str = "") -> None:
-    """Instructions per sample on the emulated board (profiled build), by operator type: the baseline firmware
-    against the early-exit one (every segment where it ran), each bar stacked by operator; below, where the record
-    has MACs, the instructions per MAC of each baseline layer, with the first early exit's place marked."""
-    bars = {"baseline": rec["per_op"]["baseline"],
-            "early exit": [r for name in rec.get("segments", ["head", "tail"]) for r in rec["per_op"][name]]}
-    ops = list(dict.fromkeys(r["op"] for rows in bars.values() for r in sorted(rows, key=lambda r: -r[
-        "instructions_per_sample"])))
-    layers = [r for r in rec.get("per_layer", {}).get("baseline", []) if r.get("instructions_per_mac")]
-    fig, axes = plt.subplots(2 if layers else 1, 1, figsize=(7, 6.2 if layers else 3.2), squeeze=False,
-                             height_ratios=[1, 1.4] if layers else None, layout="constrained")
-    ax = axes[0, 0]
-    colors = dict(zip(ops, plt.get_cmap("tab20")(np.linspace(0, 1, max(len(ops), 2))), strict=False))
-    labelled = set()
-    for y, rows in enumerate(bars.values()):
-        left = 0.0
-        for op in ops:
-            v = sum(r["instructions_per_sample"] for r in rows if r["op"] == op) / 1e6
-            if v:
-                ax.barh(y, v, left=left, color=colors[op], label=None if op in labelled else op)
-                labelled.add(op)
-                left += v
-    ax.set_yticks(range(len(bars)), list(bars))
-    ax.set_xlabel("million instructions per sample (profiled build)")
-    ax.invert_yaxis()
-    handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, labels, fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.3))
-    ax.set_title(title or f"instruction cut {rec['instruction_cut_pct']:.1f}% vs FLOPs cut {rec['flops_cut_pct']:.1f}%",
-                 fontsize=9)
-    ax.grid(alpha=0.3, axis="x")
-    if layers:
-        ax = axes[1, 0]
-        ax.bar(range(len(layers)), [r["instructions_per_mac"] for r in layers],
-               color=[colors.get(r["op"], "gray") for r in layers])
-        ax.set_xticks(range(len(layers)), [str(r["index"]) for r in layers], fontsize=6)
-        ax.set_xlabel("baseline layer (operator index; bar colour: operator)")
-        ax.set_ylabel("instructions per MAC")
-        from common.edge.mcu_check import shared_layers
-
-        shared = shared_layers(rec["per_layer"]["head"], rec["per_layer"]["baseline"])
-        cut = sum(1 for r in layers if r["index"] < shared)
-        if 0 < cut < len(layers):
-            ax.axvline(cut - 0.5, color="k", ls="--", lw=1)
-            ax.text(cut - 0.4, ax.get_ylim()[1] * 0.92, "early exit", fontsize=7, va="top")
-        ax.grid(alpha=0.3, axis="y")
-    with files.atomic(out) as tmp:
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-
-
-def exit_placement(rows: list[dict], out: Path, budget: float, title: str = "") -> None:
-    """The placement search (`studies.placement`): for one exit, the calibration cut at `budget` points of each
-    position (one line per head width, validation rule solid, certified dashed), one panel per cost basis;
-    the best pair and triple of each basis as markers at their first exit's position."""
-    costs = list(dict.fromkeys(r["cost"] for r in rows))
-    fig, axes = plt.subplots(1, len(costs), figsize=(5 * len(costs), 3.8), squeeze=False)
-    for ax, cost in zip(axes[0], costs, strict=True):
-        mine = [r for r in rows if r["cost"] == cost and r["budget_points"] == budget]
-        taps = list(dict.fromkeys(r["taps"] for r in mine if r["k"] == 1))
-        for rule, style in (("validation", "-"), ("certified", "--")):
-            for width in dict.fromkeys(r["widths"] for r in mine if r["k"] == 1):
-                got = {r["taps"]: r["cut_pct"] for r in mine if r["k"] == 1 and r["rule"] == rule
-                       and r["widths"] == width}
-                ax.plot(range(len(taps)), [np.nan if got.get(t) is None else got[t] for t in taps], style,
-                        marker=".", label=f"{width}, {rule}")
-            for k, mark in ((2, "s"), (3, "^")):
-                best = [r for r in mine if r["k"] == k and r["rule"] == rule and r["cut_pct"] is not None]
-                if best:
-                    b = max(best, key=lambda r: r["cut_pct"])
-                    ax.plot([taps.index(b["taps"].split()[0])], [b["cut_pct"]], mark, ms=8, mfc="none",
-                            label=f"best {k} exits, {rule}: {b['taps']}")
-        ax.set_xticks(range(len(taps)), taps, rotation=60, ha="right", fontsize=6)
-        ax.set_xlabel("exit after")
-        ax.set_ylabel(f"cut in {cost} (%)")
-        ax.set_title(cost, fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=5)
-    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with files.atomic(out) as tmp:
         fig.savefig(tmp, dpi=130)

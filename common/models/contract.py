@@ -11,6 +11,13 @@ A model's outputs are a dict keyed by name:
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
+import keras
+
+from ..errors import ModelFileError
+
 FINAL, EARLY, MIXTURE = "final", "early_exit", "mixture"
 EXIT_PREFIX, CONFIDENCE_PREFIX = "exit_", "confidence_"
 # Layers whose names start so belong to exit heads, never to a backbone (warm starts skip them).
@@ -88,3 +95,23 @@ def check(model) -> None:
                 raise ValueError(f"model '{model.name}' has confidence head '{n}' for an exit it lacks")
         elif n not in exits and n != MIXTURE:
             raise ValueError(f"model '{model.name}' has an output '{n}' outside the contract")
+
+
+def load_model(path: Path | str):
+    """A `.keras` model, checked against the output contract; a missing, truncated or foreign file
+    raises ModelFileError naming it."""
+    # the project's serializable classes are registered by the package's __init__, which ran before this module
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"model file {path} is not a .keras archive (truncated or another format)")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many kinds here; the message names the file either way
+        raise ModelFileError(f"cannot load model file {path}: {str(e).splitlines()[0][:200]}") from e
+    try:
+        check(model)
+    except ValueError as e:
+        raise ModelFileError(f"model file {path}: {e}") from e
+    return model

@@ -27,8 +27,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from common.errors import ModelError
-from common.models import contract
+from ..errors import ModelError
+from . import contract
 
 Counter = Callable[[layers.Layer, list[tuple], tuple], int]
 COUNTERS: dict[type, Counter] = {}
@@ -152,7 +152,6 @@ def path_layers(model: keras.Model, outputs: list[str]) -> list[layers.Layer]:
     return [layer for layer in sub.layers if not isinstance(layer, layers.InputLayer)]
 
 
-exit_names = contract.exit_names  # re-exported: callers count exits through the contract
 confidence_of = contract.confidence_of
 
 
@@ -170,7 +169,7 @@ def exit_costs(model: keras.Model) -> dict[str, dict[str, float]]:
     """Per exit, in exit order: MFLOPs and parameters of everything a sample that leaves there ran
     (every earlier exit head and confidence head included, since they were evaluated to decide),
     plus the standalone cost of the exit alone (its own path, no other exit head)."""
-    names = exit_names(model)
+    names = contract.exit_names(model)
 
     def with_confidence(exits: list[str]) -> list[str]:
         return exits + [c for c in (confidence_of(model, e) for e in exits) if c]

@@ -1,4 +1,5 @@
-"""A user's Keras classifier as the flat functional graph an exit is attached to.
+"""A user's Keras classifier as the flat functional graph an exit is attached to, and what an exit needs to know
+of that graph: its classifier, the feature map a layer taps, what each tensor is computed from.
 
 Sequential models become functional ones; a single output given in a list or a dict is unwrapped; nested
 models (a backbone used as a layer) are inlined, their layers addressed as `backbone/layer`; a user layer
@@ -11,8 +12,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from common.errors import ModelError
-from common.models import contract
+from ..errors import ModelError
+from . import contract
 
 # names the exit's own layers take (api.attach_exit, paper_exit.exit_heads): a user layer so named is renamed
 RESERVED = (contract.FINAL, contract.EARLY, contract.MIXTURE, "ev_concat", "final_flatten")
@@ -132,3 +133,109 @@ def functional(model: keras.Model, share: bool = False) -> tuple[keras.Model, di
     copy = keras.Model(inputs, flat.run(model, inputs), name=model.name)
     flat.finish()
     return copy, flat.addresses
+
+
+POOLINGS = (layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D, layers.GlobalMaxPooling1D,
+            layers.GlobalMaxPooling2D)
+
+
+def producer(tensor):
+    return tensor._keras_history[0]
+
+
+def ancestors(tensor) -> set[int]:
+    """Ids of every tensor the value of `tensor` is computed from (itself included)."""
+    seen, stack = set(), [tensor]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        history = getattr(t, "_keras_history", None)
+        if history is None:
+            continue
+        node = history[0]._inbound_nodes[history[1]]
+        stack.extend(node.input_tensors)
+    return seen
+
+
+PASS_THROUGH = (layers.Activation, layers.Softmax, layers.Reshape, layers.Flatten, layers.Dropout)
+
+
+def through(tensor):
+    """Walk back from `tensor` over weightless reshaping layers (activation, reshape, flatten, dropout);
+    returns (the first other layer, whether a softmax was passed)."""
+    softmax = False
+    layer = producer(tensor)
+    while isinstance(layer, PASS_THROUGH):
+        softmax |= isinstance(layer, layers.Softmax) or activation_name(layer) == "softmax"
+        layer = producer(layer.input)
+    return layer, softmax
+
+
+def activation_name(layer) -> str:
+    return getattr(getattr(layer, "activation", None), "__name__", "")
+
+
+def classifier(model: keras.Model) -> layers.Layer:
+    """The model's classifier: a Dense layer, or a 1x1 Conv2D as in keras.applications.MobileNet, followed
+    (through reshapes) by a softmax; a one-line ModelError naming the model when there is none."""
+    if len(model.inputs) != 1:
+        raise ModelError(f"model '{model.name}' has {len(model.inputs)} inputs: an early exit needs a single-input "
+                         "classifier")
+    if isinstance(model.output, (dict, list, tuple)):
+        raise ModelError(f"model '{model.name}' has several outputs: give it a single softmax classifier output")
+    layer, softmax = through(model.output)
+    dense = isinstance(layer, layers.Dense) or (isinstance(layer, (layers.Conv1D, layers.Conv2D)) and
+                                                set(layer.kernel_size) == {1})
+    if not dense or not (softmax or activation_name(layer) == "softmax"):
+        raise ModelError(f"model '{model.name}' does not end in a softmax classifier (its last weighted layer "
+                         f"'{layer.name}' is a {type(layer).__name__}{'' if softmax else ', with no softmax after'})")
+    return layer
+
+
+def check_crossing(model: keras.Model, tap, after: str) -> None:
+    """A one-line ModelError when the network after the cut at `tap` reads a tensor from before it (a skip
+    connection across the cut): the segments hand over one feature map, so the rest must be computed from it."""
+    before = ancestors(tap) - {id(tap)}
+    seen, stack = set(), [model.output]
+    while stack:
+        t = stack.pop()
+        if t is tap or id(t) in seen:
+            continue
+        seen.add(id(t))
+        layer, index = t._keras_history[0], t._keras_history[1]
+        for x in layer._inbound_nodes[index].input_tensors:
+            if id(x) in before:
+                raise ModelError(f"layer '{layer.name}' of model '{model.name}' reads '{producer(x).name}' from "
+                                 f"before the exit after '{after}' (a skip connection across the cut): tap the block "
+                                 "after its merge, or earlier, so the rest of the network reads that map alone")
+            stack.append(x)
+
+
+def tap_of(model: keras.Model, after: str, addresses: dict[str, str]):
+    """The feature map layer `after` (the user's address: `layer`, or `backbone/layer` inside a nested model)
+    outputs in `model` (the flat copy, whose names `addresses` maps to)."""
+    try:
+        layer = model.get_layer(addresses.get(after, after))
+    except ValueError:
+        names = [a for a, n in addresses.items() if len(getattr(model.get_layer(n).output, "shape", ())) in (3, 4)]
+        raise ModelError(f"model '{model.name}' has no layer '{after}' on the path from its input to its output "
+                         f"(layers with a feature map: "
+                         f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''})") from None
+    tap = layer.output
+    if id(tap) not in ancestors(model.output):
+        raise ModelError(f"layer '{after}' of model '{model.name}' is not on the path to its output")
+    if len(tap.shape) not in (3, 4) or None in tap.shape[1:]:
+        raise ModelError(f"layer '{after}' of model '{model.name}' outputs shape {tuple(tap.shape)}: the exit needs "
+                         "a feature map of fixed size, (batch, height, width, channels) or (batch, steps, channels)")
+    return tap
+
+
+def keyed(model: keras.Model) -> tuple[keras.Model, bool]:
+    """`model` with its outputs by name, and whether it is a network without exits (a baseline, or Sequential):
+    then a flat copy whose one output is `final`."""
+    if isinstance(getattr(model, "_outputs_struct", None), dict):
+        return model, False
+    copy = functional(model, share=False)[0]
+    return keras.Model(copy.inputs, {contract.FINAL: copy.outputs[0]}, name=copy.name), True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from common.models import contract
+from . import contract
 
 
 def _reg(l2: float) -> keras.regularizers.Regularizer | None:

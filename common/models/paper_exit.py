@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from common.models.layers import _reg, _Sequence
+from . import contract
+from .layers import EV_PREFIX, _reg, _Sequence, ev_name
 
 
 @keras.saving.register_keras_serializable(package="trecx")
@@ -137,8 +138,6 @@ def exit_heads(taps: list, final_features, num_classes: int, cfgs: list[PaperCon
     EE on each of `taps` with its own config and, when `ev_assist`, its EV on `final_features`, built exit by
     exit. Names: `exit_i` and `ev_assist_i` (`numbered`), else the one exit's `early_exit` and `ev_assist`.
     Returns (the exits' probabilities, the EV outputs to concatenate before the final classifier)."""
-    from common.models import contract
-    from common.models.layers import EV_PREFIX, ev_name
 
     if not numbered and len(taps) != 1:
         raise ValueError(f"{len(taps)} exits need numbered names")

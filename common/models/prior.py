@@ -27,8 +27,8 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
-from common.models import contract, flops
-from common.models.layers import pool_features
+from . import contract, flops
+from .layers import pool_features
 
 LAMBDA = 0.1  # weight of the cost term in the EENets/PTEENet loss (costs are fractions of the full model)
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 
-from common.errors import ConfigError
+from .. import tasks
+from ..errors import ConfigError, ModelFileError
+from .contract import load_model
 
 
 @dataclass(frozen=True)
@@ -51,16 +54,19 @@ def names(task: str | None = None) -> list[str]:
     return sorted(n for t, n in _REGISTRY if task in (None, t))
 
 
-def all_variants() -> list[Variant]:
-    _load_tasks()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
 def _load_tasks() -> None:
     """Import the tasks' model modules, which register their variants."""
-    import importlib
 
-    from common.tasks import NAMES
+    for name in tasks.NAMES:
+        tasks.module(name, "model")
 
-    for name in NAMES:
-        importlib.import_module(f"{name}.model")
+
+def baseline_model(task, models_dir: Path):
+    """The model `task`'s trade-offs are measured against: the MLPerf reference, or `models_dir`/<baseline>.keras
+    (a one-line ModelFileError when it is missing)."""
+    if task.baseline == "mlperf_reference":
+        return task.reference()
+    path = models_dir / f"{task.baseline}.keras"
+    if not path.exists():
+        raise ModelFileError(f"{path} not found: the baseline of {task.name} (train --variant {task.baseline})")
+    return load_model(path)

@@ -10,8 +10,10 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from common.errors import ModelError
-from common.models import contract, flops
+from ..errors import ModelError
+from . import contract, flops
+from .attach import attach_exit
+from .graph import check_crossing, functional, tap_of
 
 CONVS = (layers.Conv1D, layers.Conv2D, layers.DepthwiseConv1D, layers.DepthwiseConv2D, layers.SeparableConv1D,
          layers.SeparableConv2D)
@@ -32,9 +34,6 @@ def candidate_taps(model: keras.Model, min_tail: float = 0.1) -> list[str]:
     """Layers (the user's addresses) after which an exit can go, in order from the input: a fixed-size feature
     map on the path to the output that a convolution reads (the end of a block: after its activation, pooling
     or merge), with no skip connection across the cut and at least `min_tail` of the FLOPs after it."""
-    from common import api
-    from common.models.graph import functional
-
     copy, addresses = functional(model, share=False)
     user = {v: k for k, v in addresses.items()}
     reads = _consumers(copy)
@@ -49,8 +48,8 @@ def candidate_taps(model: keras.Model, min_tail: float = 0.1) -> list[str]:
         if not any(x.weights for x in flops.path_layers(copy, [layer.name])):  # input scaling: no layer yet
             continue
         try:
-            api._tap(copy, layer.name, {})
-            api._crossing(copy, t, layer.name)
+            tap_of(copy, layer.name, {})
+            check_crossing(copy, t, layer.name)
         except ModelError:
             continue
         if 1 - flops.path_mflops(copy, [layer.name]) / total >= min_tail:
@@ -70,27 +69,22 @@ def check_widths(widths) -> None:
 
 def pointwise(model: keras.Model, taps: list[str], widths: list[str]) -> list[int]:
     """The 1x1 conv channels of heads of `widths` (WIDTHS) after `taps`: a multiple of each tap's channels."""
-    from common import api
-    from common.models.graph import functional
-
     check_widths(widths)
     copy, addresses = functional(model, share=False)
-    return [round(WIDTHS[w] * int(api._tap(copy, t, addresses).shape[-1])) for t, w in zip(taps, widths, strict=True)]
+    return [round(WIDTHS[w] * int(tap_of(copy, t, addresses).shape[-1])) for t, w in zip(taps, widths, strict=True)]
 
 
 def placed(builder: Callable[[], keras.Model], positions: tuple[int, ...], widths: tuple[str, ...], kernel: int = 2,
            ev_assist: bool = True) -> keras.Model:
     """`builder()`'s baseline with the paper's exit (EV assist included) after its candidate taps number
     `positions` (`candidate_taps` order), of `widths`: a placement search's winner, to train jointly."""
-    from common import api
-
     base = builder()
     taps = candidate_taps(base)
     if max(positions) >= len(taps):
         raise ModelError(f"model '{base.name}' has {len(taps)} candidate taps; position {max(positions)} is past them")
     after = [taps[p] for p in positions]
-    built = api.attach_exit(base, after if len(after) > 1 else after[0], pointwise=pointwise(base, after, list(widths)),
-                            kernel=kernel, ev_assist=ev_assist)
+    built = attach_exit(base, after if len(after) > 1 else after[0], pointwise=pointwise(base, after, list(widths)),
+                        kernel=kernel, ev_assist=ev_assist)
     return built
 
 

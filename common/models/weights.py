@@ -9,9 +9,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import files, paths
-from common.errors import ConfigError, ModelFileError
-from common.models import contract
+from .. import paths
+from ..errors import ConfigError, ModelFileError
+from . import contract, registry
+from .contract import load_model
 
 _is_head = contract.is_head  # exit heads: never part of a backbone
 
@@ -53,7 +54,7 @@ def from_checkpoint(saved_model_dir: Path | str) -> list[tuple[str, list[np.ndar
 def from_keras(path: Path | str) -> list[tuple[str, list[np.ndarray]]]:
     """(layer name, weights) of the backbone layers (and final classifier) of one of our `.keras`
     models, in graph order."""
-    model = files.load_model(path)
+    model = load_model(path)
     return [(layer.name, layer.get_weights()) for layer in model.layers if layer.weights and not _is_head(layer.name)]
 
 
@@ -103,7 +104,6 @@ def warm_start(model: keras.Model, path: Path | str) -> int:
 def reference_model(task: str, path: str) -> keras.Model:
     """The task's `baseline` builder with an MLPerf reference model's weights copied in (a SavedModel
     folder or a Keras 2 .h5, `path` as configs record it)."""
-    from common.models import registry
 
     model = registry.get(task, "baseline").builder()
     warm_start(model, path)

@@ -13,13 +13,13 @@ import json
 import math
 from pathlib import Path
 
-from common import paths, tasks
-from common.data.sources import is_local_subset
-from common.errors import ModelFileError
-from common.evaluation.evaluate import read_csv
-from common.reporting.compare import SEEDS_METRICS, in_percent
-from common.reporting.summary import FILE, Summary, load
-from common.reporting.tables import markdown
+from .. import paths, tasks
+from ..data.sources import is_local_subset
+from ..errors import ModelFileError
+from ..evaluation.summary import FILE, Summary, load
+from ..files import read_csv
+from .compare import SEEDS_METRICS, in_percent
+from .tables import markdown
 
 
 def data_note(info: dict) -> str:

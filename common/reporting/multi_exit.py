@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.evaluation import plots
-from common.evaluation.evaluate import write_csv
-from common.reporting.summary import Summary, Tradeoff
+from ..evaluation import plots
+from ..evaluation.summary import Summary, Tradeoff
+from ..files import write_csv
 
 ONE_EXIT = "trecx_plus"  # the best shipped one-exit design: what the several-exit models are held against
 SHIPPED = "trecx2"  # the two-exit design shipped (`promote --ship-as trecx2`, chosen on validation)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common.evaluation.evaluate import read_csv, write_csv
-from common.reporting import firmware
-from common.reporting.firmware import BOARD, GOAL
-from common.reporting.summary import FILE as SUMMARY
-from common.reporting.summary import load
+from ..evaluation.summary import FILE as SUMMARY
+from ..evaluation.summary import load
+from ..files import read_csv, write_csv
+from . import board
+from .board import BOARD, GOAL
+from .targets import row
 
 FILE = "placement_targets.csv"
 VWW_CUT = 35.0  # % of instructions: what VWW's best shipped exit cut before the placement search (at 7 points)
@@ -28,11 +29,12 @@ MINUTES = 30.0  # CPU-minutes of a placement search on the examples' network
 
 
 def _records(results: Path, task: str) -> list[dict]:
-    return [r | {"drop": firmware.threshold(r)["test_drop_points"]} for r in firmware.records(results, task)]
+    return [r | {"drop": board.threshold(r)["test_drop_points"]} for r in board.records(results, task)]
 
 
 def _row(target: str, measured, required, met: bool, note: str) -> dict:
-    return {"target": target, "measured": measured, "required": required, "met": met, "note": note}
+    task = {"VWW": "visual_wake_words", "KWS": "keyword_spotting"}.get(target.split()[0], "all")
+    return row(target, task, measured, required, met, note)
 
 
 def vww(results: Path) -> list[dict]:

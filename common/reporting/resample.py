@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.evaluation import sweep
-from common.evaluation.evaluate import gain
-from common.reporting.summary import Summary, load
+from ..evaluation import sweep
+from ..evaluation.evaluate import gain
+from ..evaluation.summary import Summary, load
 
 ROUNDS = 1000  # bootstrap draws: the 2.5/97.5 percentiles settle to about 0.05 points
 

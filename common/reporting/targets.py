@@ -17,10 +17,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from common import tasks
-from common.errors import ConfigError
-from common.evaluation.evaluate import curve_gain, read_csv
-from common.reporting.resample import ROUNDS, Resampler
+from .. import tasks
+from ..errors import ConfigError
+from ..evaluation.evaluate import curve_gain
+from ..files import read_csv
+from .resample import ROUNDS, Resampler
+
+COLUMNS = ("target", "task", "measured", "required", "met", "note")  # every targets file's first columns
+
+
+def row(target: str, task: str, measured, required, met, note: str = "", **details) -> dict:
+    """A target as every targets file writes it (targets.csv, firmware_targets.csv, firmware_deploy_targets.csv,
+    placement_targets.csv): what is promised, for which task ("all": across them), the number measured, the
+    number required, whether it is met (None: not measurable yet) and a note; then that file's own details."""
+    return dict(zip(COLUMNS, (target, task, measured, required, met, note), strict=True)) | details
 
 
 def parse_ref(ref: float | str) -> tuple:
@@ -87,9 +97,8 @@ def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
         ci = None
         if met is not None and rounds:
             ci = resampler.interval(parse_ref(t.measure), parse_ref(t.at_least), rounds, margin=t.margin)
-        rows.append({"target": t.name, "measure": t.measure, "measured": got, "required": need,
-                     "gap": None if met is None else got - need, "met": met,
-                     "gap_ci95_low": ci and ci[0], "gap_ci95_high": ci and ci[1],
-                     "beyond_noise": None if ci is None else ci[0] > 0 or ci[1] < 0, "paper": t.paper}
-                    | drop | {"within_budget": within})
+        rows.append(row(t.name, task.name, got, need, met, measure=t.measure,
+                        gap=None if met is None else got - need, gap_ci95_low=ci and ci[0],
+                        gap_ci95_high=ci and ci[1], beyond_noise=None if ci is None else ci[0] > 0 or ci[1] < 0,
+                        paper=t.paper, **drop, within_budget=within))
     return rows

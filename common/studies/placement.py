@@ -2,8 +2,8 @@
 candidate tap (post-training, one probe model per width), every position and every ordered pair and triple scored
 by the cut they give in a cost basis (FLOPs, or a device's instructions: `edge.costmodel`) at an accuracy budget,
 under two threshold rules: the cheapest rho within the budget on the calibration split ("validation"), and the
-rho certified there (`evaluation.calibrate`, "certified"). The winner is then trained jointly (`api.train_exit`)
-and its own int8 graphs certified and checked on the board (docs/placement.md).
+rho certified there (`evaluation.calibrate`, "certified"). The winner is then trained jointly
+(`train.training.train_exit`) and its own int8 graphs certified and checked on the board (docs/placement.md).
 """
 
 from __future__ import annotations
@@ -16,11 +16,17 @@ import os
 import keras
 import numpy as np
 
-from common.edge import costmodel
-from common.errors import ModelError
-from common.evaluation import calibrate, sweep
-from common.models import contract, flops
-from common.models.taps import candidate_taps, check_widths, pointwise
+from ..edge import costmodel
+from ..edge.export import export_segments
+from ..edge.sources import MAX_SEGMENTS
+from ..errors import ModelError
+from ..evaluation import calibrate, sweep
+from ..evaluation.evaluate import exit_probs
+from ..models import contract, flops
+from ..models.attach import attach_exit
+from ..models.graph import functional
+from ..models.taps import candidate_taps, check_widths, pointwise
+from ..train.training import compile_model, keyed
 
 log = logging.getLogger("trecx.placement")
 RULES = ("validation", "certified")
@@ -46,7 +52,6 @@ class Placement:
 
 
 def _train_probe(probe: keras.Model, train_ds, epochs: int, steps: int | None, lr: float) -> None:
-    from common.train.training import compile_model, keyed
 
     names = contract.exit_names(probe)
     for layer in probe.layers:  # the heads alone: the backbone and the final classifier are the baseline's
@@ -70,16 +75,13 @@ def probe_heads(model: keras.Model, taps: list[str], width: str, train_ds, cal: 
                 lr: float) -> tuple[list[dict], dict[str, str], list[dict]]:
     """One probe (a head of `width` after every tap) trained on the frozen backbone; per head its outputs and
     costs: the backbone to its tap and the head itself, in MFLOPs and (a device `cost`) instructions."""
-    from common import api
-    from common.models.graph import functional
-
     copy, addresses = functional(model, share=False)
-    probe = api.attach_exit(model, taps, pointwise=pointwise(model, taps, [width] * len(taps)), kernel=kernel,
-                            ev_assist=False)
+    probe = attach_exit(model, taps, pointwise=pointwise(model, taps, [width] * len(taps)), kernel=kernel,
+                        ev_assist=False)
     _train_probe(probe, train_ds, epochs, steps, lr)
     names = contract.exit_names(probe)
-    out_cal = api.outputs(probe, cal[0])
-    out_test = api.outputs(probe, test[0]) if test is not None else None
+    out_cal = exit_probs(probe, cal[0])
+    out_test = exit_probs(probe, test[0]) if test is not None else None
     costs = flops.exit_costs(probe)
     final_flops = flops.path_mflops(copy, [copy.layers[-1].name])
     heads = []
@@ -101,14 +103,12 @@ def _device_costs(probe: keras.Model, names: list[str], heads: list[dict], cost_
     """Each head's device costs (backbone to its tap, the head, the whole backbone), from the trained probe's int8
     graphs profiled a few exits at a time (a firmware holds at most MAX_SEGMENTS segments); returns the
     measured operators (none when estimated)."""
-    from common import api
-    from common.edge.sources import MAX_SEGMENTS
 
     measured = []
     for start in range(0, len(names), MAX_SEGMENTS - 1):
         chunk = names[start:start + MAX_SEGMENTS - 1]
         sub = keras.Model(probe.inputs, {n: probe.output[n] for n in [*chunk, contract.FINAL]})
-        per_segment, sources[cost.name] = costmodel.segment_costs(api.export_int8(sub, cost_x), cost_x[:4], cost)
+        per_segment, sources[cost.name] = costmodel.segment_costs(export_segments(sub, cost_x), cost_x[:4], cost)
         back, head, total = _backbone_and_heads(per_segment)
         for h, b, c in zip(heads[start:], back, head, strict=False):
             h |= {"device_backbone": float(b), "device_head": float(c), "device_final": total}

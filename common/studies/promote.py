@@ -14,9 +14,11 @@ import logging
 import shutil
 from pathlib import Path
 
-from common import files
-from common.errors import ConfigError
-from common.reporting.summary import FILE, load
+from .. import files
+from ..errors import ConfigError
+from ..evaluation import calibrate, sweep
+from ..evaluation.summary import FILE, load
+from .resplit import pooled
 
 log = logging.getLogger("trecx.promote")
 PAPER = "trecx"  # the paper's configuration: what a design of ours must beat
@@ -28,9 +30,6 @@ def device_cut(results: Path, variant: str, baseline: str, costs: list[float], b
     of instructions) at the cheapest threshold in that cost within `drop_points` of the baseline on validation
     (`vector`: a threshold per early exit, by coordinate search), from test.py's cached validation outputs."""
     import numpy as np
-
-    from common.evaluation import calibrate, sweep
-    from common.studies.resplit import pooled
 
     data = pooled(results, variant, baseline, parts=("val",))
     if data is None:

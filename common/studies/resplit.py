@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from common.evaluation import calibrate, sweep
-from common.reporting.summary import load
+from ..evaluation import calibrate, pvalues, sweep
+from ..evaluation.summary import load
 
 RULES = ("naive", "wsr", "hb", "label_free")
 MEASURES = ("held-out half", "pooled population")
@@ -147,7 +147,7 @@ def plan(results: Path, model: str, baseline: str, budgets: tuple[float, ...] = 
     cut = 100 * (1 - np.asarray(costs)[taken].mean(axis=1) / val.base_mflops)
     for budget in budgets:
         row = {"model": model, "budget_points": 100 * budget, "delta": delta, "val_samples": n}
-        for m in calibrate.METHODS:
+        for m in pvalues.METHODS:
             best = None
             for k in np.argsort(-sweep.RHOS, kind="stable"):
                 if not calibrate.likely_certified(float(disagreement[k]), budget, n, delta, max(float(drop[k]), 0.0),

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from common import files, paths
-from common.config import PATH_FIELDS
+from .. import files, paths
+from ..config import PATH_FIELDS
+from ..train import plots
+
+log = logging.getLogger("trecx.search")
 
 
 def collect(runs: Path, task: str, presets, variant: str, dest: Path) -> list[str]:
@@ -39,34 +44,6 @@ def read(folder: Path) -> tuple[dict, list[dict]]:
         return json.loads((folder / "config.json").read_text()), list(csv.DictReader(f))
 
 
-# An epoch that ran over PAUSED times the run's median and over PAUSED_S seconds longer was stopped
-# (SIGSTOP, a sleeping machine), not training; a first epoch (tracing, data caches) or the first
-# epoch of a joint phase (a new graph) may legitimately take several times the median, so both hold.
-PAUSED, PAUSED_S = 10.0, 600.0
-
-
-def epoch_seconds(epochs: list[dict]) -> tuple[float, int]:
-    """Wall seconds of all epochs, and how many of them were counted at the run's median instead
-    because the process was stopped during them (see PAUSED)."""
-    secs = sorted(float(e["epoch_seconds"]) for e in epochs if e.get("epoch_seconds"))
-    if not secs:
-        return 0.0, 0
-    median = secs[len(secs) // 2]
-    paused = [s for s in secs if s > PAUSED * median and s - median > PAUSED_S]
-    return sum(secs) - sum(paused) + median * len(paused), len(paused)
-
-
-def threads(cfg: dict) -> int:
-    """The threads a run trained on: its config's, or 2 (the whole machine) when it used them all or
-    recorded none."""
-    return cfg.get("threads") or 2
-
-
-def cpu_minutes(cfg: dict, epochs: list[dict]) -> float:
-    """Wall time of all epochs (paused ones at the median) times the run's threads."""
-    return round(epoch_seconds(epochs)[0] * threads(cfg) / 60, 1)
-
-
 def kept_epoch(cfg: dict, epochs: list[dict]) -> dict:
     """The epoch whose model best.keras holds, by the training's rule: lowest joint validation loss
     (from the first joint epoch on with keep_joint), or highest validation accuracy for one exit."""
@@ -74,3 +51,20 @@ def kept_epoch(cfg: dict, epochs: list[dict]) -> dict:
     if "val_accuracy" in epochs[0]:
         return max(pool, key=lambda e: float(e["val_accuracy"]))
     return min(pool, key=lambda e: float(e["val_loss"]))
+
+
+def tabulate(runs: Path, out: Path, task: str, name: str, presets, variant: str, row: Callable[[Path], dict],
+             best: str, curves: Callable[[list[dict]], dict], strip: str = "") -> list[dict]:
+    """A finished search as a table: copy its runs (`collect`) into out/<name>/, one `row` per copied run, the
+    highest `best` first, into out/<name>.csv, and their validation curves (`train.plots.training_curves`, with
+    the options `curves(rows)` gives; runs labelled by folder name less `strip`) into out/<name>.png."""
+    copied = collect(runs, task, presets, variant, out / name)
+    log.info("copied %d finished run(s): %s", len(copied), ", ".join(copied) or "none")
+    folder = out / name
+    folders = sorted(p for p in folder.iterdir() if (p / "log.csv").exists()) if folder.is_dir() else []
+    rows = sorted((row(f) for f in folders), key=lambda r: -r[best])
+    files.write_csv(out / f"{name}.csv", rows)
+    if folders:
+        plots.training_curves({f.name.removeprefix(strip): f / "log.csv" for f in folders}, out / f"{name}.png",
+                              **curves(rows))
+    return rows

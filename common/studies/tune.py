@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths
-from common.errors import ConfigError, TrecxError
+from .. import paths
+from ..errors import ConfigError, TrecxError
 
 log = logging.getLogger("trecx.study")
 ROOT = Path(__file__).resolve().parents[2]  # the project: on the workers' import path

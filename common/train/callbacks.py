@@ -9,9 +9,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common.evaluation.evaluate import read_csv
-from common.models import contract
-from common.train.distill import student_of
+from .. import files
+from ..files import read_csv
+from ..models import contract
+from ..models.layers import ev_pairs
+from .distill import student_of
 
 
 class EVWeightTransfer(keras.callbacks.Callback):
@@ -42,7 +44,6 @@ class EVWeightTransfer(keras.callbacks.Callback):
             self.copy()
 
     def copy(self) -> None:
-        from common.models.layers import ev_pairs
 
         model = student_of(self.model)
         for ee, ev in self.pairs or ev_pairs(model):
@@ -109,7 +110,6 @@ class BackboneDrift(keras.callbacks.Callback):
         if self.start is not None:
             return
         if not self.snapshot.exists():
-            from common import files
 
             with files.atomic(self.snapshot) as tmp:
                 np.savez(tmp, *[np.asarray(w) for w in self._kernels()])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from common.models import contract
+from ..models import contract
 
 EPS = 1e-7
 

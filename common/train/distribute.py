@@ -14,8 +14,8 @@ import os
 
 import keras
 
-from common.config import TrainConfig
-from common.data.pipelines import on_tensorflow
+from ..config import TrainConfig
+from ..data.pipelines import on_tensorflow
 
 log = logging.getLogger("trecx.train")
 PATCHED_KERAS = "3.15."  # the Keras release whose multi-worker bugs multiworker_workarounds patches

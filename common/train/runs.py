@@ -13,9 +13,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from common import files, paths
-from common.config import NOT_RECIPE, TrainConfig, record
-from common.errors import ConfigError
+from .. import files, paths
+from ..config import NOT_RECIPE, TrainConfig, record
+from ..errors import ConfigError
 
 log = logging.getLogger("trecx.train")
 
@@ -76,3 +76,31 @@ def publish(run: Path, task: str, variant: str, sub: str = "") -> Path:
     if (run / "config.json").exists():
         files.write_json(dest / f"{variant}.config.json", record(json.loads((run / "config.json").read_text())))
     return dest / f"{variant}.keras"
+
+
+# An epoch that ran over PAUSED times the run's median and over PAUSED_S seconds longer was stopped
+# (SIGSTOP, a sleeping machine), not training; a first epoch (tracing, data caches) or the first
+# epoch of a joint phase (a new graph) may legitimately take several times the median, so both hold.
+PAUSED, PAUSED_S = 10.0, 600.0
+
+
+def epoch_seconds(epochs: list[dict]) -> tuple[float, int]:
+    """Wall seconds of all epochs, and how many of them were counted at the run's median instead
+    because the process was stopped during them (see PAUSED)."""
+    secs = sorted(float(e["epoch_seconds"]) for e in epochs if e.get("epoch_seconds"))
+    if not secs:
+        return 0.0, 0
+    median = secs[len(secs) // 2]
+    paused = [s for s in secs if s > PAUSED * median and s - median > PAUSED_S]
+    return sum(secs) - sum(paused) + median * len(paused), len(paused)
+
+
+def threads(cfg: dict) -> int:
+    """The threads a run trained on: its config's, or 2 (the whole machine) when it used them all or
+    recorded none."""
+    return cfg.get("threads") or 2
+
+
+def cpu_minutes(cfg: dict, epochs: list[dict]) -> float:
+    """Wall time of all epochs (paused ones at the median) times the run's threads."""
+    return round(epoch_seconds(epochs)[0] * threads(cfg) / 60, 1)

@@ -1,5 +1,6 @@
 """The training loop shared by every task: seeding, the joint loss, recipes, callbacks, the head-only and
-joint phases (its run folder's bookkeeping is in `train.runs`)."""
+joint phases (its run folder's bookkeeping is in `train.runs`); `train_exit`, the same joint training for an exit
+on a user's own network (the API's `trecx.train_exit`)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,20 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common import files, paths
-from common.config import TrainConfig, save_run_info
-from common.data.pipelines import ArrayBatches
-from common.errors import DataError, TrecxError
-from common.models import contract, registry
-from common.models.flops import exit_names
-from common.models.losses import SmoothedSparseCE
-from common.models.prior import LAMBDA, MixtureLoss
-from common.models.weights import reference_model, warm_start
-from common.train import runs
-from common.train.callbacks import BackboneDrift, EpochTimer, EVWeightTransfer, RawWeights, checkpoints
-from common.train.distill import Distiller, student_of
-from common.train.distribute import get_strategy, multiworker_workarounds, on_tensorflow, worker
+from .. import files, paths
+from ..config import TrainConfig, save_run_info
+from ..data.pipelines import ArrayBatches
+from ..errors import DataError, ModelError, TrecxError
+from ..models import contract, registry
+from ..models.contract import load_model
+from ..models.layers import ev_pairs
+from ..models.losses import SmoothedSparseCE
+from ..models.prior import LAMBDA, MixtureLoss
+from ..models.weights import reference_model, warm_start
+from . import runs
+from .callbacks import BackboneDrift, EpochTimer, EVWeightTransfer, RawWeights, checkpoints
+from .distill import Distiller, student_of
+from .distribute import get_strategy, multiworker_workarounds, on_tensorflow, worker
 
 log = logging.getLogger("trecx.train")
 
@@ -53,7 +55,7 @@ def compile_model(model: keras.Model, loss_weights: dict[str, float], optimizer,
     over the batch, so any batch size works). A `mixture` output (EENets, PTEENet) takes the
     cost-aware MixtureLoss; confidence heads get no loss of their own (they train through it)."""
     spec = student_of(model)  # a Distiller compiles the losses of the student's outputs
-    names = [n for n in spec.output_names if n in exit_names(spec) or n == contract.MIXTURE]
+    names = [n for n in spec.output_names if n in contract.exit_names(spec) or n == contract.MIXTURE]
     ce = SmoothedSparseCE(label_smoothing) if label_smoothing else keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=optimizer,
                   loss={n: MixtureLoss(cost_lambda) if n == contract.MIXTURE else ce for n in names},
@@ -173,7 +175,7 @@ def _teacher(cfg: TrainConfig, task: str) -> keras.Model | None:
     if not cfg.teacher:
         return None
     if cfg.teacher.endswith(".keras"):
-        return files.load_model(paths.resolve(cfg.teacher))
+        return load_model(paths.resolve(cfg.teacher))
     return reference_model(task, cfg.teacher)
 
 
@@ -239,3 +241,25 @@ def train(cfg: TrainConfig, task: str, train_ds, val_ds, info: dict | None = Non
     if chief and cfg.publish:
         runs.publish(out, task, cfg.publish_as or cfg.variant)
     return out
+
+
+def train_exit(model: keras.Model, train_ds, val_ds=None, epochs: int = 10, w_ee: float | list[float] = 0.5,
+               post_training: bool = False, optimizer: keras.optimizers.Optimizer | None = None,
+               transfer_until: float = 0.8, callbacks: list | None = None) -> keras.callbacks.History:
+    """Train an attached exit on batched (x, y) data (y: class indices). Joint training: loss = w_ee x
+    CE(early) + CE(final) (with several exits, `w_ee` one weight for all or a list, one per exit), each EE
+    depthwise kernel copied into its EV layer after every batch for the first `transfer_until` of the epochs.
+    `post_training`: only the exit heads and the final classifier train, the backbone stays as it is
+    (PTEENet-style, for a model you cannot retrain)."""
+    names = contract.exit_names(model)
+    if post_training:  # otherwise the layers keep the trainable flags they came with (frozen ones stay frozen)
+        for layer in model.layers:
+            layer.trainable = contract.is_head(layer.name) or layer.name == contract.FINAL
+    weights = list(w_ee) if isinstance(w_ee, (list, tuple)) else [w_ee] * (len(names) - 1)
+    if len(weights) != len(names) - 1:
+        raise ModelError(f"model '{model.name}' has {len(names) - 1} early exits but w_ee gives {len(weights)} weights")
+    compile_model(model, dict(zip(names[:-1], weights, strict=True)) | {contract.FINAL: 1.0},
+                  optimizer or keras.optimizers.Adam(1e-3))
+    extra = [EVWeightTransfer(until_fraction=transfer_until, total_epochs=epochs)] if ev_pairs(model) else []
+    return model.fit(keyed(train_ds, names), validation_data=None if val_ds is None else keyed(val_ds, names),
+                     epochs=epochs, callbacks=[*extra, *(callbacks or [])], verbose=2)

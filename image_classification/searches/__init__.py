@@ -1,5 +1,5 @@
 """The presets of this task's finished searches: `--config` accepts them; its everyday list leaves them out."""
 
-from image_classification.searches.recipe import SEARCH
+from .recipe import SEARCH
 
 PRESETS = dict(SEARCH)

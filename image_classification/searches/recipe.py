@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from image_classification.config import Config
+from ..config import Config
 
 # MLPerf Tiny's own recipe (Adam 1e-3 x0.99 per epoch, batch 32, rotation/shift/flip; 500 epochs there).
 MLPERF = Config(epochs=500, batch_size=32, optimizer="adam", nesterov=False, lr=1e-3, lr_schedule="exp99",

@@ -1,5 +1,5 @@
 """The presets of this task's finished searches: `--config` accepts them; its everyday list leaves them out."""
 
-from keyword_spotting.searches.distill import DISTILL_SEARCH
+from .distill import DISTILL_SEARCH
 
 PRESETS = dict(DISTILL_SEARCH)

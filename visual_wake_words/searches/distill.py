@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from visual_wake_words.config import REFERENCE, Config
+from ..config import REFERENCE, Config
 
 # Joint training distilled from the frozen MLPerf reference, settings chosen on
 # validation (`python -m common distill_search --task visual_wake_words`). Every one keeps an epoch of

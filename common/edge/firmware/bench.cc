@@ -1,4 +1,4 @@
-// The benchmark firmware of an exported model (common/edge/mcu.py builds it from the exported sources:
+// The benchmark firmware of an exported model (common/edge/toolchain.py builds it from the exported sources:
 // trecx_model.h/.cc and trecx_runner.h/.cc, exactly as a user's firmware would take them). For each sample read
 // from a host file through semihosting (int8, quantized for segment 0) it runs the early-exit runner and prints
 // one line: the exit, the class and the instructions of each segment (the board's timer under QEMU -icount

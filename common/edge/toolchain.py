@@ -3,13 +3,16 @@ reference kernels), the exported sources of a model (`edge.sources`) with a benc
 run in QEMU's system emulation of an MPS2 board with `-icount shift=0`, where virtual time advances 1 ns per
 instruction, so the board's timer counts instructions (docs/deployment.md, "On a Cortex-M").
 
-The TFLM tree and the libraries it builds with come from ../shared/third_party (or a TFLM checkout given by
-path); each configuration (CPU, kernels) builds once into `cache()`, keyed by the tree's commit and the flags.
+The TFLM tree and the libraries it builds with come from its source archives ($TRECX_THIRD_PARTY, or
+../shared/third_party beside the checkout) or a TFLM checkout ($TRECX_TFLM, or given by path); each
+configuration (CPU, kernels) builds once into `cache()`, keyed by the tree's commit and the flags.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
 import shutil
 import string
@@ -18,8 +21,11 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths
-from common.errors import TrecxError
+from .. import paths
+from ..console import quiet
+from ..errors import TrecxError
+
+log = logging.getLogger("trecx.firmware")
 
 FIRMWARE = Path(__file__).with_name("firmware")
 ARCHIVES = ("cmsis_nn", "cmsis", "flatbuffers", "gemmlowp", "ruy", "kissfft")  # + Cortex_DFP under cmsis/
@@ -52,16 +58,24 @@ class FirmwareError(TrecxError):
 def cache() -> Path:
     """Where TFLM trees and builds are kept: $TRECX_TFLM_CACHE, else ~/.cache/trecx/tflm, outside any clone, so
     that a fresh clone (or CI run) on the same machine reuses the minutes-long library builds."""
-    import os
-
     return Path(os.environ.get("TRECX_TFLM_CACHE", Path.home() / ".cache" / "trecx" / "tflm"))
 
 
 def check_tools() -> None:
+    """The Arm toolchain and QEMU, installed with apt the first time a firmware needs them where that can be done
+    (as root, with apt-get, unless TRECX_MCU=0: about a minute); else a one-line error naming the packages."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing and os.environ.get("TRECX_MCU", "1") != "0" and shutil.which("apt-get") and os.geteuid() == 0:
+        log.info("installing the Cortex-M toolchain and QEMU with apt (once, about a minute): %s", APT)
+        install = ["apt-get", "install", "-y", "-q", *APT.split()]
+        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (install, ["apt-get", "update", "-q"], install):  # an old package list: update, then again
+            done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+            if done and cmd is install:
+                break
+        missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
-        raise FirmwareError(f"{', '.join(missing)} not found: install them with `apt-get install {APT}` (the set-up "
-                            "script does, with TRECX_MCU=1)")
+        raise FirmwareError(f"{', '.join(missing)} not found: install them with `apt-get install {APT}`")
 
 
 def _digest(*parts: str) -> str:
@@ -69,13 +83,19 @@ def _digest(*parts: str) -> str:
 
 
 def tflm_source(third_party: Path | None = None, checkout: Path | None = None) -> Path:
-    """A TFLM tree with its downloads in place, extracted once into the cache from ../shared/third_party
-    (or `checkout`, a user's own TFLM tree with its downloads already there, used as it is)."""
+    """A TFLM tree with its downloads in place, extracted once into the cache from the source archives in
+    `third_party` (default `paths.third_party_dir()`: $TRECX_THIRD_PARTY, or ../shared/third_party beside the
+    checkout), or `checkout` ($TRECX_TFLM), a user's own TFLM tree with its downloads already there, used as it is."""
+    checkout = checkout or (Path(os.environ["TRECX_TFLM"]) if os.environ.get("TRECX_TFLM") else None)
     if checkout is not None:
         if not (checkout / "tensorflow" / "lite" / "micro").is_dir():
             raise FirmwareError(f"--tflm {checkout} is not a TFLite Micro checkout (no tensorflow/lite/micro)")
         return checkout
-    src = third_party or paths.REPO.parent / "shared" / "third_party"
+    src = third_party or paths.third_party_dir()
+    if src is None:
+        raise FirmwareError("TFLite Micro's sources are not given: set TRECX_THIRD_PARTY (or --third-party) to the "
+                            "folder of its source archives, or TRECX_TFLM (--tflm) to a TFLM checkout "
+                            "(docs/deployment.md, \"TFLite Micro's sources\")")
     archive = src / "tflite-micro.tar.gz"
     if not archive.exists():
         raise FirmwareError(f"{archive} not found: give the folder of the TFLM source archives, or --tflm a checkout")
@@ -163,8 +183,6 @@ def library(tree: Path, cpu: str, kernels: str, jobs: int = 2, profiled: bool = 
 def resolver_calls(graphs: list[bytes]) -> list[str]:
     """The MicroMutableOpResolver calls the graphs need (`AddConv2D`, ...): each builtin op's name in CamelCase."""
     from ai_edge_litert.interpreter import Interpreter
-
-    from common.console import quiet
 
     ops = set()
     for g in graphs:

@@ -9,12 +9,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common.config import save_run_info
-from common.evaluation import plots
-from common.evaluation.evaluate import cached_outputs, evaluate_variant, read_csv, write_csv
-from common.models import prior
-from common.reporting import compare, multi_exit
-from common.reporting.summary import Summary
+from ..config import save_run_info
+from ..evaluation import plots
+from ..evaluation.evaluate import cached_outputs, evaluate_variant
+from ..evaluation.summary import Summary
+from ..files import read_csv, write_csv
+from ..models import prior
+from . import compare, multi_exit
 
 log = logging.getLogger("trecx.test")
 

@@ -1,10 +1,10 @@
 """What each shipped model cost to train, from the log and config published beside it
 (pretrained/<task>/<model>.log.csv and .config.json): results/<task>/training_cost.csv.
 
-    python -m common cost --task image_classification
+    python -m common compute --task image_classification
 
 CPU hours are the epochs' wall time times the run's threads; an epoch that ran far over the run's
-median (search.PAUSED: its process was stopped, not training) is counted at the median and reported in
+median (train.runs.PAUSED: its process was stopped, not training) is counted at the median and reported in
 `paused_epochs`. A model warm-started from another (`init_from`, e.g. PTEENet's heads on the frozen
 baseline) counts only its own epochs: add the other model's row for the whole cost. A model shipped as a
 copy of another (`studies.promote`: trecx_plus from trecx_dwfirst) names it in `copy_of` and is not counted
@@ -17,7 +17,7 @@ import csv
 import json
 from pathlib import Path
 
-from common.studies.search import epoch_seconds, threads
+from ..train.runs import epoch_seconds, threads
 
 
 def model_cost(log_csv: Path, config_json: Path) -> dict:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.evaluation.evaluate import write_csv
+from .. import files
+from ..files import write_csv
+from .targets import row
 
 CSV, FIGURE, TARGETS, DEPLOY_TARGETS = ("firmware.csv", "firmware.png", "firmware_targets.csv",
                                        "firmware_deploy_targets.csv")
@@ -93,12 +95,14 @@ def targets(results: Path) -> list[dict]:
         cells = [json.loads(p.read_text()) for p in sorted(results.glob(f"{task}/exit_study/*/firmware_{BOARD}.json"))]
         cell = max(cells, key=lambda c: c["instruction_cut_pct"]) if cells else None
         met = ratio is not None and ratio >= GOAL
-        out.append({"task": task, "variant": best["variant"], "board": BOARD, **threshold(best),
+        out.append(row(f"{task}: the best certified shipped early exit's instruction cut >= {GOAL:g} x its FLOPs cut",
+                       task, ratio, GOAL, met, f"{best['variant']} on {BOARD}", variant=best["variant"], board=BOARD,
+                       **threshold(best)) | {
                     "samples": best["samples"],
                     "bit_exact": best["bit_exact"], "flops_cut_pct": best["flops_cut_pct"],
                     "instruction_cut_pct": best["instruction_cut_pct"], "ratio": ratio,
-                    "ratio_ci95": _interval(best.get("instruction_to_flops_cut_ratio_ci95")), "goal": GOAL,
-                    "met": met, "head_instructions_per_mac": best.get("instructions_per_mac", {}).get("head"),
+                    "ratio_ci95": _interval(best.get("instruction_to_flops_cut_ratio_ci95")),
+                    "head_instructions_per_mac": best.get("instructions_per_mac", {}).get("head"),
                     "tail_instructions_per_mac": best.get("instructions_per_mac", {}).get("tail"),
                     "kernels_keeping_it_lower": "" if met else "; ".join(best.get("costliest_layers", [])),
                     "exit_position_for_goal": "" if met else _position_for_goal(best),
@@ -131,22 +135,22 @@ def deploy_targets(results: Path) -> list[dict]:
         t = threshold(best) if best else {}
         met = bool(best) and best["instruction_cut_pct"] >= cut and (
             drop is None or (t["test_drop_points"] is not None and t["test_drop_points"] <= drop))
-        out.append({"goal": f"{task} {variant or 'best certified'}: instruction cut >= {cut:g}%"
-                            + (f" with a test drop <= {drop:g} point" if drop is not None else ""),
-                    "task": task, "variant": best["variant"] if best else variant, "value": best and
-                    f"{best['instruction_cut_pct']:.1f}% cut, test drop {t['test_drop_points']:.2f} pt "
-                    f"(rhos {t['rhos']}, {t['rule']})", "met": met})
+        out.append(row(f"{task} {variant or 'best certified'}: instruction cut >= {cut:g}%"
+                       + (f" with a test drop <= {drop:g} point" if drop is not None else ""), task,
+                       best and best["instruction_cut_pct"], cut, met, best and
+                       f"{best['variant']}: test drop {t['test_drop_points']:.2f} pt (rhos {t['rhos']}, {t['rule']})",
+                       variant=best["variant"] if best else variant))
     for task in tasks:
         recs = _certified(results, task)
         worst = max(recs, key=lambda r: r["ram_bytes"] - r.get("baseline_ram_bytes", 0) - r.get("handover_bytes", 0),
                     default=None)
         if worst is None or "baseline_ram_bytes" not in worst:
             continue
-        out.append({"goal": f"{task}: early-exit firmware RAM <= baseline firmware RAM + hand-over bytes "
-                            "(every certified deployment)", "task": task, "variant": worst["variant"],
-                    "value": f"{worst['ram_bytes']:,} <= {worst['baseline_ram_bytes']:,} + {worst['handover_bytes']:,}"
-                             f" (the tightest deployment)",
-                    "met": all(r.get("ram_within_baseline_plus_handover") for r in recs)})
+        out.append(row(f"{task}: early-exit firmware RAM <= baseline firmware RAM + hand-over bytes (every certified "
+                       "deployment)", task, worst["ram_bytes"], worst["baseline_ram_bytes"] + worst["handover_bytes"],
+                       all(r.get("ram_within_baseline_plus_handover") for r in recs),
+                       f"{worst['variant']}, the tightest: {worst['ram_bytes']:,} <= {worst['baseline_ram_bytes']:,} "
+                       f"+ {worst['handover_bytes']:,}", variant=worst["variant"]))
     for task in tasks:
         recs = _certified(results, task)
         rec = next((r for r in recs if r.get("mlperf_int8") and r.get("pooling", "mean") == "mean"), None)
@@ -158,19 +162,17 @@ def deploy_targets(results: Path) -> list[dict]:
                 f"({pooled['baseline_vs_mlperf_int8_instructions_pct']:+.1f}%)") if pooled else ""
         gap, goal = rec["baseline_vs_mlperf_int8_instructions_pct"], MLPERF_GOAL_PCT.get(task)
         m = rec["mlperf_int8"]
-        out.append({"goal": f"{task}: our baseline's release count "
-                            + (f"within {goal:g}% of MLPerf Tiny's int8 file" if goal else "beside MLPerf Tiny's "
-                               "int8 file (the gap explained in docs/deployment.md)"),
-                    "task": task, "variant": "baseline",
-                    "value": f"{rec['instructions']['baseline'] / 1e6:.3f} M vs {m['instructions'] / 1e6:.3f} M "
-                             f"({gap:+.1f}%); MFLOPs {rec['baseline_mflops']:.2f} (Keras counter) vs {m['mflops']:.2f} "
-                             "(2 x the file's MACs)"
-                             + also,
-                    "met": abs(gap) <= goal if goal else ""})
+        out.append(row(f"{task}: our baseline's release count "
+                       + (f"within {goal:g}% of MLPerf Tiny's int8 file (|gap| %)" if goal else "beside MLPerf Tiny's "
+                          "int8 file (the gap explained in docs/deployment.md)"), task, abs(gap), goal,
+                       abs(gap) <= goal if goal else None,
+                       f"{rec['instructions']['baseline'] / 1e6:.3f} M vs {m['instructions'] / 1e6:.3f} M "
+                       f"({gap:+.1f}%); MFLOPs {rec['baseline_mflops']:.2f} (Keras counter) vs {m['mflops']:.2f} "
+                       "(2 x the file's MACs)" + also, variant="baseline"))
     recs = [json.loads(p.read_text()) for p in sorted(results.glob("*/deploy/*/firmware_*.json"))]
-    out.append({"goal": "every firmware record bit-exact with the Python int8 runtime", "task": "all", "variant": "",
-                "value": f"{sum(r['bit_exact'] for r in recs)} of {len(recs)}",
-                "met": all(r["bit_exact"] for r in recs)})
+    out.append(row("every firmware record bit-exact with the Python int8 runtime", "all",
+                   sum(r["bit_exact"] for r in recs), len(recs), all(r["bit_exact"] for r in recs),
+                   f"{sum(r['bit_exact'] for r in recs)} of {len(recs)}", variant=""))
     return out
 
 
@@ -190,8 +192,6 @@ def write(results: Path) -> list[dict]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from common import files
 
     table = rows(results)
     if not table:

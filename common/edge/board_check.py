@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common import files
-from common.edge import mcu, sources
-from common.edge.costmodel import MAC_OPS
-from common.edge.export import TFLiteRunner, segment_names
-from common.edge.runtime import MultiExitRuntime
+from .. import files
+from . import sources, toolchain
+from .export import TFLiteRunner, segment_names
+from .ops import layer_macs
+from .runtime import MultiExitRuntime
 
 
 def python_runtime(segments: list[bytes], rhos: list[float | None], x: np.ndarray) -> list[dict]:
@@ -41,8 +41,8 @@ def on_board(segments: list[bytes], rhos: list[float | None], x: np.ndarray, lib
     rows = np.stack([first.quantize(r).reshape(-1) for r in x])
     key = hashlib.blake2b(digest_size=8)
     for part in (*segments, repr(rhos).encode(), rows.tobytes(), repr(arena_bytes).encode(), cpu.encode(),
-                 *(lib["dir"].name.encode() for lib in libs.values()), (mcu.FIRMWARE / "bench.cc").read_bytes(),
-                 *((mcu.FIRMWARE / f).read_bytes() for f in sources.RUNNER)):
+                 *(lib["dir"].name.encode() for lib in libs.values()), (toolchain.FIRMWARE / "bench.cc").read_bytes(),
+                 *((toolchain.FIRMWARE / f).read_bytes() for f in sources.RUNNER)):
         key.update(part)
     work = work / key.hexdigest()
     done = work / "board.json"
@@ -50,42 +50,19 @@ def on_board(segments: list[bytes], rhos: list[float | None], x: np.ndarray, lib
         return json.loads(done.read_text())
     spec = sources.write(segments, rhos, work / "sources", arena_bytes, note=note)
     (work / "samples.bin").write_bytes(np.ascontiguousarray(rows, dtype=np.int8).tobytes())
-    board = mcu.BOARDS[cpu]
+    board = toolchain.BOARDS[cpu]
     rec: dict = {"handover_bytes": spec.handover_bytes, "arena_bytes": spec.arena_bytes}
     for profiled, lib in sorted(libs.items()):
         kind = "profiled" if profiled else "release"
-        elf = mcu.build(work / "sources", lib, cpu, work / kind, len(rows), work / "samples.bin")
-        mem = mcu.memory(elf)
-        mcu.check_fits(mem, limits[0] or board.flash_bytes, limits[1] or board.ram_bytes,
+        elf = toolchain.build(work / "sources", lib, cpu, work / kind, len(rows), work / "samples.bin")
+        mem = toolchain.memory(elf)
+        toolchain.check_fits(mem, limits[0] or board.flash_bytes, limits[1] or board.ram_bytes,
                        f"the {kind} firmware ({len(segments)} graph(s))")
-        rec[kind] = mcu.emulate(elf, cpu, timeout) | mem
+        rec[kind] = toolchain.emulate(elf, cpu, timeout) | mem
         # the arena sized exactly to what the board used: the RAM a firmware built with that size takes
         rec[kind]["ram_needed_bytes"] = mem["ram_bytes"] - spec.arena_bytes + rec[kind]["arena_used_bytes"]
     files.write_json(done, rec)
     return rec
-
-
-def layer_macs(graph: bytes) -> dict[int, int]:
-    """Multiply-accumulates of each convolution and dense operator of an int8 graph, by operator index (what an
-    instruction count is divided by to compare kernels: the FLOPs counter's MACs, read off the graph)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from common.console import quiet
-
-    with quiet((2,)):
-        it = Interpreter(model_content=graph)
-    shape = {t["index"]: [int(d) for d in t["shape"]] for t in it.get_tensor_details()}
-    return {o["index"]: op_macs(o["op_name"], shape[o["outputs"][0]], shape[o["inputs"][1]])
-            for o in it._get_ops_details() if o["op_name"] in MAC_OPS}
-
-
-def op_macs(op: str, y: list[int], w: list[int]) -> int:
-    """Multiply-accumulates of one convolution or dense operator from its output and filter shapes."""
-    if op == "CONV_2D":  # filter (out, kh, kw, in): every output element sums kh*kw*in products
-        return int(np.prod(y)) * int(np.prod(w[1:]))
-    if op == "DEPTHWISE_CONV_2D":  # filter (1, kh, kw, out)
-        return int(np.prod(y)) * w[1] * w[2]
-    return int(np.prod(y)) * w[1]  # FULLY_CONNECTED, filter (out, in)
 
 
 def per_op(ops: list[dict], samples: int, macs: dict[int, int] | None = None, runs: int = 0) -> list[dict]:

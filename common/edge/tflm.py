@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from common.edge.export import TFLiteRunner
+from .export import TFLiteRunner
 
 
 def _interpreter(content: bytes, arena: int):

@@ -1,7 +1,7 @@
-"""What each shipped model of a task cost to train: results/<task>/training_cost.csv
-(`reporting.cost` says how CPU hours are counted).
+"""The compute (CPU hours) each shipped model of a task took to train: results/<task>/training_cost.csv
+(`reporting.compute` says how CPU hours are counted).
 
-    python -m common cost --task image_classification
+    python -m common compute --task image_classification
 """
 
 from __future__ import annotations
@@ -10,22 +10,22 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import paths, tasks
-from common.config import parse
-from common.evaluation.evaluate import write_csv
-from common.reporting.cost import total_cpu_hours, training_cost
+from .. import paths, tasks
+from ..config import parse
+from ..files import write_csv
+from ..reporting.compute import total_cpu_hours, training_cost
 
-log = logging.getLogger("trecx.cost")
+log = logging.getLogger("trecx.compute")
 
 
 @dataclass
-class CostConfig:
-    """Options of `python -m common cost`."""
+class ComputeConfig:
+    """Options of `python -m common compute`."""
 
     task: str = ""  # image_classification, keyword_spotting or visual_wake_words
 
 
-def run(cfg: CostConfig) -> Path:
+def run(cfg: ComputeConfig) -> Path:
     """Write the task's training_cost.csv; returns its path."""
     task = tasks.check(cfg.task)
     rows = training_cost(paths.pretrained_dir(task))
@@ -36,4 +36,4 @@ def run(cfg: CostConfig) -> Path:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    return run(parse(CostConfig, None, argv, description=__doc__, required=("task",)))
+    return run(parse(ComputeConfig, None, argv, description=__doc__, required=("task",)))
