@@ -43,12 +43,14 @@ class EvalData:
     calibration: Callable[[int], np.ndarray]  # n random training inputs (no augmentation), for int8
 
 
-def image_eval_data(data, split_seed: int, recorded: tuple[str, ...] = ("train", "val", "test")) -> EvalData:
+def image_eval_data(data, split_seed: int, recorded: tuple[str, ...] = ("train", "val", "test"),
+                    train_x: Callable[[], np.ndarray] | None = None) -> EvalData:
     """EvalData of an image dataset's `common.data.images.Splits`: float32 pixels 0..255; calibration from
-    random training images; the sample names of the `recorded` subsets."""
-    x = data.x["train"]
+    random training images (`train_x()` reads them where `data` left them undecoded); the sample names of the
+    `recorded` subsets."""
 
     def calibration(n: int) -> np.ndarray:
+        x = data.x["train"] if "train" in data.x else train_x()
         return x[np.random.default_rng(split_seed).permutation(len(x))[:n]].astype("float32")
 
     return EvalData({s: (data.x[s].astype("float32"), data.y[s]) for s in ("val", "test")}, data.info,

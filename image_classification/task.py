@@ -10,7 +10,9 @@ from trecx.data.pipelines import image_training_data
 def load(data_dir: str, split_seed: int) -> tasks.EvalData:
     """Validation and test images; the MLPerf ResNet-8 is no baseline here: it saw our carved test images
     in training (see README). split.json lists the validation and test files (train: the rest)."""
-    return tasks.image_eval_data(load_cifar10(data_dir or None, seed=split_seed), split_seed, ("val", "test"))
+    data = load_cifar10(data_dir or None, seed=split_seed, decode=("val", "test"))  # a test reads 10,000 images
+    return tasks.image_eval_data(data, split_seed, ("val", "test"),
+                                 lambda: load_cifar10(data_dir or None, seed=split_seed).x["train"])
 
 
 def train_data(cfg) -> tuple:

@@ -28,6 +28,16 @@ def test_cifar_folder_carves_stratified_val_and_test(cifar_root: Path, tmp_path:
     assert again.names == s.names  # the same seed gives the same split
 
 
+def test_a_test_decodes_only_its_subsets_and_gets_the_same_split(cifar_root: Path, tmp_path: Path):
+    part = load_cifar10(cifar_root, tmp_path / "part", seed=3, val_fraction=0.2, test_fraction=0.2, download=False,
+                        decode=("val", "test"))
+    full = load_cifar10(cifar_root, tmp_path / "full", seed=3, val_fraction=0.2, test_fraction=0.2, download=False)
+    assert set(part.x) == {"val", "test"} and part.names == full.names and part.info == full.info
+    for k in ("val", "test"):
+        assert np.array_equal(part.x[k], full.x[k]) and np.array_equal(part.y[k], full.y[k])
+    assert len(list((tmp_path / "part").glob("cifar10-*.npz"))) == 1  # its own cache, never taken for the full one
+
+
 def test_cifar_archive_is_extracted_once_and_cached(cifar_root: Path, tmp_path: Path):
     archive = tar_folder(cifar_root / "cifar10", tmp_path / "arch" / "cifar10" / "cifar10_train.tar.gz")
     cache = tmp_path / "cache"

@@ -17,8 +17,18 @@ from common import api
 from common.edge import board_check, ops, toolchain
 from common.edge.export import to_tflite
 
-needs_tools = pytest.mark.skipif(any(shutil.which(t) is None for t in toolchain.TOOLS),
-                                 reason="the Arm toolchain or qemu-system-arm is not installed")
+
+def _tools() -> bool:
+    """Whether the Arm toolchain and QEMU are here, installing them as a first firmware build does (apt, as root)."""
+    try:
+        toolchain.check_tools()
+    except toolchain.FirmwareError:
+        return False
+    return True
+
+
+needs_tools = pytest.mark.skipif(not _tools(), reason="the Arm toolchain or qemu-system-arm is not installed, "
+                                                      "and apt could not install them")
 
 
 def tiny() -> tuple[keras.Model, keras.Model]:
@@ -264,3 +274,12 @@ def test_the_firmware_command_runs_a_folder_of_a_users_graphs(graphs_and_data, t
     with pytest.raises(SystemExit):
         cli.run(firmware.main, ["--graphs-dir", str(tmp_path / "graphs"), "--inputs", str(tmp_path / "x.npy")])
     assert "of different models" in capsys.readouterr().err
+
+
+def test_missing_tools_are_named_in_one_line_when_they_cannot_be_installed(monkeypatch):
+    monkeypatch.setattr(toolchain.shutil, "which", lambda tool: None)  # no toolchain, and no apt-get either
+    with pytest.raises(toolchain.FirmwareError, match=r"apt-get install gcc-arm-none-eabi .*qemu-system-arm"):
+        toolchain.check_tools()
+    monkeypatch.setenv("TRECX_MCU", "0")  # told not to install: the same line
+    with pytest.raises(toolchain.FirmwareError, match=r"arm-none-eabi-g\+\+.* not found"):
+        toolchain.check_tools()

@@ -101,7 +101,9 @@ def test_publish_records_portable_paths(tmp_path: Path, monkeypatch):
 
     from common.train import runs
 
-    monkeypatch.setattr(paths, "REPO", tmp_path)
+    monkeypatch.setenv("TRECX_HOME", str(tmp_path))
+    for var in ("TRECX_RUNS", "TRECX_PRETRAINED"):
+        monkeypatch.delenv(var, raising=False)
     run = paths.runs_dir() / "keyword_spotting" / "seeds" / "seed1" / "trecx"
     src = tmp_path / "run"
     src.mkdir()
@@ -112,6 +114,24 @@ def test_publish_records_portable_paths(tmp_path: Path, monkeypatch):
     assert json.loads((dest / "trecx.config.json").read_text()) == {
         "out_dir": "runs:keyword_spotting/seeds/seed1/trecx", "variant": "trecx", "lr": 0.1}
     assert (dest / "trecx.keras").read_bytes() == b"model"
+
+
+def test_installed_the_places_are_the_working_folder_and_the_variables_never_the_package(tmp_path, monkeypatch):
+    from common.edge import toolchain
+
+    monkeypatch.setattr(paths, "CHECKOUT", None)  # as in site-packages
+    for var in [v for v in os.environ if v.startswith("TRECX_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert paths.results_dir() == tmp_path / "results" and paths.pretrained_dir("t") == tmp_path / "pretrained" / "t"
+    assert paths.runs_dir() == tmp_path / "runs" and paths.data_dir() == tmp_path / "datasets"
+    assert paths.cache_dir() == tmp_path / "home" / ".cache" / "trecx" and paths.third_party_dir() is None
+    with pytest.raises(toolchain.FirmwareError, match="TRECX_THIRD_PARTY"):
+        toolchain.tflm_source()
+    monkeypatch.setenv("TRECX_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("TRECX_RESULTS", str(tmp_path / "r"))
+    assert paths.results_dir() == tmp_path / "r" and paths.runs_dir() == tmp_path / "h" / "runs"
 
 
 def test_download_path_with_tfds_mock(tmp_path: Path):

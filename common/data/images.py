@@ -49,9 +49,9 @@ def _decode(path: Path, size: tuple[int, int]) -> np.ndarray:
     return arr
 
 
-def read_image_folder(root: Path, classes: tuple[str, ...], size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Read root/<class>/<image> into arrays. Unknown class folders and empty classes are errors;
-    files that are not images are counted and reported, never dropped silently."""
+def list_image_folder(root: Path, classes: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
+    """The images of root/<class>/ and their labels, in a fixed order. Unknown class folders and empty classes
+    are errors; files that are not images are counted and reported, never dropped silently."""
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     unknown = [p.name for p in folders if p.name not in classes]
     if unknown:
@@ -70,12 +70,25 @@ def read_image_folder(root: Path, classes: tuple[str, ...], size: tuple[int, int
         labels += [label] * len(imgs)
     if skipped:
         log.warning(f"skipped {len(skipped)} non-image file(s) under {root}, e.g. {skipped[:3]}")
+    return files, np.array(labels, np.int64)
+
+
+def decode_images(files: list[Path], size: tuple[int, int], what: str) -> np.ndarray:
+    """The images as one uint8 array (a progress bar on long reads)."""
     with ThreadPoolExecutor(4) as pool:
         images = pool.map(lambda p: _decode(p, size), files)
-        x = np.stack(list(tqdm(images, total=len(files), desc=f"decoding {root.name}", unit="img",
-                               mininterval=2, disable=len(files) < 2000)))
-    names = np.array([f"{p.parent.name}/{p.name}" for p in files])
-    return {"x": x, "y": np.array(labels, np.int64), "names": names, "skipped": np.array(len(skipped))}
+        return np.stack(list(tqdm(images, total=len(files), desc=f"decoding {what}", unit="img", mininterval=2,
+                                  disable=len(files) < 2000)))
+
+
+def _names(files: list[Path]) -> np.ndarray:
+    return np.array([f"{p.parent.name}/{p.name}" for p in files])
+
+
+def read_image_folder(root: Path, classes: tuple[str, ...], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Read root/<class>/<image> into arrays (`list_image_folder`, then every image decoded)."""
+    files, labels = list_image_folder(root, classes)
+    return {"x": decode_images(files, size, root.name), "y": labels, "names": _names(files)}
 
 
 def _check_disjoint(a: np.ndarray, b: np.ndarray, names_a: np.ndarray, names_b: np.ndarray, what: str) -> None:
@@ -95,11 +108,14 @@ def _split_record(name: str, source: Path | str, key: str, seed: int, s: Splits,
 
 
 def load_cifar10(data_dir: Path | str | None = None, cache_dir: Path | None = None, seed: int = 0,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1, download: bool = True) -> Splits:
+                 val_fraction: float = 0.1, test_fraction: float = 0.1, download: bool = True,
+                 decode: tuple[str, ...] = ("train", "val", "test")) -> Splits:
     """CIFAR-10 as uint8 arrays, from `<root>/cifar10/{train,test}/<class>/*.jpg` (folder or .tar.gz).
 
     Without a test split on disk, a seeded stratified validation and test split are carved out of
-    train; with one, it is the test split and only validation is carved out of train.
+    train; with one, it is the test split and only validation is carved out of train. `decode`: the subsets
+    whose images are read (labels and names come for all); while no full decoded cache exists, a test of
+    val and test reads 10,000 images instead of 50,000.
     """
     data_dir = Path(data_dir or paths.data_dir())
     cache = Path(cache_dir or paths.cache_dir())
@@ -110,6 +126,22 @@ def load_cifar10(data_dir: Path | str | None = None, cache_dir: Path | None = No
             raise
         return _cifar10_from_tfds(cache, seed, val_fraction, str(e))
 
+    fractions = {"val": val_fraction} if (root / "test").is_dir() else {"val": val_fraction, "test": test_fraction}
+    full = cache / f"cifar10-{key[:16]}.npz"
+    if set(decode) < {"train", "val", "test"} and not full.exists() and not (root / "test").is_dir():
+        x, y, names = _cifar10_subsets(root, cache / f"cifar10-{key[:16]}-{seed}-{val_fraction:g}-{test_fraction:g}"
+                                       f"-{'-'.join(sorted(decode))}.npz", fractions, seed, decode)
+    else:
+        x, y, names = _cifar10_all(root, full, fractions, seed)
+    s = Splits(x, y, names)
+    s.info = _split_record("cifar10", origin, key, seed, s, data_dir)
+    s.info["test_split"] = ("official" if "test" not in fractions
+                            else f"carved from train ({test_fraction:.0%}, stratified)")
+    return s
+
+
+def _cifar10_all(root: Path, cache: Path, fractions: dict[str, float], seed: int) -> tuple[dict, dict, dict]:
+    """Every image decoded (cached in `cache`), split by `fractions` (+ train: the rest) and `seed`."""
     def build() -> dict[str, np.ndarray]:
         log.info(f"decoding CIFAR-10 from {root} (once; cached afterwards)")
         out = {f"train_{k}": v for k, v in read_image_folder(root / "train", CIFAR10_CLASSES, (32, 32)).items()}
@@ -119,20 +151,27 @@ def load_cifar10(data_dir: Path | str | None = None, cache_dir: Path | None = No
             out.update({f"test_{k}": v for k, v in test.items()})
         return out
 
-    arr = cached_arrays(cache / f"cifar10-{key[:16]}.npz", build)
-    has_test = "test_x" in arr
-    fractions = {"val": val_fraction} if has_test else {"val": val_fraction, "test": test_fraction}
+    arr = cached_arrays(cache, build)
     idx = stratified_split(arr["train_y"], {**fractions, "train": 1.0 - sum(fractions.values())}, seed)
     x = {k: arr["train_x"][i] for k, i in idx.items()}
     y = {k: arr["train_y"][i] for k, i in idx.items()}
     names = {k: [f"train/{n}" for n in arr["train_names"][i]] for k, i in idx.items()}
-    if has_test:
+    if "test_x" in arr:
         x["test"], y["test"] = arr["test_x"], arr["test_y"]
         names["test"] = [f"test/{n}" for n in arr["test_names"]]
-    s = Splits(x, y, names)
-    s.info = _split_record("cifar10", origin, key, seed, s, data_dir)
-    s.info["test_split"] = "official" if has_test else f"carved from train ({test_fraction:.0%}, stratified)"
-    return s
+    return x, y, names
+
+
+def _cifar10_subsets(root: Path, cache: Path, fractions: dict[str, float], seed: int,
+                     decode: tuple[str, ...]) -> tuple[dict, dict, dict]:
+    """The same split as `_cifar10_all` (carved from train), only the `decode` subsets' images read (cached)."""
+    files, labels = list_image_folder(root / "train", CIFAR10_CLASSES)
+    idx = stratified_split(labels, {**fractions, "train": 1.0 - sum(fractions.values())}, seed)
+    arr = cached_arrays(cache, lambda: {k: decode_images([files[i] for i in idx[k]], (32, 32), f"cifar10 {k}")
+                                        for k in decode})
+    names = _names(files)
+    return ({k: arr[k] for k in decode}, {k: labels[i] for k, i in idx.items()},
+            {k: [f"train/{n}" for n in names[i]] for k, i in idx.items()})
 
 
 def _cifar10_from_tfds(cache: Path, seed: int, val_fraction: float, no_local: str) -> Splits:
