@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata as md
 import inspect
 import platform
 import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
+
+import keras
 
 from . import files, paths
 from .errors import ConfigError
@@ -192,7 +195,6 @@ NOT_RECIPE = ("task", "data_dir", "out_dir", "publish", "publish_as", "threads",
 
 def versions() -> dict[str, str]:
     """Versions of the libraries a result depends on."""
-    import importlib.metadata as md
 
     # the OS and processor, not the host's kernel build: a rerun elsewhere then writes the same record
     out = {"python": platform.python_version(), "platform": f"{platform.system()}-{platform.machine()}"}
@@ -202,7 +204,6 @@ def versions() -> dict[str, str]:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             pass
-    import keras
 
     out["keras_backend"] = keras.backend.backend()  # "jax" for runs trained on a GPU without TensorFlow
     return out

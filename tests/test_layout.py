@@ -113,6 +113,27 @@ def test_function_local_imports_of_the_library_say_why(path: Path):
     assert not silent, f"{path.name}: function-local imports without a reason on lines {silent}"
 
 
+# What a library function may import inside itself, and why: the extras a core install lacks, TensorFlow (never
+# loaded at start-up when Keras runs on JAX) and the converters and runtimes on top of it, and what is slow to load
+# for a command that may not need it. Anything else is imported at the top of its module, or says why on its line
+# ("# lazy: <why>").
+LAZY = {"ray": "the studies extra", "psutil": "the studies extra", "librosa": "the tasks extra",
+        "soundfile": "the tasks extra", "tensorflow_datasets": "the tasks extra", "h5py": "Keras 2 files only",
+        "tensorflow": "not loaded under Keras on JAX", "ai_edge_litert": "the int8 runtime, after TensorFlow",
+        "tflite_micro": "TFLM's interpreter, after TensorFlow", "scipy": "slow to load", "matplotlib": "slow to load"}
+
+
+@pytest.mark.parametrize("path", sorted(MODULES.values()), ids=lambda p: str(p.relative_to(REPO)))
+def test_function_local_imports_of_other_packages_are_the_lazy_ones(path: Path):
+    text = path.read_text()
+    tree, lines = ast.parse(text), text.splitlines()
+    local = [(n.lineno, (n.module if isinstance(n, ast.ImportFrom) else n.names[0].name).split(".")[0])
+             for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef) for n in ast.walk(f)
+             if isinstance(n, ast.Import) or (isinstance(n, ast.ImportFrom) and not n.level)]
+    eager = [x for x in local if x[1] not in LAZY and "# lazy:" not in lines[x[0] - 1]]
+    assert not eager, f"{path.name}: import these at the top of the module: {eager}"
+
+
 def test_the_api_only_delegates_and_nothing_imports_it():
     api = REPO / "common" / "api.py"
     assert len(api.read_text().splitlines()) <= 250
@@ -137,6 +158,14 @@ def test_task_folders_import_the_library_by_its_installed_name(path: Path):
     relatively: the same files work in the checkout and inside the installed package."""
     bad = sorted(m for m in imports(path) if m.split(".")[0] in ("common", *TASKS))
     assert not bad, f"{path}: {bad}"
+
+
+def test_the_package_offers_every_name_of_the_api():
+    import common
+    from common import api
+
+    assert sorted(common.API) == sorted(api.__all__)
+    assert all(getattr(common, n) is getattr(api, n) for n in api.__all__)
 
 
 def test_trecx_in_the_checkout_is_common_itself():

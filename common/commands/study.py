@@ -17,6 +17,7 @@ same command keeps the finished trials and resumes the others from their last fi
 from __future__ import annotations
 
 import logging
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,7 +158,6 @@ def _publisher(task: str):
 def pack(cfg: StudyConfig, trials: list[dict]) -> Path:
     """The study's Ray state and its trials' run folders in one archive, paths relative to the runs folder:
     on another machine, `tar xzf FILE -C $TRECX_RUNS` (default: runs/) and the same command carries on."""
-    import tarfile
 
     root = paths.runs_dir().resolve()
     state = tune.storage_dir(tune.Where(storage=cfg.storage)) / (cfg.name or f"{cfg.task}_{cfg.study}")

@@ -9,6 +9,7 @@ may reorder them.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterable, Iterator
 
 import keras
@@ -65,7 +66,6 @@ def to_tflite(model: keras.Model, representative: np.ndarray | None = None, samp
               pooling: str = "mean") -> bytes:
     """Convert `model` (dict outputs) to TFLite: float32, or full-integer int8 (int8 input and
     outputs) calibrated on up to `samples` rows of `representative` (take them from training data)."""
-    import tempfile
 
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got '{pooling}'")

@@ -17,6 +17,7 @@ import re
 import shutil
 import string
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +142,6 @@ def _make_args(cpu: str, kernels: str, profiled: bool = False) -> list[str]:
 
 
 def _env() -> dict:
-    import os
-    import sys
 
     return os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # make runs python3
 

@@ -41,7 +41,6 @@ def model(inputs, final, early=None, exits=(), confidences=(), mixture=None, nam
     """The one place a model's outputs are named: `final`; `early_exit` (one early exit) or
     `exit_1..n` (`exits`, in order) with optional `confidence_1..n`; a training-only `mixture`.
     Returns the checked keras.Model."""
-    import keras
 
     outputs = {EARLY: early} if early is not None else {}
     outputs |= {exit_name(i): e for i, e in enumerate(exits, start=1)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import keras
 from keras import layers
+from keras.src.models.functional import Functional
 
 from ..errors import ModelError
 from . import contract
@@ -25,7 +26,6 @@ def reserved(name: str) -> bool:
 
 
 def is_functional(model) -> bool:
-    from keras.src.models.functional import Functional
 
     return isinstance(model, Functional)
 

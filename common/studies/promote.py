@@ -14,6 +14,8 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from .. import files
 from ..errors import ConfigError
 from ..evaluation import calibrate, sweep
@@ -29,7 +31,6 @@ def device_cut(results: Path, variant: str, baseline: str, costs: list[float], b
     """The validation cut (%) in a device's cost (`costs` per exit and the baseline's `base_cost`, e.g. millions
     of instructions) at the cheapest threshold in that cost within `drop_points` of the baseline on validation
     (`vector`: a threshold per early exit, by coordinate search), from test.py's cached validation outputs."""
-    import numpy as np
 
     data = pooled(results, variant, baseline, parts=("val",))
     if data is None:

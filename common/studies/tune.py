@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +179,6 @@ def run(name: str, trials: list[dict], trainable: Callable[[dict], None], where:
     publish it), a plain function, so that callers never import Ray before `auth` has set its mode;
     `needed`: paths every node must have (checked on a cluster before any trial starts). A trial whose node
     dies is started again elsewhere (up to MAX_FAILURES times), resuming from its run folder."""
-    import shutil
 
     auth(where)
     from ray import tune

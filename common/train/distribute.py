@@ -81,7 +81,7 @@ def multiworker_workarounds(model: keras.Model, strategy, batch) -> None:
     2. Scalar logs are reduced with strategy.reduce("MEAN", v, axis=0), which fails on 0-d values:
        reduce those with axis=None (the mean over replicas, which is what is meant)."""
     import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer as tf_trainer
+    from keras.src.backend.tensorflow import trainer as tf_trainer  # lazy: TensorFlow backend only
 
     if not keras.__version__.startswith(PATCHED_KERAS):
         log.warning(f"Keras {keras.__version__}: the multi-worker workarounds were written for {PATCHED_KERAS}x "
