@@ -140,18 +140,30 @@ def test_the_wheel_and_an_editable_install_work_from_a_users_own_folder(built, t
         assert (out / "trecx_model.cc").exists()
 
 
+LOAD_ALL = ("import sys, pathlib, keras, {lib}\n"
+            "from {lib}.models import contract\n"
+            "files = sorted(pathlib.Path(sys.argv[1]).rglob('*.keras'))\n"
+            "for f in files: contract.check(keras.models.load_model(f, compile=False))\n"
+            "print(len(files))")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_every_pretrained_file_loads_from_the_installed_wheel(built, tmp_path: Path):
+def test_every_pretrained_file_loads_both_ways(built, tmp_path: Path):
+    """After `import common` in the checkout and after `import trecx` from the installed wheel (two interpreters
+    side by side), every file in pretrained/ loads with plain Keras, the seed replicas in its sub-folders
+    included, and meets the output contract."""
     _, wheel = built
     python, _ = _venv(tmp_path / "venv")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
                    check=True, capture_output=True)
-    code = ("import sys, pathlib, keras, trecx\n"
-            "files = sorted(pathlib.Path(sys.argv[1]).rglob('*.keras'))\n"
-            "for f in files: keras.models.load_model(f, compile=False)\n"
-            "print(len(files))")
-    run = subprocess.run([str(python), "-c", code, str(paths.CHECKOUT / "pretrained")], cwd=_user_folder(tmp_path),
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert int(run.stdout.split()[-1]) == len(list((paths.CHECKOUT / "pretrained").rglob("*.keras"))) > 0
+    shipped = paths.CHECKOUT / "pretrained"
+    runs = [subprocess.Popen([exe, "-c", LOAD_ALL.format(lib=lib), str(shipped)], cwd=cwd, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for exe, lib, cwd in ((sys.executable, "common", paths.CHECKOUT),
+                                  (str(python), "trecx", _user_folder(tmp_path)))]
+    for run in runs:
+        out, err = run.communicate()
+        assert run.returncode == 0, err[-3000:]
+        top_level = len(list(shipped.glob("*/*.keras")))
+        assert int(out.split()[-1]) == len(list(shipped.rglob("*.keras"))) > top_level > 0

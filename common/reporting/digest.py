@@ -81,7 +81,8 @@ def _firmware(path: Path) -> list[str]:
     goals = path.with_name("firmware_deploy_targets.csv")
     if goals.exists():
         lines += ["The certified deployments' goals (`firmware_deploy_targets.csv`):", "",
-                  *markdown([{"goal": r["target"], "measured": r["note"], "met": r["met"]} for r in read_csv(goals)],
+                  *markdown([{"goal": r["target"], "measured": _num(r["measured"]), "required": _num(r["required"]),
+                             "met": r["met"], "note": r["note"]} for r in read_csv(goals)],
                             blank=False), ""]
     return lines
 
