@@ -85,10 +85,14 @@ def test_the_resplit_study_sees_the_naive_rule_break_and_the_guaranteed_one_hold
                for r in rows.values())
 
 
-def test_clopper_pearson_covers_the_edges():
+def test_clopper_pearson_covers_the_edges_and_the_true_rate():
     assert resplit.clopper_pearson(0, 500)[0] == 0.0 and resplit.clopper_pearson(500, 500)[1] == 1.0
-    low, high = resplit.clopper_pearson(25, 500)
-    assert low < 0.05 < high
+    # a 95% interval holds the true rate at least 95% of the time (exact intervals are conservative); one
+    # that hugged k/n too tightly would miss it far more often
+    for p in (0.01, 0.05, 0.3):
+        ks = np.random.default_rng(3).binomial(500, p, size=400)
+        covered = [low <= p <= high for low, high in (resplit.clopper_pearson(int(k), 500) for k in ks)]
+        assert np.mean(covered) >= 0.93, p
 
 
 def test_a_nan_p_value_never_rejects():
