@@ -20,9 +20,7 @@ def save(fig, ax, out: Path, title: str, legend: bool = True, grid_axis: str = "
     if legend:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    with files.atomic(out) as tmp:
-        fig.savefig(tmp, dpi=130)
-    plt.close(fig)
+    write(fig, out)
 
 
 def write(fig, out: Path, **savefig) -> None:

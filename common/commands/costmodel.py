@@ -72,7 +72,7 @@ def run(cfg: CostModelConfig) -> dict:
         raise ConfigError(f"no measured layers of {cost.name} under {root}/<task>/placement_layers.csv: run python -m "
                           f"common place --task <task> --cost {cost.name} first")
     table = costmodel.fit(rows)
-    default = Path(costmodel.__file__).parent / "tables" if paths.CHECKOUT else root / "costmodel"
+    default = costmodel.tables_dir() if paths.CHECKOUT else root / "costmodel"  # in the checkout: what estimates read
     costmodel.write_table(table, costmodel.table_path(cost, Path(cfg.tables_dir) if cfg.tables_dir else default))
     error = costmodel.held_out(rows) if len({r["task"] for r in rows}) > 1 else []
     write_csv(root / "costmodel" / f"{cost.device}_error.csv", error)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import files
-from ..figures import plt
+from ..figures import plt, write
 from .board_check import shared_layers
 
 
@@ -54,6 +53,4 @@ def firmware_breakdown(rec: dict, out: Path, title: str = "") -> None:
             ax.axvline(cut - 0.5, color="k", ls="--", lw=1)
             ax.text(cut - 0.4, ax.get_ylim()[1] * 0.92, "early exit", fontsize=7, va="top")
         ax.grid(alpha=0.3, axis="y")
-    with files.atomic(out) as tmp:
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    write(fig, out, bbox_inches="tight")

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import files
-from ..figures import plt
+from ..figures import plt, write
 from ..figures import save as _save
 from ..files import read_csv
 
@@ -88,9 +87,7 @@ def heatmaps(panels: dict[str, np.ndarray], rows: list[str], cols: list[str], ou
         fig.colorbar(im, ax=ax, fraction=0.05)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with files.atomic(out) as tmp:
-        fig.savefig(tmp, dpi=130)
-    plt.close(fig)
+    write(fig, out)
 
 
 def gain_intervals(rows: list[dict], out: Path, title: str = "") -> None:
@@ -155,6 +152,4 @@ def calibration_study(rows: list[dict], out: Path, delta: float, title: str = ""
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle(title)
     fig.tight_layout()
-    with files.atomic(out) as tmp:
-        fig.savefig(tmp, dpi=130)
-    plt.close(fig)
+    write(fig, out)

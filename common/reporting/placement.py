@@ -32,28 +32,24 @@ def _records(results: Path, task: str) -> list[dict]:
     return [r | {"drop": board.threshold(r)["test_drop_points"]} for r in board.records(results, task)]
 
 
-def _row(target: str, measured, required, met: bool, note: str) -> dict:
-    task = {"VWW": "visual_wake_words", "KWS": "keyword_spotting"}.get(target.split()[0], "all")
-    return row(target, task, measured, required, met, note)
-
-
 def vww(results: Path) -> list[dict]:
     recs = _records(results, "visual_wake_words")
     if not recs:
-        return [_row("VWW firmware", None, None, False, "no firmware record")]
+        return [row("VWW firmware", "visual_wake_words", None, None, False, "no firmware record")]
     best = max(recs, key=lambda r: r["instruction_cut_pct"])
     within = [r for r in recs if r["drop"] is not None and r["drop"] <= 1.0]
     top = max(within, key=lambda r: r["instruction_cut_pct"]) if within else None
     ratio = best["instruction_to_flops_cut_ratio"]
-    return [_row("VWW best shipped by instructions: instruction cut / FLOPs cut", ratio,
-                 GOAL, ratio >= GOAL,
-                 f"{best['variant']}: {best['instruction_cut_pct']:.1f}% instructions, {best['flops_cut_pct']:.1f}% "
-                 f"FLOPs at a test drop of {best['drop']:.1f} points, {best['samples']} test samples"),
-            _row("VWW instruction cut at <= 1 point on test (%)", top["instruction_cut_pct"] if top else None,
-                 VWW_CUT, bool(top) and top["instruction_cut_pct"] > VWW_CUT,
-                 f"{top['variant']} at {top['drop']:.1f} points" if top else
-                 "no firmware record within 1 point on test: " + ", ".join(
-                     f"{r['variant']} {r['instruction_cut_pct']:.1f}% at {r['drop']:.1f} points" for r in recs))]
+    return [row("VWW best shipped by instructions: instruction cut / FLOPs cut", "visual_wake_words", ratio,
+                GOAL, ratio >= GOAL,
+                f"{best['variant']}: {best['instruction_cut_pct']:.1f}% instructions, {best['flops_cut_pct']:.1f}% "
+                f"FLOPs at a test drop of {best['drop']:.1f} points, {best['samples']} test samples"),
+            row("VWW instruction cut at <= 1 point on test (%)", "visual_wake_words",
+                top["instruction_cut_pct"] if top else None, VWW_CUT,
+                bool(top) and top["instruction_cut_pct"] > VWW_CUT,
+                f"{top['variant']} at {top['drop']:.1f} points" if top else
+                "no firmware record within 1 point on test: " + ", ".join(
+                    f"{r['variant']} {r['instruction_cut_pct']:.1f}% at {r['drop']:.1f} points" for r in recs))]
 
 
 def kws(results: Path) -> list[dict]:
@@ -70,33 +66,33 @@ def kws(results: Path) -> list[dict]:
     best, over = max(within, default=None), max(cuts, default=None)
     note = (f"{best[2]} at {best[1]:.2f} points" if best else "none within 1 point") + (
         f"; the largest cut, {over[0]:.1f}% ({over[2]}), is at {over[1]:.2f} points" if over and over != best else "")
-    return [_row("KWS test FLOPs cut at <= 1 point on test, rho chosen on validation (%)",
-                 best[0] if best else None, KWS_CUT, bool(best) and best[0] >= KWS_CUT, note)]
+    return [row("KWS test FLOPs cut at <= 1 point on test, rho chosen on validation (%)", "keyword_spotting",
+                best[0] if best else None, KWS_CUT, bool(best) and best[0] >= KWS_CUT, note)]
 
 
 def cost_model(results: Path) -> list[dict]:
     path = results / "costmodel" / f"{BOARD}_error.csv"
     if not path.exists():
-        return [_row("cost model error on held-out layers (%)", None, ERROR, False, "no costmodel error file")]
+        return [row("cost model error on held-out layers (%)", "all", None, ERROR, False, "no costmodel error file")]
     rows = [r for r in read_csv(path) if r["held_out"].startswith("task")]
     worst_median = max(r["median_layer_error_pct"] for r in rows)
     worst_weighted = max(r["instruction_weighted_error_pct"] for r in rows)
     detail = "; ".join(f"{r['held_out']}: median {r['median_layer_error_pct']:.1f}%, instruction-weighted "
                        f"{r['instruction_weighted_error_pct']:.1f}%" for r in rows)
-    return [_row("cost model: median layer error, each task held out (%)", worst_median, ERROR,
-                 worst_median <= ERROR, detail),
-            _row("cost model: instruction-weighted layer error, each task held out (%)", worst_weighted, ERROR,
-                 worst_weighted <= ERROR, detail)]
+    return [row("cost model: median layer error, each task held out (%)", "all", worst_median, ERROR,
+                worst_median <= ERROR, detail),
+            row("cost model: instruction-weighted layer error, each task held out (%)", "all", worst_weighted, ERROR,
+                worst_weighted <= ERROR, detail)]
 
 
 def examples(results: Path) -> list[dict]:
     path = results / "examples" / "placement.json"
     if not path.exists():
-        return [_row("placement on the examples' networks (CPU-minutes)", None, MINUTES, False, "not run")]
+        return [row("placement on the examples' networks (CPU-minutes)", "all", None, MINUTES, False, "not run")]
     nets = json.loads(path.read_text())["networks"]
     worst = max(n["cpu_minutes"] for n in nets)
-    return [_row("placement on the examples' networks (CPU-minutes, the slowest)", worst, MINUTES, worst <= MINUTES,
-                 "; ".join(f"{n['network']}: {n['cpu_minutes']:.1f}" for n in nets))]
+    return [row("placement on the examples' networks (CPU-minutes, the slowest)", "all", worst, MINUTES,
+                worst <= MINUTES, "; ".join(f"{n['network']}: {n['cpu_minutes']:.1f}" for n in nets))]
 
 
 def write(results: Path) -> list[dict]:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import files
-from ..figures import plt
+from ..figures import plt, write
 
 
 def exit_placement(rows: list[dict], out: Path, budget: float, title: str = "") -> None:
@@ -39,6 +38,4 @@ def exit_placement(rows: list[dict], out: Path, budget: float, title: str = "") 
         ax.legend(fontsize=5)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with files.atomic(out) as tmp:
-        fig.savefig(tmp, dpi=130)
-    plt.close(fig)
+    write(fig, out)
