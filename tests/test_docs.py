@@ -43,6 +43,27 @@ def test_every_committed_targets_file_has_the_one_row_shape():
             assert tuple(next(csv.reader(f))[:len(COLUMNS)]) == COLUMNS, f"{path}: rerun the command that writes it"
 
 
+def test_every_committed_benchmark_describes_its_deployment():
+    from common.reporting.board import read_benchmark
+
+    folders = sorted(p.parent for p in (REPO / "results").glob("*/deploy/*/deploy.json"))
+    assert folders
+    for folder in folders:
+        read_benchmark(folder)  # a benchmark.json of another variant or other thresholds raises
+
+
+def test_a_benchmark_of_other_thresholds_is_refused_in_one_line(tmp_path: Path):
+    from common.errors import ModelFileError
+    from common.reporting.board import read_benchmark
+
+    (tmp_path / "deploy.json").write_text(json.dumps({"variant": "trecx_plus", "rhos": [0.95]}))
+    (tmp_path / "benchmark.json").write_text(json.dumps({"task": "t", "variant": "trecx_plus", "rhos": [0.95]}))
+    assert read_benchmark(tmp_path)["rhos"] == [0.95]
+    (tmp_path / "benchmark.json").write_text(json.dumps({"task": "t", "variant": "trecx_plus", "rhos": [0.92]}))
+    with pytest.raises(ModelFileError, match=r"at rhos \[0.92\], but deploy.json deploys trecx_plus at \[0.95\]"):
+        read_benchmark(tmp_path)
+
+
 def test_the_results_table_replaces_only_what_lies_between_its_markers():
     text = f"intro\n{digest.BEGIN}\nold\n{digest.END}\nafter\n"
     want = f"intro\n{digest.BEGIN}\n| a |\n|---|\n{digest.END}\nafter\n"

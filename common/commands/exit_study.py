@@ -67,13 +67,13 @@ def cell(summary: Summary) -> dict:
 
 def latency(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
     """The int8 TFLM benchmark of one model, run once (deploy, then benchmark) and read afterwards."""
-    if not (out / "benchmark.json").exists():
+    if (bench := firmware_table.read_benchmark(out)) is None:
         job = deploy.DeployConfig(task=cfg.task, variant=variant, models_dir=str(models), out_dir=str(out),
                                   split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=cfg.samples,
                                   **STUDY_RULE)
         deploy.run(job)
-        benchmark.run(job)
-    tflm = json.loads((out / "benchmark.json").read_text())["tflm"]
+        bench = benchmark.run(job)
+    tflm = bench["tflm"]
     return {"tflm_latency_cut_pct": tflm["latency_cut_pct"], "tflm_exit_rate": tflm["exit_rate"]}
 
 
@@ -84,8 +84,8 @@ def mcu_cut(cfg: StudyConfig, variant: str, models: Path, out: Path) -> dict:
     rec = out / f"firmware_{cpu}_{kernels}.json"
     if not rec.exists():
         if not (out / f"{variant}_head.int8.tflite").exists():  # the benchmark's own settings, kept as recorded
-            bench = out / "benchmark.json"
-            timed = json.loads(bench.read_text())["test_samples"] if bench.exists() else cfg.samples
+            bench = firmware_table.read_benchmark(out)
+            timed = bench["test_samples"] if bench else cfg.samples
             deploy.run(deploy.DeployConfig(task=cfg.task, variant=variant, models_dir=str(models), out_dir=str(out),
                                            split_seed=cfg.split_seed, data_dir=cfg.data_dir, samples=timed,
                                            **STUDY_RULE))

@@ -115,6 +115,7 @@ def deployed(cfg: FirmwareConfig) -> dict:
     if "threshold" not in deploy:
         raise ModelFileError(f"{out / 'deploy.json'} is from an older deploy: run python -m common deploy --task "
                              f"{cfg.task} --variant {cfg.variant} again")
+    firmware_table.read_benchmark(out)  # a benchmark.json of other thresholds: refused before the emulation
     graphs = read_graphs(out, cfg.variant, deploy["segments"], kinds=("int8",))
     x_all, _ = task.load(cfg.data_dir, cfg.split_seed).splits["test"]
     x = _subset(x_all, cfg.samples, cfg.split_seed)
@@ -144,8 +145,7 @@ def deployed(cfg: FirmwareConfig) -> dict:
            "cpi_note": "MLPerf Tiny v1.0, microTVM + CMSIS-NN on an STM32L4R5 (Cortex-M4, 120 MHz), the reference "
                        "model; our baseline is the model the task's trade-offs are measured against"}
     rec = _write(rec, out, cfg, f"{cfg.task} {cfg.variant} on {cfg.cpu} ({cfg.kernels})")
-    if (out / "benchmark.json").exists():  # beside the x86 latencies: one line per board and kernels
-        bench = json.loads((out / "benchmark.json").read_text())
+    if (bench := firmware_table.read_benchmark(out)) is not None:  # beside the x86 latencies: a line per board
         bench.setdefault("mcu", {})[f"{cfg.cpu}/{cfg.kernels}"] = {
             k: rec.get(k) for k in ("board", "samples", "bit_exact", "exit_rate", "instruction_cut_pct",
                                     "flops_cut_pct", "instruction_to_flops_cut_ratio",

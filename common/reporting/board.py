@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
+from ..errors import ModelFileError
 from ..files import write_csv
 from .targets import row
 
@@ -22,6 +23,22 @@ CSV, FIGURE, TARGETS, DEPLOY_TARGETS = ("firmware.csv", "firmware.png", "firmwar
 # early exit per task should still keep at least this share of its FLOPs cut as an instruction cut.
 GOAL = 0.8  # instruction cut / FLOPs cut
 BOARD = "cortex-m4_cmsis_nn"  # what the goal is judged on: the kernels a Cortex-M deployment uses
+
+
+def read_benchmark(folder: Path) -> dict | None:
+    """A deployment's benchmark.json (None when there is none), refused in one line when it was measured for
+    another variant or at other thresholds than the folder's deploy.json deploys: it describes another model or
+    threshold, and every reader (model cards, tables, the firmware command) takes it through here."""
+    bench, deploy = folder / "benchmark.json", folder / "deploy.json"
+    if not bench.exists():
+        return None
+    got = json.loads(bench.read_text())
+    want = json.loads(deploy.read_text()) if deploy.exists() else {}
+    if (got.get("variant"), got.get("rhos")) != (want.get("variant"), want.get("rhos")):
+        raise ModelFileError(f"{bench} was measured for {got.get('variant')} at rhos {got.get('rhos')}, but "
+                             f"{deploy.name} deploys {want.get('variant')} at {want.get('rhos')}: rerun python -m "
+                             f"common benchmark --task {got.get('task')} --variant {want.get('variant')}")
+    return got
 
 
 def threshold(r: dict) -> dict:
@@ -37,8 +54,7 @@ def rows(results: Path) -> list[dict]:
     out = []
     for path in sorted(results.glob("*/deploy/*/firmware_*.json")):
         r = json.loads(path.read_text())
-        bench = path.parent / "benchmark.json"
-        tflm = json.loads(bench.read_text()).get("tflm", {}) if bench.exists() else {}
+        tflm = (read_benchmark(path.parent) or {}).get("tflm", {})
         mlperf = r.get("mlperf_int8") or {}
         out.append({"task": r["task"], "variant": path.parent.name, "cpu": r["cpu"], "kernels": r["kernels"],
                     "pooling": r.get("pooling", "mean"), **threshold(r), "samples": r["samples"],

@@ -18,6 +18,7 @@ from ..data.sources import is_local_subset
 from ..errors import ModelFileError
 from ..evaluation.summary import FILE, Summary, load
 from ..files import read_csv
+from .board import read_benchmark
 from .compare import SEEDS_METRICS, in_percent
 from .tables import markdown
 
@@ -228,7 +229,7 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
     if summary is None:
         raise ModelFileError(f"{res / variant / FILE} not found: run python -m {task}.test first")
     split, cfg = _json(res / "split.json") or {}, _json(pre / f"{variant}.config.json") or {}
-    deploy, bench = _json(res / "deploy" / variant / "deploy.json"), _json(res / "deploy" / variant / "benchmark.json")
+    deploy, bench = _json(res / "deploy" / variant / "deploy.json"), read_benchmark(res / "deploy" / variant)
     n_test = split.get("counts", {}).get("test", 0)
     origin = ([f"`{variant}` is `{cfg['shipped_from']}`, chosen by {cfg.get('chosen_by', '?')} "
                f"(`pretrained/{task}/{cfg['shipped_from']}.keras` is the same model).", ""]
