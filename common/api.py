@@ -58,11 +58,12 @@ def thresholds(rho, exits: int) -> list[float]:
     return board.thresholds(rho, exits)
 
 
-def runtime(graphs: list[bytes], rho) -> MultiExitRuntime:
+def runtime(graphs: list[bytes], rho, backend: str = "tflm") -> MultiExitRuntime:
     """The batch-1 early-exit runtime over the int8 graphs of `export_int8`: leaves at the first exit whose max
     softmax is >= its threshold (`rho` as in `thresholds`: the Calibration of `calibrate_exit(graphs, ...)`
-    gives the thresholds certified on these graphs)."""
-    return MultiExitRuntime(list(graphs), board.thresholds(rho, len(graphs) - 1))
+    gives the thresholds certified on these graphs, on TFLM). `backend`: "tflm" (the kernels the firmware is
+    checked against) or "litert" (XNNPACK: faster on a PC, its int8 outputs may differ by a few steps)."""
+    return board.runtime(graphs, rho, backend)
 
 
 def save_graphs(graphs: list[bytes], out, baseline: bytes | None = None) -> list[Path]:
@@ -74,9 +75,9 @@ def save_graphs(graphs: list[bytes], out, baseline: bytes | None = None) -> list
 def export_sources(graphs: list[bytes], rho, out, arena_bytes: int | None = None, namespace: str = "trecx_model"):
     """C++ sources for your own firmware (docs/deployment.md, "In your own firmware"): the graphs and thresholds
     (`rho` as in `runtime`) in trecx_model.h/.cc beside the early-exit runner trecx_runner.h/.cc
-    (`edge.sources.Spec` says what they hold)."""
+    (`edge.sources.Spec` says what they hold; the files' first line says where the thresholds came from)."""
     return board.segment_sources(list(graphs), board.thresholds(rho, len(graphs) - 1), Path(out), arena_bytes,
-                                 namespace)
+                                 namespace, board.provenance(rho))
 
 
 def firmware(graphs: list[bytes], rho, x: np.ndarray, baseline: bytes, cpu: str = "cortex-m4",

@@ -37,24 +37,24 @@ def module(name: str, part: str) -> types.ModuleType:
 class EvalData:
     """What testing and deployment read of a task's data, loaded once."""
 
-    splits: dict[str, tuple[np.ndarray, np.ndarray]]  # "val", "test" -> (float32 model inputs, labels)
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]  # "val", "calibration", "test" -> (float32 inputs, labels)
     info: dict  # where the data came from: dataset, source relative to the data root, checksum, counts
     files: dict[str, list[str]]  # sample names per recorded subset (written to results/<task>/split.json)
-    calibration: Callable[[int], np.ndarray]  # n random training inputs (no augmentation), for int8
+    int8_samples: Callable[[int], np.ndarray]  # n random training inputs (no augmentation): int8 quantization
 
 
 def image_eval_data(data, split_seed: int, recorded: tuple[str, ...] = ("train", "val", "test"),
                     train_x: Callable[[], np.ndarray] | None = None) -> EvalData:
-    """EvalData of an image dataset's `common.data.images.Splits`: float32 pixels 0..255; calibration from
+    """EvalData of an image dataset's `common.data.images.Splits`: float32 pixels 0..255; int8 samples from
     random training images (`train_x()` reads them where `data` left them undecoded); the sample names of the
     `recorded` subsets."""
 
-    def calibration(n: int) -> np.ndarray:
+    def int8_samples(n: int) -> np.ndarray:
         x = data.x["train"] if "train" in data.x else train_x()
         return x[np.random.default_rng(split_seed).permutation(len(x))[:n]].astype("float32")
 
     return EvalData({s: (data.x[s].astype("float32"), data.y[s]) for s in ("val", "test")}, data.info,
-                    {k: v for k, v in data.names.items() if k in recorded}, calibration)
+                    {k: v for k, v in data.names.items() if k in recorded}, int8_samples)
 
 
 @dataclass(frozen=True)

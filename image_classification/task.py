@@ -5,14 +5,16 @@ from __future__ import annotations
 from trecx import tasks
 from trecx.data.images import CIFAR10_CLASSES, load_cifar10
 from trecx.data.pipelines import image_training_data
+from trecx.data.splits import hold_out
 
 
 def load(data_dir: str, split_seed: int) -> tasks.EvalData:
     """Validation and test images; the MLPerf ResNet-8 is no baseline here: it saw our carved test images
-    in training (see README). split.json lists the validation and test files (train: the rest)."""
+    in training (see README). split.json lists the validation, calibration and test files (train: the rest)."""
     data = load_cifar10(data_dir or None, seed=split_seed, decode=("val", "test"))  # a test reads 10,000 images
-    return tasks.image_eval_data(data, split_seed, ("val", "test"),
-                                 lambda: load_cifar10(data_dir or None, seed=split_seed).x["train"])
+    return hold_out(tasks.image_eval_data(data, split_seed, ("val", "test"),
+                                          lambda: load_cifar10(data_dir or None, seed=split_seed).x["train"]),
+                    split_seed)
 
 
 def train_data(cfg) -> tuple:

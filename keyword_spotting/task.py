@@ -15,6 +15,7 @@ import numpy as np
 from trecx import tasks
 from trecx.data import audio
 from trecx.data.pipelines import eval_dataset
+from trecx.data.splits import hold_out
 from trecx.evaluation import plots, summary
 from trecx.evaluation.evaluate import curve_gain
 from trecx.files import write_csv
@@ -29,15 +30,16 @@ BASELINE = "mlperf_reference"  # what the trade-offs are measured against
 
 
 def load(data_dir: str, split_seed: int) -> tasks.EvalData:
-    """MFCCs of the validation and test clips; calibration: MFCCs of random training clips (no augmentation)."""
+    """MFCCs of the validation, calibration and test clips; int8 samples: MFCCs of random training clips (no
+    augmentation)."""
     data = audio.load_speech_commands(data_dir or None, seed=split_seed)
     wav = data.wav["train"]
 
     def calibration(n: int) -> np.ndarray:
         return audio.features(wav[np.random.default_rng(split_seed).permutation(len(wav))[:n]])
 
-    return tasks.EvalData({s: (audio.features(data.wav[s]), data.y[s]) for s in ("val", "test")}, data.info,
-                          data.names, calibration)
+    return hold_out(tasks.EvalData({s: (audio.features(data.wav[s]), data.y[s]) for s in ("val", "test")},
+                                   data.info, data.names, calibration), split_seed)
 
 
 def train_data(cfg) -> tuple:

@@ -113,3 +113,19 @@ def summary_dict(tradeoffs: list[dict] = (), baseline_mflops: float | None = 10.
             "tradeoffs": [tradeoff(**t) for t in tradeoffs],
             "baseline": None if baseline_mflops is None else {"val_accuracy": 0.8, "test_accuracy": 0.8,
                                                               "mflops": baseline_mflops}}
+
+
+def fake_deployment(folder: Path, rhos=(0.9,), threshold: dict | None = None, variant: str = "trecx", **fields):
+    """A deploy.json written through `common.records` (as deploy writes it) for one tiny graph file, the model a
+    small file beside it: what the readers of later records check against."""
+    from common import records
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.keras").write_bytes(b"a model")
+    graph = {f"{variant}_head.int8.tflite": b"a graph"}
+    for name, content in graph.items():
+        (folder / name).write_bytes(content)
+    rec = {"task": "keyword_spotting", "variant": variant, "baseline": "baseline", "exits": ["early_exit", "final"],
+           "segments": ["head", "tail"], "rhos": None if rhos is None else list(rhos),
+           "threshold": threshold or {"rhos": rhos}, "mflops": {}, **fields}
+    return records.write(folder, rec, graph, folder / "model.keras", "baseline hash")

@@ -229,6 +229,7 @@ def test_deploy_of_a_model_without_an_early_exit(tmp_path, capsys):
 def test_truncated_tflite(tmp_path, capsys):
     import keras
 
+    from common import records
     from common.commands.benchmark import main
     from common.edge.deployment import graph_file
     from common.edge.export import to_tflite
@@ -237,12 +238,16 @@ def test_truncated_tflite(tmp_path, capsys):
     good = to_tflite(keras.Model(inputs, keras.layers.Dense(2)(inputs)))
     out = tmp_path / "deploy"
     out.mkdir()
-    (out / "deploy.json").write_text(json.dumps({"variant": "trecx", "segments": ["head", "tail"], "threshold": {}}))
-    for part in ("head", "tail", "baseline"):
-        for kind in ("float", "int8"):
-            (out / graph_file("trecx", f"{part}_{kind}")).write_bytes(good)
+    graphs = {graph_file("trecx", f"{part}_{kind}"): good for part in ("head", "tail", "baseline")
+              for kind in ("float", "int8")}
     bad = out / graph_file("trecx", "tail_int8")
-    bad.write_bytes(good[: len(good) // 2])
+    graphs[bad.name] = good[: len(good) // 2]  # hashed as written: a broken graph deploy.json itself describes
+    for name, content in graphs.items():
+        (out / name).write_bytes(content)
+    (out / "model.keras").write_bytes(b"m")
+    records.write(out, {"task": "keyword_spotting", "variant": "trecx", "baseline": "b", "exits": [],
+                        "segments": ["head", "tail"], "rhos": None, "threshold": {}, "mflops": {}}, graphs,
+                  out / "model.keras", "b")
     fails(main, ["--task", "keyword_spotting", "--out-dir", out], capsys, bad)
 
 

@@ -14,6 +14,7 @@ from conftest import needs_shared, summary_dict
 from common import paths
 from common.edge import export, tflm
 from common.edge.runtime import MultiExitRuntime
+from common.errors import ModelFileError
 
 KWS_TRECX = paths.pretrained_dir("keyword_spotting") / "trecx.keras"
 
@@ -78,22 +79,39 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     assert all(abs(d) <= 1.0 for d in rec["int8_minus_float_points_test"].values()), rec["int8_minus_float_points_test"]
     assert set(rec["arena_bytes"]) == {"head_int8", "tail_int8", "baseline_int8"}
     assert (out / "trecx_head.int8.tflite").exists() and rec["segments"] == ["head", "tail"]
-    t = rec["threshold"]  # certified on the int8 validation outputs (450 clips: the automatic budget is 2 points)
-    assert t["rule"] == "certified" and rec["drop_points"] == 2 == t["budget_points"]
-    assert "450 samples" in t["certified_on"] and (rec["rhos"] is None or 0 <= rec["rhos"][0] <= 1)
+    # certified on the TFLM outputs of the calibration split (260 clips: a zero loss certifies 2.3 points, so the
+    # automatic budget is 3), which no training or choice read; the validation rule reads validation
+    t, v = rec["threshold"], rec["thresholds_by_rule"]["validation"]
+    assert t["rule"] == "certified" and rec["drop_points"] == 3 == t["budget_points"]
+    assert rec["data"]["counts"]["calibration"] == 260 == rec["budget"]["calibration_samples"]
+    assert t["chosen_on"] == "int8 outputs on TFLM of the calibration split (260 samples)"
+    assert v["chosen_on"] == "int8 outputs on TFLM of the validation split (450 samples)"
+    assert v["guarantee"].startswith("none") and not v["certified"]
+    assert rec["lineage"]["untouched"] and not rec["lineage"]["problems"]
+    assert t["guarantee"].startswith("none: nothing certified") == (rec["rhos"] is None)
+    smallest = next((int(d) for d, c in rec["certified_by_budget"].items() if c["rhos"]), None)
+    assert rec["smallest_budget_certified"] == smallest
+    lo, hi = t["test"]["drop_points_ci95"]
+    assert lo <= t["test"]["drop_points"] <= hi and hi - lo > 0.1  # 261 test clips: an interval, not a point
+    from common import records
+
+    dep = records.read(out, "trecx")  # the hashes name the shipped model and the graphs written
+    assert dep.hashes["model"] == records.file_sha256(KWS_TRECX)
+    assert dep.hashes["graphs"]["trecx_head.int8.tflite"] == records.file_sha256(out / "trecx_head.int8.tflite")
     assert set(rec["thresholds_by_rule"]) == {"certified", "validation"}
-    assert set(rec["certified_by_budget"]) == {"1", "2", "3"}
+    assert {"1", "2", "3"} <= set(rec["certified_by_budget"]) <= {"1", "2", "3", "5", "10"}
     for f in out.glob("*.float.tflite"):  # git keeps only the int8 graphs: a clone must still benchmark
         f.unlink()
     bench = benchmark.main(["--task", "keyword_spotting", "--out-dir", str(out), "--samples", "40",
                             "--repeats", "1"])
     written = json.loads((out / "benchmark.json").read_text())
     assert written["test_samples"] == 40 and written["machine"]["cpus"] >= 1
+    assert written["deployment"] == dep.digest and "accuracy" not in written["litert"]  # TFLM's numbers only
     # both interpreters run the same int8 graphs: they exit on the same samples but for rounding
     assert abs(bench["tflm"]["exit_rate"] - bench["litert"]["exit_rate"]) <= 2 / 40
     assert all(bench[be]["latency_us"]["baseline"] > 0 for be in ("tflm", "litert"))
     text = card.card("keyword_spotting", results=res)
-    assert "Deployed threshold(s)" in text and "rule `certified`, certified by Learn-then-Test (wsr" in text
+    assert "Deployed threshold(s)" in text and "rule `certified`, 3-point budget against the int8 baseline" in text
     assert f"{bench['tflm']['latency_us']['baseline']:.0f}" in text  # this run's latency, not the committed one
     # A deploy that fails its checks replaces nothing: the graphs and deploy.json stay as they were.
     from common.errors import TrecxError
@@ -107,23 +125,35 @@ def test_deploy_benchmark_and_model_card(tmp_path: Path, monkeypatch):
     with pytest.raises(TrecxError):
         deploy.main(["--task", "keyword_spotting", "--out-dir", str(out), "--check-samples", "20", "--split-seed", "1"])
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # A graph that is not the one deploy.json hashed is refused by every reader, in one line.
+    from common.errors import ModelFileError
+
+    (out / "trecx_tail.int8.tflite").write_bytes((out / "trecx_head.int8.tflite").read_bytes())
+    with pytest.raises(ModelFileError, match=r"trecx_tail\.int8\.tflite is not the graph deploy\.json describes"):
+        benchmark.main(["--task", "keyword_spotting", "--out-dir", str(out), "--samples", "4", "--repeats", "1"])
 
 
-def test_model_card_names_a_test_drop_beyond_the_allowed_one_extra_ram_and_no_certificate():
+def test_model_card_names_a_test_drop_beyond_the_allowed_one_extra_ram_and_no_certificate(tmp_path: Path):
+    from conftest import fake_deployment
+
     from common.evaluation.summary import Summary
     from common.reporting import card as model_card
 
     summary = Summary.from_dict(summary_dict([{"drop_points": 1, "test_drop_points": 1.44}]))
-    deploy = {"threshold": {"rhos": None, "budget_points": 2}}
-    bench = {"mcu": {"cortex-m4/cmsis_nn": {"ram_bytes": 69472, "baseline_ram_bytes": 55952}}}
-    text = "\n".join(model_card._limits({}, 5000, summary, deploy, bench))
+    dep = fake_deployment(tmp_path, rhos=None, threshold={"rhos": None, "budget_points": 2})
+    fw = tmp_path / "firmware_cortex-m4_cmsis_nn.json"
+    fw.write_text(json.dumps(dep.stamp() | {"ram_bytes": 69472, "baseline_ram_bytes": 55952}))
+    text = "\n".join(model_card._limits({}, 5000, summary, dep, None, tmp_path))
     assert "landed 1.44 points below" in text and "24% more than the baseline firmware's 55,952" in text
     assert "Nothing could be certified for a 2-point budget" in text
     summary = Summary.from_dict(summary_dict([{"drop_points": 1, "test_drop_points": 0.8}]))
-    deploy["threshold"]["rhos"] = [0.9]
-    bench["mcu"]["cortex-m4/cmsis_nn"]["ram_bytes"] = 50000
-    text = "\n".join(model_card._limits({}, 5000, summary, deploy, bench))
+    dep = fake_deployment(tmp_path, rhos=[0.9], threshold={"rhos": [0.9], "budget_points": 2})
+    fw.write_text(json.dumps(dep.stamp() | {"ram_bytes": 50000, "baseline_ram_bytes": 55952}))
+    text = "\n".join(model_card._limits({}, 5000, summary, dep, None, tmp_path))
     assert "landed" not in text and "more than the baseline" not in text and "Nothing could" not in text
+    fw.write_text(json.dumps({"deployment": "another", "ram_bytes": 1}))  # a record of another deployment
+    with pytest.raises(ModelFileError, match="was measured on another deployment"):
+        model_card._limits({}, 5000, summary, dep, None, tmp_path)
 
 
 def test_model_card_shows_the_spread_across_seeds(tmp_path: Path):

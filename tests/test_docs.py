@@ -44,12 +44,13 @@ def test_every_committed_targets_file_has_the_one_row_shape():
 
 
 def test_every_committed_benchmark_describes_its_deployment():
-    from common.reporting.board import read_benchmark
+    from common.reporting.board import firmware_records, read_benchmark
 
     folders = sorted(p.parent for p in (REPO / "results").glob("*/deploy/*/deploy.json"))
     assert folders
     for folder in folders:
-        read_benchmark(folder)  # a benchmark.json of another variant or other thresholds raises
+        read_benchmark(folder)  # a benchmark.json of another deployment raises
+        firmware_records(folder, "firmware_*.json")  # and so does a firmware record
 
 
 def test_a_benchmark_of_other_thresholds_is_refused_in_one_line(tmp_path: Path):
@@ -83,20 +84,23 @@ def test_the_readme_stays_a_front_door():
     assert len((REPO / "README.md").read_text().splitlines()) <= 150
 
 
-def test_what_calibration_md_says_the_validation_splits_certify_is_what_the_plan_measured():
-    """docs/calibration.md, "Which data certifies": KWS's validation clips certify no rho at 1 or 2 points,
-    VWW's none at any budget (results/<task>/calibration_plan.csv, written by `calibration --study false`)."""
-    import csv
-
-    def planned(task: str) -> dict[float, set]:
-        rows = list(csv.DictReader(open(paths.CHECKOUT / "results" / task / "calibration_plan.csv")))
-        return {b: {r["planned_rho_wsr"] for r in rows if float(r["budget_points"]) == b} for b in (1.0, 2.0, 3.0)}
-
-    kws, vww = planned("keyword_spotting"), planned("visual_wake_words")
-    assert kws[1.0] == kws[2.0] == {""} and kws[3.0] != {""}
-    assert vww[1.0] == vww[2.0] == vww[3.0] == {""}
-    text = (paths.CHECKOUT / "docs" / "calibration.md").read_text()
-    assert "KWS's 450 validation clips likely" in text and "VWW's 200 images none at any budget" in text
+def test_what_the_docs_say_of_the_calibration_splits_is_what_the_deployments_hold():
+    """docs/calibration.md and docs/deployment.md: each task's calibration split size and the automatic budget it
+    gets, read back from the deployments; and every deployment's certificate reads the calibration split."""
+    for task, n, points in (("image_classification", 2500, 1), ("keyword_spotting", 260, 3),
+                            ("visual_wake_words", 100, 3)):
+        for path in (paths.CHECKOUT / "results" / task / "deploy").glob("*/deploy.json"):
+            dep = json.loads(path.read_text())
+            auto = dep["budget"]["chosen_by"] != "--drop-points"
+            assert dep["budget"]["calibration_samples"] == n and (dep["budget"]["points"] == points or not auto), path
+            t = dep["thresholds_by_rule"]["certified"]
+            assert t["chosen_on"] == f"int8 outputs on TFLM of the calibration split ({n} samples)", path
+            val = dep["data"]["counts"]["val"]
+            assert dep["thresholds_by_rule"]["validation"]["chosen_on"].endswith(f"validation split ({val} samples)")
+    flat = " ".join((paths.CHECKOUT / "docs" / "deployment.md").read_text().split())
+    assert "IC's 2,500 calibration images get a 1-point budget, KWS's 260 clips and VWW's 100 images 3 points" in flat
+    flat = " ".join((paths.CHECKOUT / "docs" / "calibration.md").read_text().split())
+    assert "2,500 CIFAR-10 images, 260 Speech Commands clips and 100 VWW images" in flat
 
 
 def test_placement_md_worked_case_is_what_the_results_files_hold():
@@ -109,7 +113,9 @@ def test_placement_md_worked_case_is_what_the_results_files_hold():
     heads = list(csv.DictReader(open(res / "placement_heads.csv")))
     early = [max(float(h["exit_accuracy"]) for h in heads if int(h["position"]) == p) for p in (0, 1, 2)]
     fw = json.loads((res / "deploy" / "trecx2" / "firmware_cortex-m4_cmsis_nn.json").read_text())
+    at5 = json.loads((res / "deploy" / "trecx2_5pt" / "firmware_cortex-m4_cmsis_nn.json").read_text())
     plus = json.loads((res / "deploy" / "trecx_plus" / "firmware_cortex-m4_cmsis_nn.json").read_text())
+    assert fw["threshold"]["rhos"] is None and at5["threshold"]["certified"]  # 3 points: nothing; 5: certified
     pair = next(r for r in csv.DictReader(open(res / "placement.csv")) if r["cost"] == "cortex-m4/cmsis_nn"
                 and r["rule"] == "validation" and r["budget_points"] == "1.0" and r["taps"] == "re_lu_10 re_lu_15")
     best_pair = max((r for r in csv.DictReader(open(res / "placement.csv")) if r["cost"] == "cortex-m4/cmsis_nn"
@@ -126,9 +132,10 @@ def test_placement_md_worked_case_is_what_the_results_files_hold():
             f"{float(pair['exit_cost'].split()[1]):.2f} M",
             f"the first segment ran {seg['head'] / 1e6:.2f} M, and the first two "
             f"{(seg['head'] + seg['mid_1']) / 1e6:.2f} M",
-            f"cuts {fw['instruction_cut_pct']:.1f}% of the instructions against {fw['flops_cut_pct']:.1f}% of the "
-            f"FLOPs, a ratio of {fw['instruction_to_flops_cut_ratio']:.2f}", f"above `trecx_plus`'s "
-            f"{plus['instruction_cut_pct']:.1f}%", f"test drop of {fw['threshold']['test']['drop_points']:.1f} points"]
+            f"cuts {at5['instruction_cut_pct']:.1f}% of the instructions against {at5['flops_cut_pct']:.1f}% of the "
+            f"FLOPs, a ratio of {at5['instruction_to_flops_cut_ratio']:.2f}", f"as `trecx_plus` does "
+            f"({plus['instruction_cut_pct']:.1f}% instructions cut)",
+            f"test drop of {at5['threshold']['test']['drop_points']:.1f} points"]
     for s in said:
         assert s in text, s
     assert best_pair["taps"] == "re_lu_10 re_lu_15" and shipped["shipped_from"] == "trecx2_placed"

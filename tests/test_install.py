@@ -44,7 +44,9 @@ graphs = trecx.export_int8(model, xs[:16])
 cal = trecx.calibrate_exit(graphs, xs, ys, max_drop=0.5)
 rt = trecx.runtime(graphs, cal)
 spec = trecx.export_sources(graphs, cal, pathlib.Path("fw"))
-print(json.dumps({"file": trecx.__file__, "exit": rt(xs[0]).exit, "costs": costs,
+head = pathlib.Path("fw", "trecx_model.h").read_text().splitlines()[0]
+assert rt.provenance.split(":")[0] in head, (rt.provenance, head)  # the sources say where the thresholds came from
+print(json.dumps({"file": trecx.__file__, "exit": rt(xs[0]).exit, "costs": costs, "provenance": rt.provenance,
                   "sources": sorted(p.name for p in pathlib.Path("fw").iterdir())}))
 """
 
@@ -126,6 +128,7 @@ def test_the_wheel_and_an_editable_install_work_from_a_users_own_folder(built, t
         assert Path(got["file"]).is_relative_to(site if kind == "wheel" else src / "common"), (kind, got["file"])
         assert got["exit"] in ("early_exit", "final") and {"trecx_model.h", "trecx_runner.cc"} <= set(got["sources"])
         assert "estimated" in got["costs"]["early_exit"]["cost_source"]  # the packaged table, not results/
+        assert got["provenance"].startswith(("Thresholds certified by Learn-then-Test", "Nothing certified"))
         assert {p.name for p in site.iterdir()} == before  # nothing written into site-packages (no .cache there)
         tops = {p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".pth")) and p.name[0] != "_"}
         assert tops <= {"trecx"}, tops

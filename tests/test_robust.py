@@ -216,23 +216,45 @@ def test_promote_ships_the_best_on_validation_unless_it_is_trecx(tmp_path: Path)
     from common.commands import promote as command
     from common.studies import promote
 
-    def tested(v: str, val_mflops: float | None) -> None:
+    def tested(v: str, val_mflops: float | None, sure: float = 0.0) -> None:
+        """A tested variant: its validation cut from val_mflops, its outputs confident and right on `sure` of 400
+        validation samples (the early exit costs 2 of the baseline's 10 MFLOPs)."""
         (tmp_path / f"{v}.keras").write_bytes(v.encode())
         (tmp_path / f"{v}.config.json").write_text(json.dumps({"variant": v}))
         (tmp_path / v).mkdir()
-        (tmp_path / v / "summary.json").write_text(json.dumps(summary_dict([{"val_mflops": val_mflops}])))
+        summary = summary_dict([{"val_mflops": val_mflops}])
+        summary["exit_costs"] = {e: summary["exit_costs"][e] | {"mflops": c} for e, c in (("early_exit", 2.0),
+                                                                                           ("final", 10.0))}
+        (tmp_path / v / "summary.json").write_text(json.dumps(summary))
+        y = np.arange(400) % 4
+        right = np.eye(4)[y] * 0.9 + 0.025
+        early = np.where(np.arange(400)[:, None] < sure * 400, right, 0.25)
+        np.savez(tmp_path / v / "outputs.npz", **{"val/early_exit": early, "val/final": right, "val/labels": y})
+        base = tmp_path / "mlperf_reference"  # KWS's baseline, right on every sample
+        base.mkdir(exist_ok=True)
+        np.savez(base / "outputs.npz", **{"val/final": right, "val/labels": y})
 
-    tested("trecx", 7.0)
+    tested("trecx", 7.0, sure=0.4)  # the incumbent below: far behind, beyond noise
     tested("trecx_sd", None)  # no rho within 1 point on validation: never chosen
     cuts = {"trecx": pytest.approx(30.0), "trecx_sd": None}
     assert promote.choose(tmp_path, ["trecx", "trecx_sd"]) == ("trecx", cuts)
     assert not promote.ship(tmp_path, "trecx", "trecx_plus") and not (tmp_path / "trecx_plus.keras").exists()
-    tested("trecx_ee1_none", 6.0)
+    tested("trecx_ee1_none", 4.0, sure=0.9)
     assert command.main(["--task", "keyword_spotting", "--candidates", "trecx_sd", "trecx_ee1_none",
                          "--models-dir", str(tmp_path), "--results-dir", str(tmp_path)]) == "trecx_ee1_none"
     assert (tmp_path / "trecx_plus.keras").read_bytes() == b"trecx_ee1_none"
     cfg = json.loads((tmp_path / "trecx_plus.config.json").read_text())
     assert cfg["variant"] == "trecx_ee1_none" and cfg["shipped_as"] == "trecx_plus"
+    decision = json.loads((tmp_path / "promote" / "trecx_plus.json").read_text())
+    assert decision["beyond_noise"] and decision["margin_ci95_points"][0] > 0
+    # a challenger ahead of the shipped trecx_plus by less than its noise: the incumbent stays, and says why
+    tested("trecx_close", 3.9, sure=0.905)
+    assert command.main(["--task", "keyword_spotting", "--candidates", "trecx_ee1_none", "trecx_close",
+                         "--models-dir", str(tmp_path), "--results-dir", str(tmp_path)]) == "trecx_ee1_none"
+    assert (tmp_path / "trecx_plus.keras").read_bytes() == b"trecx_ee1_none"
+    decision = json.loads((tmp_path / "promote" / "trecx_plus.json").read_text())
+    assert decision["winner_on_validation"] == "trecx_close" and not decision["beyond_noise"]
+    assert "within its noise" in decision["why"]
 
 
 def test_training_cost_counts_a_stopped_epoch_at_the_median(tmp_path: Path):

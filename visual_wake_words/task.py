@@ -15,6 +15,7 @@ import keras
 from trecx import files, tasks
 from trecx.data.images import VWW_CLASSES, load_vww
 from trecx.data.pipelines import image_training_data
+from trecx.data.splits import hold_out
 from trecx.edge.export import int8_report
 from trecx.models import weights
 
@@ -28,8 +29,8 @@ BASELINE = "mlperf_reference"  # what the trade-offs are measured against
 
 
 def load(data_dir: str, split_seed: int) -> tasks.EvalData:
-    """Validation and test images; calibration: random training images (both classes)."""
-    return tasks.image_eval_data(load_vww(data_dir or None, seed=split_seed), split_seed)
+    """Validation, calibration and test images; int8 samples: random training images (both classes)."""
+    return hold_out(tasks.image_eval_data(load_vww(data_dir or None, seed=split_seed), split_seed), split_seed)
 
 
 def train_data(cfg) -> tuple:
@@ -43,7 +44,7 @@ def int8(models: dict[str, keras.Model], out: Path, data: tasks.EvalData, models
     """int8.json: size and accuracy of the int8 T-RecX model against its float version."""
     if "trecx" not in models:
         return
-    rec = int8_report(models["trecx"], data.calibration(200), *data.splits["test"])
+    rec = int8_report(models["trecx"], data.int8_samples(200), *data.splits["test"])
     rec["calibration"] = "200 random images of the training split"
     files.write_json(out / "int8.json", rec)
     log.info(f"trecx: {rec['size_reduction_pct']:.1f}% smaller; accuracy float {rec['float32_accuracy']} "

@@ -9,17 +9,15 @@ Writes results/<task>/deploy/<variant>/benchmark.json.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 import numpy as np
 
-from .. import files, tasks
+from .. import files, records, tasks
 from ..config import parse, save_run_info
 from ..edge.deployment import read_graphs
 from ..edge.latency import measure
-from ..errors import ModelFileError
 from .deploy import DeployConfig, out_dir
 
 log = logging.getLogger("trecx.benchmark")
@@ -29,10 +27,7 @@ def run(cfg: DeployConfig) -> dict:
     """Time both backends and write benchmark.json; returns its record."""
     task = tasks.get(cfg.task)
     out = out_dir(cfg)
-    deploy = json.loads((out / "deploy.json").read_text()) if (out / "deploy.json").exists() else None
-    if deploy is None or deploy.get("variant") != cfg.variant or "threshold" not in deploy:
-        raise ModelFileError(f"{out / 'deploy.json'} missing, for another variant or from an older deploy: run "
-                             f"python -m common deploy --task {cfg.task} --variant {cfg.variant} first")
+    deploy = records.read(out, cfg.variant)  # refused in one line when missing, older or not these graphs
     graphs = read_graphs(out, cfg.variant, deploy["segments"], kinds=("int8",))  # what the benchmark runs
     data = task.load(cfg.data_dir, cfg.split_seed).splits  # the split's file list is in results/<task>/split.json
     x, y = data["test"]
@@ -40,7 +35,8 @@ def run(cfg: DeployConfig) -> dict:
         pick = np.sort(np.random.default_rng(cfg.split_seed).permutation(len(x))[:cfg.samples])
         x, y = x[pick], y[pick]
     load = os.getloadavg()[0]  # other processes slow both runtimes alike: absolute times, not the ratio
-    rec = {"task": cfg.task, "variant": cfg.variant, "baseline": deploy["baseline"], "rhos": deploy["rhos"],
+    rec = {**deploy.stamp(), "task": cfg.task, "variant": cfg.variant, "baseline": deploy["baseline"],
+           "rhos": deploy["rhos"],
            "threshold": deploy["threshold"], "drop_points": deploy["drop_points"], "test_samples": len(x),
            "test_split_size": len(data["test"][1]),
            "subset": "all" if len(x) == len(data["test"][1]) else f"{len(x)} random samples, seed {cfg.split_seed}",
@@ -51,6 +47,8 @@ def run(cfg: DeployConfig) -> dict:
     for backend in ("tflm", "litert"):
         rec[backend] = measure(graphs, x, y, deploy["rhos"], deploy["mflops"], backend, cfg.repeats, cfg.num_threads)
         r = rec[backend]
+        if backend == "litert":  # timed only: the deployment's accuracy is TFLM's (deploy.json, the tflm entry)
+            r.pop("accuracy", None)
         log.info(f"{cfg.task} on {backend}: baseline {r['latency_us']['baseline']:.0f} µs, early exit "
                  f"{r['latency_us']['early_exit']:.0f} µs (exit rate {r['exit_rate']:.2f}); latency cut "
                  f"{r['latency_cut_pct']:.1f}% vs FLOPs cut {r['flops_cut_pct']:.1f}%")

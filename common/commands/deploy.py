@@ -5,11 +5,15 @@ baseline, each as float32 and full-integer int8 .tflite (calibrated on training 
 - the float segment graphs against the Keras model (max abs difference of every exit);
 - the accuracy of every exit, Keras float vs int8 graphs, on the validation and test splits;
 - sizes (flash) and tflite-micro tensor-arena sizes (RAM), and TFLM vs LiteRT agreement;
-- the thresholds to deploy (`threshold`), by `--rule`: by default one rho certified by Learn-then-Test on the
-  int8 *validation* outputs to keep the drop against the int8 baseline within `--drop-points` with probability
-  >= 1 - delta; `certified_per_exit` a certified threshold per exit; `validation` the rho chosen on validation,
-  without a guarantee (labelled so in every record); each with what it gives on the int8 test split. Every rule
-  applicable to the model is recorded beside it (`thresholds_by_rule`).
+- the thresholds to deploy (`threshold`), by `--rule` (`evaluation.thresholds`), all on the int8 outputs of the
+  tflite-micro interpreter (the kernels the firmware is checked against): by default one rho certified by
+  Learn-then-Test on the *calibration* split, which nothing else read (`data.splits`): with probability
+  >= 1 - delta over that split's draw, the expected drop against the int8 baseline on its distribution is within
+  `--drop-points`; `certified_per_exit` a certified threshold per exit (candidates ordered on validation);
+  `validation` the rho chosen on validation, without a guarantee (labelled so in every record); each with what it
+  gives on the test split, its drop with a 95% interval. Every rule applicable is recorded (`thresholds_by_rule`),
+  with the lineage of the calibration split (`lineage`: which steps read it) and the SHA-256 of the model, the
+  baseline and every graph (`hashes`; common/records.py reads it back and refuses a mismatch).
 `python -m common benchmark` and `python -m common firmware` then run these files at the deployed thresholds.
 """
 
@@ -20,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from .. import files, paths, tasks
+from .. import files, paths, records, tasks
 from ..config import parse, save_run_info
+from ..data.splits import lineage
+from ..edge import costmodel
 from ..edge.deployment import (
     DROP_POINTS,
     RULES,
@@ -37,12 +44,13 @@ from ..edge.deployment import (
 from ..edge.export import POOLINGS, segment_names
 from ..errors import ConfigError, ModelFileError
 from ..evaluation import calibrate, sweep
-from ..evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD
+from ..evaluation.evaluate import CALIBRATION, GUARANTEE_DELTA, GUARANTEE_METHOD, weights_digest
 from ..files import write_csv
 from ..models import contract, flops, registry
 from ..models.contract import load_model
 
 log = logging.getLogger("trecx.deploy")
+WIDER_POINTS = (5, 10)  # budgets certified_by_budget tries when none of DROP_POINTS certifies
 
 
 @dataclass
@@ -55,9 +63,10 @@ class DeployConfig:
     out_dir: str = ""  # "" = results/<task>/deploy/<variant>
     data_dir: str = ""  # datasets root; "" = $TRECX_DATA or ../shared/datasets
     split_seed: int = 0  # the data split the models were trained with
-    calibration: int = 300  # training samples that calibrate int8
-    drop_points: int = 0  # the budget, points below the int8 baseline (1, 2 or 3; 0 = the smallest of these that
-    #                       the validation split's size can certify at all: calibrate.min_budget, n alone)
+    calibration: int = 300  # training samples that set the int8 quantization (not the calibration split)
+    drop_points: int = 0  # the budget, points below the int8 baseline (1, 2, 3, 5 or 10; 0 = the smallest of 1-3 that
+    #                       the calibration split's size certifies with a zero loss: calibrate.zero_loss_budget)
+    cost: str = "flops"  # the cost basis the cheapest threshold is chosen in: flops, or a device (cortex-m4/cmsis_nn)
     pooling: str = "mean"  # global average pooling as MEAN (the converter's) or average_pool (CMSIS-NN's, MLPerf's)
     rule: str = "certified"  # certified (one rho), certified_per_exit (k >= 2 exits) or validation (no guarantee)
     check_samples: int = 100  # test samples on which the float graphs are compared with Keras
@@ -70,25 +79,42 @@ def out_dir(cfg: DeployConfig) -> Path:
     return Path(cfg.out_dir or paths.results_dir() / cfg.task / "deploy" / cfg.variant)
 
 
+def model_path(cfg: DeployConfig) -> Path:
+    return Path(cfg.models_dir or paths.pretrained_dir(cfg.task)) / f"{cfg.variant}.keras"
+
+
 def load_models(cfg: DeployConfig, task: tasks.Task) -> tuple[keras.Model, keras.Model]:
     """(early-exit model, baseline): the baseline is the one the task's trade-offs are measured against."""
-    models_dir = Path(cfg.models_dir or paths.pretrained_dir(cfg.task))
-    path = models_dir / f"{cfg.variant}.keras"
+    path = model_path(cfg)
     if not path.exists():
         raise ModelFileError(f"{path} not found: train it with python -m {cfg.task}.train --variant "
                              f"{cfg.variant} --publish true, or pass --models-dir")
-    return load_model(path), registry.baseline_model(task, models_dir)
+    return load_model(path), registry.baseline_model(task, path.parent)
+
+
+def _costs(cfg: DeployConfig, graphs: dict[str, bytes], mflops: dict[str, float], names: list[str],
+           x: np.ndarray) -> dict[str, float]:
+    """Cumulative cost per exit and the baseline's on `cfg.cost`: the model's MFLOPs, or a device's M instructions
+    (a profiled firmware run of the int8 graphs, else the instructions-per-MAC table: `edge.costmodel`)."""
+    basis = costmodel.parse(cfg.cost)
+    if not basis.cpu:
+        return dict(mflops)
+    per_segment, _ = costmodel.segment_costs(segments_of(graphs), x[:4], basis)
+    base, _ = costmodel.segment_costs([graphs["baseline_int8"]], x[:4], basis)
+    per_exit = dict(zip(names, costmodel.cumulative(per_segment), strict=True))
+    return per_exit | {"baseline": costmodel.cumulative(base)[0]}
 
 
 def run(cfg: DeployConfig) -> dict:
     """Export, check and write the graphs and deploy.json; returns its record."""
-    if cfg.drop_points not in (0, *DROP_POINTS):
-        raise ConfigError(f"--drop-points must be one of 0 (auto), {', '.join(map(str, DROP_POINTS))}, got "
-                          f"{cfg.drop_points}")
+    if cfg.drop_points not in (0, *DROP_POINTS, *WIDER_POINTS):
+        raise ConfigError(f"--drop-points must be one of 0 (auto), {', '.join(map(str, DROP_POINTS + WIDER_POINTS))},"
+                          f" got {cfg.drop_points}")
     if cfg.rule not in RULES:
         raise ConfigError(f"--rule must be one of {', '.join(RULES)}, got '{cfg.rule}'")
     if cfg.pooling not in POOLINGS:
         raise ConfigError(f"--pooling must be one of {', '.join(POOLINGS)}, got '{cfg.pooling}'")
+    basis = costmodel.parse(cfg.cost)
     task = tasks.get(cfg.task)
     out = out_dir(cfg)
     model, base = load_models(cfg, task)
@@ -99,15 +125,15 @@ def run(cfg: DeployConfig) -> dict:
     if cfg.rule == "certified_per_exit" and len(names) < 3:
         raise ConfigError(f"--rule certified_per_exit needs two or more early exits; {cfg.variant} has one")
     loaded = task.load(cfg.data_dir, cfg.split_seed)  # deploy.json records the split; results/<task>/ its files
-    data, info, calib = loaded.splits, loaded.info, loaded.calibration(cfg.calibration)
-    log.info("%s/%s: converting %d segments, int8 calibrated on %d training samples", cfg.task, cfg.variant,
+    data, info, calib = loaded.splits, loaded.info, loaded.int8_samples(cfg.calibration)
+    log.info("%s/%s: converting %d segments, int8 quantization set on %d training samples", cfg.task, cfg.variant,
              len(names), len(calib))
     graphs = export_graphs(model, base, calib, cfg.pooling)
     segments = segment_names(len(names) - 1)
     x_test = data["test"][0]
     rec: dict = {"task": cfg.task, "variant": cfg.variant, "baseline": task.baseline, "exits": names,
                  "segments": segments, "pooling": cfg.pooling,
-                 "calibration": f"{len(calib)} random samples of the training split",
+                 "int8_quantization": f"{len(calib)} random samples of the training split",
                  "data": info, "size_bytes": {k: len(v) for k, v in graphs.items()},
                  "flash_bytes_int8": {cfg.variant: sum(map(len, segments_of(graphs))),
                                       "baseline": len(graphs["baseline_int8"])},
@@ -115,6 +141,9 @@ def run(cfg: DeployConfig) -> dict:
     rec |= tflm_check(graphs, x_test[:5])
     costs = flops.exit_costs(model)
     rec["mflops"] = {n: costs[n]["mflops"] for n in names} | {"baseline": flops.exit_costs(base)["final"]["mflops"]}
+    cost = _costs(cfg, graphs, rec["mflops"], names, calib)
+    rec["costs"] = {"basis": basis.name, "unit": basis.unit, "per_exit": cost}
+    rec["outputs"] = "int8 graphs on the tflite-micro interpreter (TFLM's kernels, as the firmware check)"
     acc, curves, curve_rows, int8_outputs = evaluate_int8(model, base, graphs, data, rec["mflops"])
     rec["accuracy"] = acc
     rec["int8_minus_float_points_test"] = {k: 100 * (acc["test"]["int8"][k] - acc["test"]["keras_float"][k])
@@ -122,32 +151,52 @@ def run(cfg: DeployConfig) -> dict:
     rec["tradeoffs_int8"] = sweep.tradeoffs(curves["val"], curves["test"], acc["val"]["int8"]["baseline"],
                                             acc["test"]["int8"]["baseline"], rec["mflops"]["baseline"])
     rules = [r for r in RULES if r != "certified_per_exit" or len(names) > 2]
-    n_val = len(data["val"][1])
-    floor = 100 * calibrate.min_budget(n_val, GUARANTEE_DELTA, GUARANTEE_METHOD)
+    n_cal = len(data[CALIBRATION][1])
+    floor = 100 * calibrate.zero_loss_budget(n_cal, GUARANTEE_DELTA, GUARANTEE_METHOD)
     drop = cfg.drop_points or next((d for d in DROP_POINTS if d >= floor), DROP_POINTS[-1])
-    rec["budget"] = {"points": drop, "smallest_certifiable_points": floor, "validation_samples": n_val,
+    rec["budget"] = {"points": drop, "zero_loss_budget_points": floor, "calibration_samples": n_cal,
                      "chosen_by": "--drop-points" if cfg.drop_points else
-                     f"the smallest of {DROP_POINTS} points at or above what {n_val} validation samples can certify "
-                     "with no observed loss (calibrate.min_budget: their number alone, not their outputs)"}
-    rec["thresholds_by_rule"] = {r: choose(r, int8_outputs, data, rec["mflops"], names, drop) for r in rules}
+                     f"the smallest of {DROP_POINTS} points at or above what {n_cal} calibration samples certify with "
+                     "a zero loss on every one (calibrate.zero_loss_budget: their number alone, not their outputs)"}
+    models_dir = model_path(cfg).parent
+    rec["lineage"] = lineage({cfg.variant: models_dir / f"{cfg.variant}.config.json",
+                              task.baseline: models_dir / f"{task.baseline}.config.json"}, cfg.split_seed, info)
+    rec["thresholds_by_rule"] = {r: choose(r, int8_outputs, data, cost, rec["mflops"], names, drop, basis=basis.name)
+                                 for r in rules}
+    for r in rec["thresholds_by_rule"].values():
+        if r["certified"] and not rec["lineage"]["untouched"]:  # the words follow the data, not the rule
+            r |= {"certified": False, "guarantee": "none: " + "; ".join(rec["lineage"]["problems"])}
     rec["threshold"] = rec["thresholds_by_rule"][cfg.rule]
-    # what this validation split can certify at each budget (one shared rho): the smallest budget it vouches for
-    rec["certified_by_budget"] = {str(d): {k: c[k] for k in ("rhos", "val", "test")} for d in DROP_POINTS
-                                  for c in [choose("certified", int8_outputs, data, rec["mflops"], names, d)]}
+    # what the calibration split certifies at each budget (one shared rho), each certificate at delta on its own;
+    # past 3 points only while nothing is certified, to say how large a budget this split can vouch for at all
+    rec["certified_by_budget"] = {}
+    for d in (*DROP_POINTS, *WIDER_POINTS):
+        if d in WIDER_POINTS and any(c["rhos"] for c in rec["certified_by_budget"].values()):
+            break
+        c = choose("certified", int8_outputs, data, cost, rec["mflops"], names, d, basis=basis.name)
+        rec["certified_by_budget"][str(d)] = {k: c[k] for k in ("rhos", "val", "test")}
+    rec["smallest_budget_certified"] = next((int(d) for d, c in rec["certified_by_budget"].items() if c["rhos"]),
+                                            None)
     rec["rule"], rec["rhos"], rec["drop_points"] = cfg.rule, rec["threshold"]["rhos"], drop
+    t = rec["threshold"]["test"]
+    rec["over_baseline"] = (f"costs more than its baseline: {-t['cost_cut_pct']:.1f}% more {basis.unit} on test"
+                            if t["cost_cut_pct"] < 0 else "")
     # Only now, with every check passed, are the files (tracked ones among them) replaced, each whole.
-    for name, content in graphs.items():
-        with files.atomic(out / graph_file(cfg.variant, name)) as tmp:
+    written = {graph_file(cfg.variant, name): content for name, content in graphs.items()}
+    for name, content in written.items():
+        with files.atomic(out / name) as tmp:
             tmp.write_bytes(content)
     for split, rows in curve_rows.items():
         write_csv(out / f"benefit_curve_int8_{split}.csv", rows)
-    files.write_json(out / "deploy.json", rec)
+    base_hash = (records.model_hash(models_dir / f"{task.baseline}.keras") if task.baseline != "mlperf_reference"
+                 else f"weights (blake2b): {weights_digest(base)}")
+    records.write(out, rec, written, model_path(cfg), base_hash)
     save_run_info(out, cfg)
-    t = rec["threshold"]
     log.info("%s: float split max diff %s; int8 test accuracy %s; thresholds %s (%s, %d-point budget): int8 test "
-             "drop %.2f points, FLOPs cut %.1f%%; arena %s", out, rec["float_split_max_abs_diff"], acc["test"]["int8"],
-             rec["rhos"], cfg.rule, drop, t["test"]["drop_points"], t["test"]["flops_cut_pct"],
-             rec["arena_bytes"])
+             "drop %.2f points, %s cut %.1f%%; arena %s", out, rec["float_split_max_abs_diff"], acc["test"]["int8"],
+             rec["rhos"], cfg.rule, drop, t["drop_points"], basis.unit, t["cost_cut_pct"], rec["arena_bytes"])
+    if rec["over_baseline"]:
+        log.warning("%s: %s", out, rec["over_baseline"])
     return rec
 
 

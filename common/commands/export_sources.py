@@ -12,15 +12,14 @@ TFLM tree; `python -m common firmware` builds its benchmark firmware from exactl
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import files, paths, tasks
+from .. import files, paths, records, tasks
 from ..config import parse
 from ..edge import board
 from ..edge.deployment import read_graphs, segments_of
-from ..errors import ConfigError, ModelFileError
+from ..errors import ConfigError
 
 
 @dataclass
@@ -43,19 +42,18 @@ def run(cfg: ExportConfig) -> dict:
         raise ConfigError("give --out-dir and either --task (a deployed model) or --graphs-dir (int8 segment graphs)")
     if cfg.task:
         src = Path(cfg.deploy_dir or paths.results_dir() / cfg.task / "deploy" / cfg.variant)
-        if not (src / "deploy.json").exists():
-            raise ModelFileError(f"{src / 'deploy.json'} not found: run python -m common deploy --task {cfg.task} "
-                                 f"--variant {cfg.variant} first")
-        deploy = json.loads((src / "deploy.json").read_text())
+        deploy = records.read(src, cfg.variant)  # refused in one line when missing, older or not these graphs
         graphs = segments_of(read_graphs(src, cfg.variant, deploy["segments"], kinds=("int8",)))
-        rhos, threshold = deploy["rhos"], deploy["threshold"]
+        rhos, threshold, stamp = deploy["rhos"], deploy["threshold"], deploy.stamp()
+        note = (f"{cfg.task} {cfg.variant}, deployment {deploy.digest}, rule {threshold['rule']}. Guarantee: "
+                f"{threshold.get('guarantee', 'none')}.")
     else:
         src = Path(cfg.graphs_dir)
         _, graphs = board.read_segments(src)
         rhos = board.parse_rhos(cfg.rhos)
-        threshold = {"rule": "given by --rhos"}
-    spec = board.segment_sources(graphs, rhos, Path(cfg.out_dir), cfg.arena_bytes or None, cfg.namespace)
-    rec = {"source": paths.portable(src), "segments": len(graphs), "rhos": board.check_rhos(rhos, len(graphs)),
+        threshold, stamp, note = {"rule": "given by --rhos"}, {}, board.provenance(None)
+    spec = board.segment_sources(graphs, rhos, Path(cfg.out_dir), cfg.arena_bytes or None, cfg.namespace, note)
+    rec = {**stamp, "source": paths.portable(src), "segments": len(graphs), "rhos": board.check_rhos(rhos, len(graphs)),
            "threshold": threshold, "arena_bytes": spec.arena_bytes, "handover_bytes": spec.handover_bytes,
            "classes": spec.classes, "input_bytes": spec.input_bytes, "ops": spec.ops,
            "segment_specs": spec.segments, "config": asdict(cfg)}

@@ -18,14 +18,13 @@ RAM of both firmwares; for a shipped deployment, results/firmware.csv and firmwa
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import files, paths, tasks
+from .. import files, paths, records, tasks
 from ..config import parse, save_run_info
 from ..edge import board, sources, toolchain
 from ..edge import plots as board_plots
@@ -108,14 +107,7 @@ def deployed(cfg: FirmwareConfig) -> dict:
     """The firmware of a task's deployed model, at its deployed thresholds."""
     task = tasks.get(cfg.task)
     out = Path(cfg.deploy_dir or paths.results_dir() / cfg.task / "deploy" / cfg.variant)
-    if not (out / "deploy.json").exists():
-        raise ModelFileError(f"{out / 'deploy.json'} not found: run python -m common deploy --task {cfg.task} "
-                             f"--variant {cfg.variant} first")
-    deploy = json.loads((out / "deploy.json").read_text())
-    if "threshold" not in deploy:
-        raise ModelFileError(f"{out / 'deploy.json'} is from an older deploy: run python -m common deploy --task "
-                             f"{cfg.task} --variant {cfg.variant} again")
-    firmware_table.read_benchmark(out)  # a benchmark.json of other thresholds: refused before the emulation
+    deploy = records.read(out, cfg.variant)  # refused in one line when missing, older or not these graphs
     graphs = read_graphs(out, cfg.variant, deploy["segments"], kinds=("int8",))
     x_all, _ = task.load(cfg.data_dir, cfg.split_seed).splits["test"]
     x = _subset(x_all, cfg.samples, cfg.split_seed)
@@ -136,7 +128,8 @@ def deployed(cfg: FirmwareConfig) -> dict:
                                                                  / rec["mlperf_int8"]["instructions"] - 1)
     base = rec["instructions"]["baseline"]
     published = MLPERF_CYCLES.get(cfg.task) if (cfg.cpu, cfg.kernels) == ("cortex-m4", "cmsis_nn") else None
-    rec = {"task": cfg.task, "variant": cfg.variant, "deployment": out.name, "baseline": deploy["baseline"],
+    rec = {**deploy.stamp(), "task": cfg.task, "variant": cfg.variant, "folder": out.name,
+           "baseline": deploy["baseline"],
            "pooling": deploy.get("pooling", "mean"), "threshold": deploy["threshold"],
            "subset": "all" if len(x) == len(x_all) else f"{len(x)} random test samples, seed {cfg.split_seed}",
            "test_split_size": len(x_all), **rec,
@@ -145,20 +138,20 @@ def deployed(cfg: FirmwareConfig) -> dict:
            "cpi_note": "MLPerf Tiny v1.0, microTVM + CMSIS-NN on an STM32L4R5 (Cortex-M4, 120 MHz), the reference "
                        "model; our baseline is the model the task's trade-offs are measured against"}
     rec = _write(rec, out, cfg, f"{cfg.task} {cfg.variant} on {cfg.cpu} ({cfg.kernels})")
-    if (bench := firmware_table.read_benchmark(out)) is not None:  # beside the x86 latencies: a line per board
-        bench.setdefault("mcu", {})[f"{cfg.cpu}/{cfg.kernels}"] = {
-            k: rec.get(k) for k in ("board", "samples", "bit_exact", "exit_rate", "instruction_cut_pct",
-                                    "flops_cut_pct", "instruction_to_flops_cut_ratio",
-                                    "instruction_to_flops_cut_ratio_ci95", "instructions_per_mac", "flash_bytes",
-                                    "ram_bytes", "baseline_ram_bytes", "counted_as", "instructions")}
-        files.write_json(out / "benchmark.json", bench)
     if out.resolve().parent.parent.parent == paths.results_dir().resolve():  # a shipped deployment: cross-task table
-        firmware_table.write(paths.results_dir())
+        try:
+            firmware_table.write(paths.results_dir())
+        except ModelFileError as e:  # another deployment's record is stale: its own rerun writes the table
+            log.warning("results/%s not rewritten: %s", firmware_table.CSV, e)
     return rec
 
 
 def _write(rec: dict, out: Path, cfg: FirmwareConfig, title: str) -> dict:
     per_tick = rec.pop("instructions_per_tick")
+    more = ([f"{-rec['instruction_cut_pct']:.1f}% more instructions"] if rec["instruction_cut_pct"] < 0 else []) + (
+        [f"{rec['ram_bytes'] - rec['baseline_ram_bytes']:,} B more RAM"]
+        if rec.get("baseline_ram_bytes") and rec["ram_bytes"] > rec["baseline_ram_bytes"] else [])
+    rec["over_baseline"] = "costs more than its baseline firmware: " + ", ".join(more) if more else ""
     rec["counted_as"] = (f"instructions: QEMU -icount shift=0 (1 ns of virtual time per instruction), board timer "
                          f"ticks x {per_tick:g}; not cycles")
     path = out / f"firmware_{cfg.cpu}_{cfg.kernels}.json"

@@ -93,7 +93,7 @@ def inputs(cfg: PlaceConfig):
         train_cfg = preset(task.name, data_dir=cfg.data_dir, split_seed=cfg.split_seed, batch_size=cfg.batch_size)
         train_ds, _, _ = task.train_data(train_cfg)
         data = task.load(cfg.data_dir, cfg.split_seed)
-        return (base, train_ds, data.splits["val"], data.splits["test"], data.calibration(cfg.cost_samples),
+        return (base, train_ds, data.splits["val"], data.splits["test"], data.int8_samples(cfg.cost_samples),
                 {"task": task.name, "baseline": task.baseline, "data": data.info})
     path = Path(cfg.data)
     if not path.exists():

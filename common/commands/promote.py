@@ -11,17 +11,18 @@ Then run `<task>.test` again for its rows and curves, and `python -m common depl
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths, tasks
+from .. import files, paths, tasks
 from ..config import parse
 from ..edge.costs import cost_vector
 from ..errors import ConfigError
 from ..models import registry
 from ..models.contract import load_model
-from ..studies.promote import PAPER, choose, ship
+from ..studies.promote import PAPER, choose, margin, ship
 
 log = logging.getLogger("trecx.promote")
 
@@ -40,6 +41,8 @@ class PromoteConfig:
     cost: str = "flops"  # compare cuts in FLOPs, or in a device's instructions ("cortex-m4/cmsis_nn")
     data_dir: str = ""  # datasets root (a device cost calibrates each model's int8 graphs on training inputs)
     split_seed: int = 0
+    incumbent: str = ""  # what the winner must beat beyond noise to replace ("" = what --ship-as ships now, else
+    #                      --paper)
 
 
 def run(cfg: PromoteConfig) -> str:
@@ -51,11 +54,33 @@ def run(cfg: PromoteConfig) -> str:
     variants = [*([cfg.paper] if cfg.paper else []), *cfg.candidates]
     models = Path(cfg.models_dir or paths.pretrained_dir(cfg.task))
     device = None if cfg.cost == "flops" else device_costs(cfg, variants, models)
-    best, cuts = choose(results, variants, cfg.vector, device, tasks.get(cfg.task).baseline)
+    baseline = tasks.get(cfg.task).baseline
+    best, cuts = choose(results, variants, cfg.vector, device, baseline)
     unit = "FLOPs" if device is None else f"{cfg.cost} instruction"
     for v, c in cuts.items():
         log.info("%s: %s", v, "no rho within 1 point" if c is None else f"{c:.1f}% {unit} cut on validation")
+    shipped = models / f"{cfg.ship_as}.config.json"
+    incumbent = cfg.incumbent or (json.loads(shipped.read_text()).get("shipped_from") if shipped.exists()
+                                  else cfg.paper or None)
+    decision = {"task": cfg.task, "ship_as": cfg.ship_as, "winner_on_validation": best, "incumbent": incumbent,
+                "validation_cut_pct": cuts, "unit": unit}
+    if incumbent and incumbent != best and incumbent in variants:
+        ci = margin(results, best, incumbent, baseline, cfg.vector, device)
+        decision |= {"margin_ci95_points": ci, "beyond_noise": ci[0] > 0}
+        if ci[0] <= 0:  # the winner's margin is within its own noise: the incumbent stays (or comes back)
+            ship(models, incumbent, cfg.ship_as, cfg.paper, cfg.vector, cfg.cost, cuts,
+                 why=f"the incumbent: {best}'s validation margin over it is within its noise (promote/{cfg.ship_as}"
+                     ".json)")
+            decision["shipped"] = incumbent
+            decision["why"] = (f"{best}'s validation margin over {incumbent} is within its noise (95% paired interval "
+                               f"{ci[0]:.2f} to {ci[1]:.2f} points): {incumbent} stays")
+            log.info(decision["why"])
+            files.write_json(results / "promote" / f"{cfg.ship_as}.json", decision)
+            return incumbent
     ship(models, best, cfg.ship_as, cfg.paper, cfg.vector, cfg.cost, cuts)
+    decision |= {"shipped": best, "why": "the highest validation cut" + (
+        f", beyond its noise over {incumbent}" if decision.get("beyond_noise") else "")}
+    files.write_json(results / "promote" / f"{cfg.ship_as}.json", decision)
     return best
 
 
@@ -64,7 +89,7 @@ def device_costs(cfg: PromoteConfig, variants: list[str], models: Path) -> dict[
     profiled firmware runs, cached), the int8 graphs calibrated on training inputs as `deploy` does."""
 
     task = tasks.get(cfg.task)
-    x = task.load(cfg.data_dir, cfg.split_seed).calibration(200)
+    x = task.load(cfg.data_dir, cfg.split_seed).int8_samples(200)
     base_cost = cost_vector(registry.baseline_model(task, models), cfg.cost, x)[-1]
     out = {}
     for i, v in enumerate(variants):

@@ -1,5 +1,5 @@
-"""The main job: every task's test on its pretrained weights, then each task's model card and targets, then
-results/SUMMARY.md and the README's results table, all regenerated from results/:
+"""The main job: every task's test on its pretrained weights, then each task's model card and targets, the
+deployments' certificates, then results/SUMMARY.md and the README's results table, all regenerated from results/:
 
     python -m common reproduce
 
@@ -14,11 +14,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import files, paths, tasks
+from .. import files, paths, records, tasks
 from ..config import parse
 from ..evaluation.summary import exists
 from ..reporting import digest
-from . import model_card, targets, test, train
+from . import certificates, model_card, targets, test, train
 
 log = logging.getLogger("trecx.reproduce")
 
@@ -69,6 +69,8 @@ def run(cfg: ReproduceConfig) -> dict[str, Path]:
             model_card.run(model_card.CardConfig(task=task))
         targets.run(targets.TargetsConfig(task=task))
     if results:
+        if any(paths.results_dir().glob(f"*/deploy/*/{records.DEPLOY}")):
+            certificates.run(certificates.CertificatesConfig())
         text = digest.summary_md(results, "Results summary", missing=list(smoked))
         files.write_text(paths.results_dir() / "SUMMARY.md", text)
         if cfg.readme and not smoked:

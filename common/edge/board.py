@@ -16,6 +16,7 @@ from ..errors import ModelError, ModelFileError, TrecxError
 from ..evaluation.calibrate import OUTPUTS_FLOAT, Calibration
 from . import board_check, ops, sources, toolchain
 from .export import TFLiteRunner
+from .runtime import MultiExitRuntime
 
 log = logging.getLogger("trecx.firmware")
 
@@ -129,7 +130,9 @@ def reference_record(graph: bytes, x: np.ndarray, libs: dict[bool, dict], cpu: s
     (profiled build, when `libs` has it)."""
     run = board_check.on_board([graph], [], x, libs, cpu, work, None, timeout, note="a reference graph")
     got, want = run["release"]["samples"], board_check.python_runtime([graph], [], x)
-    rec = {"samples": len(got), "bit_exact": all(g["label"] == w["label"] for g, w in zip(got, want, strict=True)),
+    rec = {"samples": len(got), "bit_exact": all(g["label"] == w["label"] and g.get("bytes_fnv1a") == w["bytes_fnv1a"]
+                                                 for g, w in zip(got, want, strict=True)),
+           "compared": board_check.COMPARED,
            "instructions": float(np.mean([s["segments"][0] for s in got])),
            "arena_used_bytes": run["release"]["arena_used_bytes"], "flash_bytes": run["release"]["flash_bytes"],
            "ram_bytes": run["release"]["ram_needed_bytes"], "graph_bytes": len(graph),
@@ -147,6 +150,25 @@ def input_range(graph: bytes) -> float:
 
 
 def segment_sources(segments: list[bytes], rhos, out: Path, arena_bytes: int | None = None,
-                    namespace: str = "trecx_model") -> sources.Spec:
-    """`edge.sources.write` with the thresholds checked: the C++ sources of a user's firmware."""
-    return sources.write(segments, check_rhos(rhos, len(segments)), out, arena_bytes, namespace)
+                    namespace: str = "trecx_model", note: str = "") -> sources.Spec:
+    """`edge.sources.write` with the thresholds checked: the C++ sources of a user's firmware (`note`: where the
+    thresholds came from, written at the top of each generated file)."""
+    return sources.write(segments, check_rhos(rhos, len(segments)), out, arena_bytes, namespace, note=note)
+
+
+def provenance(rho) -> str:
+    """Where thresholds came from, in one line: a Calibration's certificate (budget, delta, method, samples, whose
+    outputs), or "given by hand" for numbers."""
+    if not isinstance(rho, Calibration):
+        return "Thresholds given by hand: no certificate."
+    if not rho.ok:
+        return f"Nothing certified ({rho.method}, {rho.samples}): the full network runs."
+    return (f"Thresholds certified by Learn-then-Test ({rho.method}, delta {rho.delta:g}, budget "
+            f"{100 * rho.max_drop:g} point(s)) on {rho.samples}.")
+
+
+def runtime(graphs: list[bytes], rho, backend: str = "tflm"):
+    """The batch-1 early-exit runtime over int8 graphs at `rho` (see `thresholds`), its `provenance` set."""
+    rt = MultiExitRuntime(list(graphs), thresholds(rho, len(graphs) - 1), backend=backend)
+    rt.provenance = provenance(rho)
+    return rt

@@ -19,14 +19,27 @@ from .export import TFLiteRunner, segment_names
 from .ops import layer_macs
 from .runtime import MultiExitRuntime
 
+COMPARED = ("each sample's exit, class and every int8 byte the segments it ran output (each exit's scores and "
+            "each feature map handed over, compared by their FNV-1a hash, firmware/bench.cc)")
+
+
+def fnv1a(parts: list[np.ndarray]) -> str:
+    """The 32-bit FNV-1a hash of the bytes of `parts` in order, as the firmware prints it (8 hex digits)."""
+    h = 2166136261
+    for b in b"".join(np.ascontiguousarray(p, dtype=np.int8).tobytes() for p in parts):
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return f"{h:08x}"
+
 
 def python_runtime(segments: list[bytes], rhos: list[float | None], x: np.ndarray) -> list[dict]:
-    """Exit (0 .. k) and class of every sample from the Python int8 runtime on TFLM."""
+    """Exit (0 .. k), class and output bytes' hash (`fnv1a`) of every sample from the Python int8 runtime on
+    TFLM."""
     rt = MultiExitRuntime(segments, [float("inf") if r is None else r for r in rhos], backend="tflm")
     out = []
     for r in x:
-        p = rt(r)
-        out.append({"exit": rt.exits.index(p.exit), "label": p.label})
+        trace: list[np.ndarray] = []
+        p = rt(r, trace)
+        out.append({"exit": rt.exits.index(p.exit), "label": p.label, "bytes_fnv1a": fnv1a(trace)})
     return out
 
 
@@ -159,8 +172,9 @@ def summarize(ee: dict, base: dict, expected: list[dict], expected_base: list[di
     overhead, the per-operator and per-layer breakdown (profiled builds), and RAM and flash of both firmwares."""
     names = segment_names(len(segments) - 1)
     got, got_base, n = ee["release"]["samples"], base["release"]["samples"], len(ee["release"]["samples"])
+    keys = ("exit", "label", "bytes_fnv1a")
     mismatches = [i for i, (g, b, e, eb) in enumerate(zip(got, got_base, expected, expected_base, strict=True))
-                  if g["exit"] != e["exit"] or g["label"] != e["label"] or b["label"] != eb["label"]]
+                  if any(g.get(k) != e[k] for k in keys) or any(b.get(k) != eb[k] for k in keys[1:])]
     exits = np.array([s["exit"] for s in got])
     cost = {kind: (np.array([sum(s["segments"]) for s in ee[kind]["samples"]]),
                    np.array([sum(s["segments"]) for s in base[kind]["samples"]])) for kind in ("release", "profiled")
@@ -176,9 +190,13 @@ def summarize(ee: dict, base: dict, expected: list[dict], expected_base: list[di
         return float(np.mean(t)) if t else None
 
     rec = {
-        "samples": n, "bit_exact": not mismatches, "mismatched_samples": mismatches[:20],
+        "samples": n, "bit_exact": not mismatches, "mismatched_samples": mismatches[:20], "compared": COMPARED,
         "agree": {"exit": int(sum(g["exit"] == e["exit"] for g, e in zip(got, expected, strict=True))),
                   "label": int(sum(g["label"] == e["label"] for g, e in zip(got, expected, strict=True))),
+                  "bytes": int(sum(g.get("bytes_fnv1a") == e["bytes_fnv1a"] for g, e in zip(got, expected,
+                                                                                      strict=True))),
+                  "base_bytes": int(sum(g.get("bytes_fnv1a") == e["bytes_fnv1a"] for g, e in zip(
+                      got_base, expected_base, strict=True))),
                   "base_label": int(sum(g["label"] == e["label"] for g, e in zip(got_base, expected_base,
                                                                                    strict=True)))},
         "exit_rate": float((exits < len(segments) - 1).mean()),

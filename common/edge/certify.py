@@ -9,7 +9,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from ..evaluation import calibrate
+from ..evaluation import calibrate, thresholds
 from ..evaluation.evaluate import exit_probs as float_probs
 from .costs import cost_vector
 from .runtime import exit_probs as int8_probs
@@ -26,17 +26,19 @@ def calibrate_exit(model, x: np.ndarray, y: np.ndarray | None = None, base_right
     threshold per early exit (`calibrate.calibrate_per_exit`: half of x orders the candidates, half tests
     them). The cheapest certified threshold is the cheapest in `cost`: "flops", or a device such as
     "cortex-m4/cmsis_nn" (`cost_vector`, `cost_x` its inputs; default x); `costs` gives the cumulative cost per
-    exit directly. The result's `outputs` says whose outputs it certified."""
+    exit directly. The result's `outputs` says whose outputs it certified.
+
+    The certificate holds only on data that chose nothing: (x, y) must not have trained the model, picked its
+    checkpoint, its variant, its exit placement or any setting (keep them apart from the validation data those
+    steps read). It then says: with probability >= 1 - delta over the draw of (x, y), the expected drop on their
+    distribution is within `max_drop` (not the drop on any one test set)."""
     if isinstance(model, keras.Model):
         probs, on = float_probs(model, x), calibrate.OUTPUTS_FLOAT
     else:
         probs, on = int8_probs(model, x), calibrate.OUTPUTS_INT8
     cum = costs or cost_vector(model, cost, x if cost_x is None else cost_x)
     calibrate.check(probs, y, cum, base_right, max_drop, delta)  # before any arithmetic on mismatched lengths
-    if y is None:
-        cal = calibrate.calibrate_label_free(probs, cum, max_drop, delta)
-    else:
-        right = probs[-1].argmax(axis=1) == y if base_right is None else base_right
-        cal = (calibrate.calibrate_per_exit(probs, y, cum, right, max_drop, delta) if per_exit
-               else calibrate.calibrate(probs, y, cum, right, max_drop, delta))
+    right = None if y is None else probs[-1].argmax(axis=1) == y if base_right is None else base_right
+    rule = "label_free" if y is None else "certified_per_exit" if per_exit else "certified"
+    cal = thresholds.choose(rule, probs, y, cum, right, max_drop, delta)
     return dataclasses.replace(cal, samples=f"{cal.samples}; {on}", outputs=on)

@@ -16,15 +16,15 @@ from tqdm import tqdm
 
 from .. import files
 from ..errors import ModelFileError, TrecxError
-from ..evaluation import calibrate, sweep
-from ..evaluation.evaluate import GUARANTEE_DELTA, GUARANTEE_METHOD, predict
+from ..evaluation import sweep, thresholds
+from ..evaluation.evaluate import CALIBRATION, GUARANTEE_DELTA, GUARANTEE_METHOD, predict
 from ..models import contract
 from . import tflm
 from .export import TFLiteRunner, export_segments, segment_names, to_tflite
-from .runtime import MultiExitRuntime
+from .runtime import MultiExitRuntime, SingleRuntime, exit_probs
 
 DROP_POINTS = (1, 2, 3)  # the trade-offs sweep.tradeoffs reports
-RULES = ("certified", "certified_per_exit", "validation")  # how the deployed thresholds are chosen (docs)
+RULES = ("certified", "certified_per_exit", "validation")  # the rules of evaluation.thresholds deploy takes
 log = logging.getLogger("trecx.deploy")
 
 
@@ -64,19 +64,21 @@ def export_graphs(model: keras.Model, base: keras.Model, calib: np.ndarray, pool
                      "baseline_int8": to_tflite(base, calib, len(calib), pooling)}
 
 
-def graph_outputs(graphs: dict[str, bytes], kind: str, x: np.ndarray, desc: str) -> dict[str, np.ndarray]:
-    """Every exit of the segment graphs and the baseline's output for every row of x (batch 1)."""
+def graph_outputs(graphs: dict[str, bytes], kind: str, x: np.ndarray, desc: str, backend: str = "tflm"
+                  ) -> dict[str, np.ndarray]:
+    """Every exit of the segment graphs and the baseline's output for every row of x (batch 1) on `backend`:
+    "tflm" (int8: the kernels the firmware is checked against) or "litert" (float graphs)."""
     segs = segments_of(graphs, kind)
-    rt = MultiExitRuntime(segs, [0.0] * (len(segs) - 1))
-    base = TFLiteRunner(graphs[f"baseline_{kind}"])
-    probs = rt.outputs(tqdm(x, desc=desc, unit="sample", mininterval=2, disable=len(x) < 500))
-    return dict(zip(rt.exits, probs, strict=True)) | {"baseline": np.stack([base(row)["final"] for row in x])}
+    rt = MultiExitRuntime(segs, [0.0] * (len(segs) - 1), backend=backend)
+    base = SingleRuntime(graphs[f"baseline_{kind}"], backend=backend)
+    probs = exit_probs(rt, tqdm(x, desc=desc, unit="sample", mininterval=2, disable=len(x) < 500))
+    return dict(zip(rt.exits, probs, strict=True)) | {"baseline": np.stack([base(row).probs for row in x])}
 
 
 def float_check(model: keras.Model, graphs: dict[str, bytes], x: np.ndarray) -> dict[str, float]:
     """Max abs difference between the Keras model and its float segment graphs, per exit."""
     want = predict(model, x)
-    got = graph_outputs(graphs, "float", x, "float check")
+    got = graph_outputs(graphs, "float", x, "float check", backend="litert")
     return {k: float(np.abs(got[k] - want[k]).max()) for k in contract.exit_names(model)}
 
 
@@ -108,62 +110,64 @@ def accuracy(outputs: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
 
 def evaluate_int8(model: keras.Model, base: keras.Model, graphs: dict[str, bytes], data: dict,
                   mflops: dict[str, float]) -> tuple[dict, dict, dict[str, list[dict]], dict]:
-    """Per split: accuracy of every exit (Keras float vs int8 graphs), the int8 benefit curve (one rho shared by
-    every exit), that curve as CSV rows, and the int8 outputs themselves (every exit and "baseline")."""
+    """Per split: accuracy of every exit (Keras float vs int8 graphs on TFLM), the int8 benefit curve (one rho
+    shared by every exit; not of the calibration split, which only certifies), that curve as CSV rows, and the
+    int8 outputs themselves (every exit and "baseline")."""
     names = contract.exit_names(model)
     accuracy_of, curves, rows, outputs = {}, {}, {}, {}
     for split, (x, y) in data.items():
         keras_out = predict(model, x) | {"baseline": predict(base, x)["final"]}
-        int8_out = outputs[split] = graph_outputs(graphs, "int8", x, f"int8 {split}")
+        int8_out = outputs[split] = graph_outputs(graphs, "int8", x, f"int8 {split} (TFLM)")
         accuracy_of[split] = {"keras_float": accuracy({k: keras_out[k] for k in int8_out}, y),
                               "int8": accuracy(int8_out, y)}
-        curves[split] = sweep.sweep([int8_out[e] for e in names], y, [mflops[e] for e in names])
-        c = curves[split]
+        if split == CALIBRATION:
+            continue
+        curves[split] = c = sweep.sweep([int8_out[e] for e in names], y, [mflops[e] for e in names])
         rows[split] = [{"rho": float(r), "accuracy": float(a), "mflops": float(m),
                         **{f"exit_rate_{e}": float(v) for e, v in zip(names[:-1], rate, strict=False)}}
                        for r, a, m, rate in zip(c["rho"], c["accuracy"], c["mflops"], c["exit_rate"], strict=True)]
     return accuracy_of, curves, rows, outputs
 
 
-def choose(rule: str, outputs: dict, data: dict, mflops: dict[str, float], names: list[str], drop_points: int,
-           delta: float = GUARANTEE_DELTA, seed: int = 0) -> dict:
-    """The thresholds to deploy by `rule`, from the int8 validation outputs against the int8 baseline, with what
-    they give on the int8 test outputs: "certified" (Learn-then-Test, one rho for every exit, on every validation
-    sample), "certified_per_exit" (a threshold per exit: a path chosen on half the validation samples, tested on
-    the other half; docs/calibration.md) or "validation" (the cheapest rho within the budget on validation: no
-    guarantee). `rhos` None: nothing certified, the full network runs."""
-    if rule not in RULES:
-        raise TrecxError(f"--rule must be one of {', '.join(RULES)}, got '{rule}'")
-    (_, y_val), (_, y_test) = data["val"], data["test"]
-    cum = [mflops[e] for e in names]
-    val = [outputs["val"][e] for e in names]
-    right = outputs["val"]["baseline"].argmax(axis=1) == y_val
-    rec = {"rule": rule, "budget_points": drop_points, "against": "the int8 baseline",
-           "chosen_on": f"int8 outputs of the validation split ({len(y_val)} samples)"}
-    if rule == "validation":
-        rho = calibrate.naive_rho(val, y_val, cum, right, drop_points / 100)
-        rhos = None if rho is None else [rho] * (len(names) - 1)
-        rec |= {"guarantee": "none: the cheapest rho within the budget on validation, which lands over it on unseen "
-                             "data about half the time (docs/calibration.md)", "method": None, "delta": None}
-    else:
-        if rule == "certified":
-            cal = calibrate.calibrate(val, y_val, cum, right, drop_points / 100, delta, GUARANTEE_METHOD, seed=seed)
-        else:
-            if len(names) < 3:
-                raise TrecxError("--rule certified_per_exit needs a model with two or more early exits; use certified")
-            cal = calibrate.calibrate_per_exit(val, y_val, cum, right, drop_points / 100, delta, GUARANTEE_METHOD,
-                                               seed=seed)
-        rhos = cal.thresholds(len(names) - 1)
-        rec |= {"guarantee": f"P(int8 test drop > {drop_points} point(s)) <= {delta}", "method": cal.method,
-                "delta": delta, "certified_on": cal.samples}
-    rec |= {"certified": rule != "validation" and rhos is not None, "rhos": rhos,
-            "note": "" if rhos is not None else "nothing within the budget: no early exit fires, the full network runs"}
-    run = [float("inf") if rhos is None else r for r in (rhos or [None] * (len(names) - 1))]
-    base_acc = {s: float((outputs[s]["baseline"].argmax(axis=1) == y).mean()) for s, y in
-                (("val", y_val), ("test", y_test))}
-    for split, y in (("val", y_val), ("test", y_test)):
-        c = sweep.vector_sweep([outputs[split][e] for e in names], y, cum, np.array(run))
-        rec[split] = {"accuracy": float(c["accuracy"][0]), "drop_points": 100 * (base_acc[split] - c["accuracy"][0]),
-                      "mflops": float(c["mflops"][0]), "flops_cut_pct": 100 * (1 - c["mflops"][0] / mflops["baseline"]),
-                      "exit_rates": [float(v) for v in c["exit_rate"][0]], "baseline_accuracy": base_acc[split]}
+def choose(rule: str, outputs: dict, data: dict, costs: dict[str, float], mflops: dict[str, float], names: list[str],
+           drop_points: int, delta: float = GUARANTEE_DELTA, seed: int = 0, basis: str = "flops") -> dict:
+    """The thresholds to deploy by `rule` (`evaluation.thresholds`) on the int8 TFLM outputs against the int8
+    baseline: "validation" reads the validation split; the certified rules read only the calibration split
+    ("certified_per_exit" orders its candidates on validation); each is then measured on the test split, its
+    drop with a 95% interval. `costs`: cumulative cost per exit and "baseline" on `basis` (MFLOPs or a device's
+    M instructions); `rhos` None: nothing within the budget, the full network runs."""
+    thresholds.check_rule(rule)
+    if rule == "label_free":
+        raise TrecxError("deploy certifies against labels; --rule label_free is the API's (calibrate_exit, y=None)")
+    read = "val" if rule == "validation" else CALIBRATION
+    out, y = outputs[read], data[read][1]
+    cum = [costs[e] for e in names]
+    right = {s: outputs[s]["baseline"].argmax(axis=1) == data[s][1] for s in outputs}
+    path = ([outputs["val"][e] for e in names], data["val"][1], right["val"])
+    cal = thresholds.choose(rule, [out[e] for e in names], y, cum, right[read], drop_points / 100, delta,
+                            GUARANTEE_METHOD, path=path, seed=seed)
+    rhos = cal.thresholds(len(names) - 1)
+    on = f"int8 outputs on TFLM of the {'validation' if read == 'val' else 'calibration'} split ({len(y)} samples)"
+    rec = {"rule": rule, "budget_points": drop_points, "against": "the int8 baseline", "cost_basis": basis,
+           "chosen_on": on, "certified": rule != "validation" and rhos is not None, "rhos": rhos,
+           "guarantee": "none: nothing certified within the budget" if rule != "validation" and rhos is None else
+           thresholds.words(rule, drop_points, delta, f"the calibration split ({len(y)} samples)" if read == CALIBRATION
+                            else "the validation split", "int8 outputs on TFLM", "the int8 baseline"),
+           "method": None if rule == "validation" else cal.method, "delta": None if rule == "validation" else delta,
+           "certified_on": None if rule == "validation" else cal.samples,
+           "note": "" if rhos is not None else "nothing within the budget: no early exit fires, the full network runs"}
+    run = np.array([float("inf") if rhos is None else r for r in (rhos or [None] * (len(names) - 1))])
+    for split in (s for s in ("val", CALIBRATION, "test") if s in outputs):
+        probs, ys = [outputs[split][e] for e in names], data[split][1]
+        taken = sweep.vector_exits(probs, run[None, :])[0]
+        pred = np.stack([p.argmax(axis=1) for p in probs])[taken, np.arange(len(ys))]
+        loss = right[split].astype(np.float64) - (pred == ys)
+        cost = float(np.asarray(cum)[taken].mean())
+        flops = float(np.asarray([mflops[e] for e in names])[taken].mean())
+        rec[split] = {"accuracy": float((pred == ys).mean()), "baseline_accuracy": float(right[split].mean()),
+                      "drop_points": 100 * float(loss.mean()),
+                      "drop_points_ci95": [100 * v for v in thresholds.paired_interval(loss, seed=seed)],
+                      "cost": cost, "cost_cut_pct": 100 * (1 - cost / costs["baseline"]),
+                      "mflops": flops, "flops_cut_pct": 100 * (1 - flops / mflops["baseline"]),
+                      "exit_rates": [float((taken == i).mean()) for i in range(len(names))]}
     return rec

@@ -57,15 +57,25 @@ class MultiExitRuntime:
             # then the int8 map passes as it is, as on a device (float graphs: (0.0, 0) both)
             self.requantize.append(z_out != z_in or not np.isclose(s_out, s_in, rtol=1e-5, atol=0.0))
         self.runs = [0] * len(self.segments)  # how often each segment ran
+        self.provenance = ""  # where the thresholds came from (`edge.board.provenance`), when a caller knows
 
-    def __call__(self, x: np.ndarray) -> Prediction:
+    def __call__(self, x: np.ndarray, trace: list[np.ndarray] | None = None) -> Prediction:
+        """The prediction for one input; `trace` (a list) receives the raw outputs in the order they came: each
+        exit's scores and, when the sample goes on, the feature map handed over (what the firmware check hashes)."""
         seg = self._first(x)
         for i, threshold in enumerate(self.thresholds):
             out = seg.get(self.exits[i])
+            if trace is not None:
+                trace.append(out)
             if out.max() >= threshold:
                 return Prediction(int(out.argmax()), self.exits[i], seg.dequantize(self.exits[i], out))
+            if trace is not None:
+                trace.append(seg.get("features"))
             seg = self._next(i)
-        final = seg.dequantize(self.exits[-1], seg.get(self.exits[-1]))
+        raw = seg.get(self.exits[-1])
+        if trace is not None:
+            trace.append(raw)
+        final = seg.dequantize(self.exits[-1], raw)
         return Prediction(int(final.argmax()), self.exits[-1], final)
 
     def all_exits(self, x: np.ndarray) -> list[np.ndarray]:
@@ -111,7 +121,10 @@ class SingleRuntime:
         return Prediction(int(p.argmax()), "final", p)
 
 
-def exit_probs(graphs, x: np.ndarray) -> list[np.ndarray]:
-    """Every exit's probabilities from int8 graphs (or their `MultiExitRuntime`) on the rows of x, as they run."""
-    rt = graphs if isinstance(graphs, MultiExitRuntime) else MultiExitRuntime(list(graphs), [0.0] * (len(graphs) - 1))
+def exit_probs(graphs, x, backend: str = "tflm") -> list[np.ndarray]:
+    """Every exit's probabilities on the rows of x (an array or any iterable of rows), as they run: from int8
+    graphs on `backend` (TFLM by default: the kernels a firmware runs and is checked against), or from a
+    `MultiExitRuntime` on its own backend."""
+    rt = graphs if isinstance(graphs, MultiExitRuntime) else MultiExitRuntime(list(graphs), [0.0] * (len(graphs) - 1),
+                                                                             backend=backend)
     return rt.outputs(x)

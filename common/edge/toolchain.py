@@ -276,6 +276,8 @@ def emulate(elf: Path, cpu: str, timeout: float = 1800) -> dict:
         elif f[0] == "S":
             out["samples"].append({"exit": int(f[2]), "label": int(f[3]),
                                    "segments": [int(t) * per_tick for t in f[4:]]})
+        elif f[0] == "H":  # the FNV-1a hash of the sample's output bytes (firmware/bench.cc)
+            out["samples"][int(f[1])]["bytes_fnv1a"] = f[2]
         elif f[0] == "P":
             out["ops"].setdefault(int(f[1]), []).append({"index": int(f[2]), "op": f[3],
                                                          "instructions": int(f[4]) * per_tick})

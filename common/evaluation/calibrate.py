@@ -130,10 +130,11 @@ def calibrate(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], b
                        samples=f"{len(labels)} samples")
 
 
-def min_budget(n: int, delta: float = 0.05, method: str = "wsr", tol: float = 1e-4) -> float:
-    """The smallest budget (fraction) that n calibration samples can certify at all: the one at which a
-    zero paired loss on every sample (the early exit never worse than the baseline) is just rejected at level
-    delta. It depends on n alone, not on the data, so a budget chosen by it keeps the guarantee."""
+def zero_loss_budget(n: int, delta: float = 0.05, method: str = "wsr", tol: float = 1e-4) -> float:
+    """The smallest budget (fraction) that n calibration samples certify when the paired loss is zero on every
+    one (the early-exit runtime right exactly where the baseline is). It is not the smallest budget n samples can
+    ever certify: samples where the early exit is right and the baseline wrong (a loss of -1) certify smaller
+    ones. It depends on n alone, not on the data, so a budget chosen by it keeps the guarantee."""
     zero = np.zeros((1, n))
     lo, hi = 0.0, 0.5
     if p_values(zero, hi, delta, method)[0] > delta:
@@ -168,7 +169,7 @@ def samples_needed(disagreement: float, max_drop: float, delta: float = 0.05, dr
     exit that, on a pilot, disagrees with the baseline on a `disagreement` fraction of the samples (paired loss
     +1 or -1) with a mean drop `drop`: the smallest n whose median p-value over seeded simulated calibration
     sets is <= delta (to 1%; -1: not within 4 million). For planning how much data to label; the
-    zero-disagreement case is `min_budget`."""
+    zero-disagreement case is `zero_loss_budget`."""
     _loss_mix(disagreement, drop)
     check([np.zeros(1)], None, [0.0], None, max_drop, delta)
     if drop >= max_drop:
@@ -209,19 +210,27 @@ def vector_path(probs: list[np.ndarray], labels: np.ndarray, costs: list[float],
 
 def calibrate_per_exit(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,
                        max_drop: float = 0.01, delta: float = 0.05, method: str = "wsr", path_fraction: float = 0.5,
-                       seed: int = 0) -> Calibration:
-    """A threshold per early exit with the guarantee of `calibrate`: the samples are split at random (seeded);
-    the first `path_fraction` chooses an order of threshold vectors (`vector_path`), the rest tests them in that
-    order (Learn-then-Test, fixed sequence), so the order is fixed before the testing part is seen. The cheapest
-    vector rejected on the testing part is returned (`rhos`; None when the first is not rejected)."""
+                       seed: int = 0, path_from: tuple | None = None) -> Calibration:
+    """A threshold per early exit with the guarantee of `calibrate`: an order of threshold vectors
+    (`vector_path`) is chosen on other data, then tested in that order on these samples (Learn-then-Test, fixed
+    sequence), so the order is fixed before the testing data is seen. The other data is `path_from` (probs,
+    labels, base_right: e.g. the validation split, and every sample here tests), else a seeded random
+    `path_fraction` of these samples (the rest test). The cheapest vector rejected is returned (`rhos`; None
+    when the first is not rejected)."""
     if len(probs) < 2:
         raise ValueError("calibrate_per_exit needs a model with at least one early exit")
     check(probs, labels, costs, base_right, max_drop, delta)
-    order = _shuffled(len(labels), seed)
-    cut = round(path_fraction * len(labels))
-    a, b = order[:cut], order[cut:]
     base_right = np.asarray(base_right)
-    path = vector_path([p[a] for p in probs], labels[a], costs, base_right[a], max_drop)
+    if path_from is None:
+        order = _shuffled(len(labels), seed)
+        cut = round(path_fraction * len(labels))
+        a, b = order[:cut], order[cut:]
+        path = vector_path([p[a] for p in probs], labels[a], costs, base_right[a], max_drop)
+        chose = f"{len(a)} samples chose the path, {len(b)} others tested it (seed {seed})"
+    else:
+        path = vector_path(path_from[0], path_from[1], costs, np.asarray(path_from[2]), max_drop)
+        b = _shuffled(len(labels), seed)
+        chose = f"{len(path_from[1])} other samples chose the path, {len(b)} tested it"
     pb, yb, rb = [p[b] for p in probs], labels[b], base_right[b]
     taken = sweep.vector_exits(pb, np.array(path))  # (V, Nb)
     preds = np.stack([p.argmax(axis=1) for p in pb])[taken, np.arange(len(yb))]
@@ -233,7 +242,7 @@ def calibrate_per_exit(probs: list[np.ndarray], labels: np.ndarray, costs: list[
     return Calibration(None, tuple(path[k] for k in rejected), {str(list(path[k])): float(p[k]) for k in tested},
                        max_drop, delta, f"{method}, fixed sequence along a path of {len(path)} threshold vectors",
                        rhos=None if best is None else path[best],
-                       samples=f"{len(a)} samples chose the path, {len(b)} others tested it (seed {seed})")
+                       samples=chose)
 
 
 def calibrate_label_free(probs: list[np.ndarray], costs: list[float], max_disagreement: float = 0.01,

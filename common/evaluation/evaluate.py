@@ -14,7 +14,7 @@ import numpy as np
 from .. import files
 from ..files import read_csv, write_csv
 from ..models import contract, flops
-from . import calibrate, sweep
+from . import sweep, thresholds
 from .summary import FILE, Summary
 
 
@@ -83,6 +83,8 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
     names = contract.exit_names(model)
     costs = flops.exit_costs(model)
     cum = [costs[n]["mflops"] for n in names]
+    calibration = outputs.get(CALIBRATION)
+    outputs = {s: o for s, o in outputs.items() if s != CALIBRATION}  # certification alone reads that split
     exits = []
     for n in names:
         row = {"exit": n, "mflops": costs[n]["mflops"], "params": costs[n]["params"],
@@ -114,9 +116,12 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
                                              baseline["val_accuracy"], baseline["test_accuracy"], baseline["mflops"])
                 write_csv(out_dir / "vector_tradeoffs.csv", [_vector_row(r, names) for r in vec])
                 summary["vector_tradeoffs"] = vec
-            if baseline_right is not None and confidences is None:  # max-softmax exits: calibrate
-                summary["guarantee"] = {"method": GUARANTEE_METHOD, "delta": GUARANTEE_DELTA, "calibrated_on": "val"}
-                summary["guaranteed_tradeoffs"] = guaranteed(outputs, names, cum, curves, baseline, baseline_right)
+            if baseline_right is not None and confidences is None and calibration is not None:  # certify
+                summary["guarantee"] = {"method": GUARANTEE_METHOD, "delta": GUARANTEE_DELTA,
+                                        "calibrated_on": f"{CALIBRATION} ({len(calibration['labels'])} samples, "
+                                                         "float Keras outputs)"}
+                summary["guaranteed_tradeoffs"] = guaranteed(outputs | {CALIBRATION: calibration}, names, cum,
+                                                             curves, baseline, baseline_right)
     files.write_json(out_dir / FILE, summary)
     return Summary.from_dict(summary)
 
@@ -129,17 +134,20 @@ def _vector_row(row: dict, names: list[str]) -> dict:
 
 
 GUARANTEE_METHOD, GUARANTEE_DELTA = "wsr", 0.05  # Learn-then-Test with a betting p-value (evaluation.calibrate)
+CALIBRATION = "calibration"  # the split only certification reads (data.splits)
 
 
 def guaranteed(outputs: dict, names: list[str], cum: list[float], curves: dict, baseline: dict,
                baseline_right: dict[str, np.ndarray], drops: tuple[float, ...] = (1, 2, 3)) -> list[dict]:
-    """Per allowed drop, the rho certified on the validation split (probability <= GUARANTEE_DELTA that the
-    drop against the baseline exceeds it on new samples) and what it gives on the test split; the same
-    fields as `sweep.tradeoffs`' rows (rho None: none certified, the full model runs)."""
+    """Per allowed drop, the rho certified on the calibration split (with probability >= 1 - GUARANTEE_DELTA
+    over its draw, the expected drop against the baseline on its distribution is within the budget) and what it
+    gives on the validation and test splits; the same fields as `sweep.tradeoffs`' rows (rho None: none
+    certified, the full model runs)."""
     rows = []
+    cal_out = outputs[CALIBRATION]
     for d in drops:
-        cal = calibrate.calibrate([outputs["val"][n] for n in names], outputs["val"]["labels"], cum,
-                                  baseline_right["val"], d / 100, GUARANTEE_DELTA, GUARANTEE_METHOD)
+        cal = thresholds.choose("certified", [cal_out[n] for n in names], cal_out["labels"], cum,
+                                baseline_right[CALIBRATION], d / 100, GUARANTEE_DELTA, GUARANTEE_METHOD)
         row = {"drop_points": d, "rho": cal.rho, "val_accuracy": None, "val_mflops": None, "test_accuracy": None,
                "test_mflops": None, "test_flops_reduction_pct": None, "test_drop_points": None}
         if cal.rho is not None:

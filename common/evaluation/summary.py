@@ -67,7 +67,7 @@ class Summary:
     tradeoffs: tuple[Tradeoff, ...] = ()  # 1, 2, 3 points (models with one exit: none)
     baseline: Baseline | None = None
     oracle: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {"accuracy", "mflops"}
-    guaranteed: tuple[Tradeoff, ...] = ()  # rho certified on validation (Learn-then-Test), measured on test
+    guaranteed: tuple[Tradeoff, ...] = ()  # rho certified on the calibration split (Learn-then-Test), on test
     guarantee: dict = field(default_factory=dict)  # how: {"method", "delta", "calibrated_on"}
     vector: tuple[Tradeoff, ...] = ()  # a threshold per early exit (k >= 2 early exits), chosen on validation
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import files
+from .. import files, records
 from ..errors import ModelFileError
 from ..files import write_csv
 from .targets import row
@@ -26,19 +26,37 @@ BOARD = "cortex-m4_cmsis_nn"  # what the goal is judged on: the kernels a Cortex
 
 
 def read_benchmark(folder: Path) -> dict | None:
-    """A deployment's benchmark.json (None when there is none), refused in one line when it was measured for
-    another variant or at other thresholds than the folder's deploy.json deploys: it describes another model or
-    threshold, and every reader (model cards, tables, the firmware command) takes it through here."""
-    bench, deploy = folder / "benchmark.json", folder / "deploy.json"
+    """A deployment's benchmark.json (None when there is none), refused in one line when it was measured on
+    another deployment than the folder's deploy.json describes (`records.read_result`: its graphs, thresholds or
+    model). Every reader (model cards, tables, the firmware command) takes it through here. A study cell's older
+    deploy.json, without hashes, is matched by variant and thresholds."""
+    bench, deploy = folder / "benchmark.json", folder / records.DEPLOY
     if not bench.exists():
         return None
-    got = json.loads(bench.read_text())
-    want = json.loads(deploy.read_text()) if deploy.exists() else {}
+    if deploy.exists() and "hashes" in (want := json.loads(deploy.read_text())):
+        return records.read_result(bench, records.read(folder))
+    got, want = json.loads(bench.read_text()), want if deploy.exists() else {}
     if (got.get("variant"), got.get("rhos")) != (want.get("variant"), want.get("rhos")):
         raise ModelFileError(f"{bench} was measured for {got.get('variant')} at rhos {got.get('rhos')}, but "
                              f"{deploy.name} deploys {want.get('variant')} at {want.get('rhos')}: rerun python -m "
                              f"common benchmark --task {got.get('task')} --variant {want.get('variant')}")
     return got
+
+
+def read_firmware(path: Path) -> dict:
+    """A firmware record of a deployment (`firmware_<cpu>_<kernels>.json`), refused in one line when it was run on
+    another deployment than its folder's deploy.json describes."""
+    return records.read_result(path, records.read(path.parent))
+
+
+def firmware_records(results: Path, pattern: str = "*/deploy/*/firmware_*.json") -> list[dict]:
+    """Every shipped deployment's firmware record under `results` matching `pattern`, each checked."""
+    return [read_firmware(p) for p in sorted(results.glob(pattern))]
+
+
+def val_cut(r: dict) -> float:
+    """A firmware record's deployment's FLOPs cut on validation: what headlines and goals pick by (never test)."""
+    return ((r.get("threshold") or {}).get("val") or {}).get("flops_cut_pct", float("-inf"))
 
 
 def threshold(r: dict) -> dict:
@@ -53,7 +71,7 @@ def threshold(r: dict) -> dict:
 def rows(results: Path) -> list[dict]:
     out = []
     for path in sorted(results.glob("*/deploy/*/firmware_*.json")):
-        r = json.loads(path.read_text())
+        r = read_firmware(path)
         tflm = (read_benchmark(path.parent) or {}).get("tflm", {})
         mlperf = r.get("mlperf_int8") or {}
         out.append({"task": r["task"], "variant": path.parent.name, "cpu": r["cpu"], "kernels": r["kernels"],
@@ -86,27 +104,28 @@ def _interval(ci: list[float] | None) -> str:
     return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
 
 
-def records(results: Path, task: str) -> list[dict]:
+def board_records(results: Path, task: str) -> list[dict]:
     """The task's firmware records of its deployments on BOARD (`results/<task>/deploy/<variant>/`)."""
-    return [json.loads(p.read_text()) for p in sorted(results.glob(f"{task}/deploy/*/firmware_{BOARD}.json"))]
+    return firmware_records(results, f"{task}/deploy/*/firmware_{BOARD}.json")
 
 
 def _certified(results: Path, task: str) -> list[dict]:
     """The task's firmware records on BOARD whose thresholds were certified (the deployed rule is not the
     validation-chosen one; a record whose certificate found nothing runs the full network)."""
-    return [r for r in records(results, task) if (r.get("threshold") or {}).get("rule", "validation") != "validation"]
+    return [r for r in board_records(results, task)
+            if (r.get("threshold") or {}).get("rule", "validation") != "validation"]
 
 
 def targets(results: Path) -> list[dict]:
-    """Per task, the shipped early exit deployed at a certified threshold with the largest instruction cut on
-    BOARD against GOAL; when it misses, the layers that keep its cut lower and the exit-study cell (same board)
-    with the largest instruction cut."""
+    """Per task, the shipped early exit deployed at a certified threshold with the largest FLOPs cut on validation
+    (picked there, never on test), its instruction cut on BOARD against GOAL; when it misses, the layers that keep
+    its cut lower and the exit-study cell (same board) with the largest instruction cut."""
     out = []
     for task in sorted({p.parts[-4] for p in results.glob(f"*/deploy/*/firmware_{BOARD}.json")}):
         recs = _certified(results, task)
         if not recs:
             continue
-        best = max(recs, key=lambda r: r["instruction_cut_pct"])
+        best = max(recs, key=val_cut)
         ratio = best["instruction_to_flops_cut_ratio"]
         cells = [json.loads(p.read_text()) for p in sorted(results.glob(f"{task}/exit_study/*/firmware_{BOARD}.json"))]
         cell = max(cells, key=lambda c: c["instruction_cut_pct"]) if cells else None
@@ -130,10 +149,11 @@ def targets(results: Path) -> list[dict]:
 
 
 # What the certified deployments on BOARD must reach, judged on their firmware records: (task, variant or "" for
-# the task's best certified one, the least instruction cut %, the most test drop in points or None). IC's two-exit
-# model must turn its certified FLOPs cut into instructions within the 1-point budget; KWS, whose 450 validation
-# clips cannot certify 1 point, its best certified deployment at whatever budget they can.
-CUT_GOALS = (("image_classification", "trecx2", 30.0, 1.0), ("keyword_spotting", "", 20.0, None))
+# the task's best certified one (picked on validation), the least instruction cut %, the most test drop in points or
+# None). IC's two-exit model, certified on the calibration split, must turn its FLOPs cut into instructions within the
+# 1-point budget (issue 42: >= 28%); KWS, whose 260 calibration clips cannot certify 1 point, its best certified
+# deployment at whatever budget they can.
+CUT_GOALS = (("image_classification", "trecx2", 28.0, 1.0), ("keyword_spotting", "", 20.0, None))
 # |our baseline's release count / MLPerf Tiny's int8 file's - 1| in %: the same architecture must cost about the
 # same on the board (KWS has none: its gap is MEAN against AVERAGE_POOL_2D, docs/deployment.md)
 MLPERF_GOAL_PCT = {"image_classification": 5.0, "visual_wake_words": 5.0}
@@ -147,7 +167,7 @@ def deploy_targets(results: Path) -> list[dict]:
     tasks = sorted({p.parts[-4] for p in results.glob(f"*/deploy/*/firmware_{BOARD}.json")})
     for task, variant, cut, drop in CUT_GOALS:
         recs = [r for r in _certified(results, task) if not variant or r["variant"] == variant]
-        best = max(recs, key=lambda r: r["instruction_cut_pct"], default=None)
+        best = max(recs, key=val_cut, default=None)  # picked on validation, never on test
         t = threshold(best) if best else {}
         met = bool(best) and best["instruction_cut_pct"] >= cut and (
             drop is None or (t["test_drop_points"] is not None and t["test_drop_points"] <= drop))
@@ -173,7 +193,7 @@ def deploy_targets(results: Path) -> list[dict]:
         if rec is None:
             continue
         pooled = next((r for r in recs if r.get("pooling") == "average_pool"), None)
-        also = (f"; converted with AVERAGE_POOL_2D as MLPerf's ({pooled['deployment']}): "
+        also = (f"; converted with AVERAGE_POOL_2D as MLPerf's ({pooled.get('folder', pooled['variant'])}): "
                 f"{pooled['instructions']['baseline'] / 1e6:.3f} M "
                 f"({pooled['baseline_vs_mlperf_int8_instructions_pct']:+.1f}%)") if pooled else ""
         gap, goal = rec["baseline_vs_mlperf_int8_instructions_pct"], MLPERF_GOAL_PCT.get(task)
@@ -186,8 +206,9 @@ def deploy_targets(results: Path) -> list[dict]:
                        f"{rec['instructions']['baseline'] / 1e6:.3f} M vs {m['instructions'] / 1e6:.3f} M "
                        f"({gap:+.1f}%); MFLOPs {rec['baseline_mflops']:.2f} (Keras counter) vs {m['mflops']:.2f} "
                        "(2 x the file's MACs)" + also, variant="baseline"))
-    recs = [json.loads(p.read_text()) for p in sorted(results.glob("*/deploy/*/firmware_*.json"))]
-    out.append(row("every firmware record bit-exact with the Python int8 runtime", "all",
+    recs = firmware_records(results)
+    out.append(row("every firmware record byte-exact with the Python int8 runtime on TFLM (exits, classes, every "
+                   "output byte)", "all",
                    sum(r["bit_exact"] for r in recs), len(recs), all(r["bit_exact"] for r in recs),
                    f"{sum(r['bit_exact'] for r in recs)} of {len(recs)}", variant=""))
     return out

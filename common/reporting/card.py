@@ -13,12 +13,12 @@ import json
 import math
 from pathlib import Path
 
-from .. import paths, tasks
+from .. import paths, records, tasks
 from ..data.sources import is_local_subset
 from ..errors import ModelFileError
 from ..evaluation.summary import FILE, Summary, load
 from ..files import read_csv
-from .board import read_benchmark
+from .board import firmware_records, read_benchmark
 from .compare import SEEDS_METRICS, in_percent
 from .tables import markdown
 
@@ -100,9 +100,10 @@ def _accuracy(summary: Summary, n_test: int) -> list[str]:
              *markdown(_trade_rows(summary.tradeoffs), cols, blank=False)]
     if summary.guaranteed:
         g = summary.guarantee
-        lines += ["", f"With a guarantee (rho certified on the validation split by Learn-then-Test, {g.get('method')} "
-                  f"p-values: the drop against the baseline exceeds the allowed one with probability at most "
-                  f"{g.get('delta')} on new samples; `common/evaluation/calibrate.py`), measured on test:", "",
+        lines += ["", f"Certified (rho certified by Learn-then-Test on {g.get('calibrated_on')}, {g.get('method')} "
+                  f"p-values: with probability >= 1 - {g.get('delta')} over that split's draw, the expected drop "
+                  "against the baseline on its distribution is within the allowed one; "
+                  "`common/evaluation/calibrate.py`), measured on test:", "",
                   *markdown(_trade_rows(summary.guaranteed), cols, blank=False)]
         uncertified = [f"{t.drop_points} pt" for t in summary.guaranteed if not t.reached]
         if uncertified:
@@ -122,7 +123,8 @@ def _deployment(task: str, variant: str, deploy: dict | None) -> list[str]:
     acc = deploy["accuracy"]["test"]
     lines = ["", "## int8 deployment", "",
              f"Full-integer int8 TFLite split at the exit (`results/{task}/deploy/{variant}/`), "
-             f"{deploy['calibration']}.",
+             f"int8 quantization set on {deploy['int8_quantization']}; every int8 number below is of the "
+             "tflite-micro interpreter's outputs (the kernels the firmware is checked against).",
              "", *markdown([{"exit": k, "float test": _pct(acc["keras_float"][k]), "int8 test": _pct(acc["int8"][k])}
                            for k in acc["int8"]], ["exit", "float test", "int8 test"])]
     lines += [f"- Flash (int8 .tflite bytes): {' + '.join(deploy.get('segments', ['head', 'tail']))} "
@@ -134,25 +136,28 @@ def _deployment(task: str, variant: str, deploy: dict | None) -> list[str]:
 
 
 def threshold_line(t: dict) -> str:
-    """What a deploy, benchmark or firmware record's threshold is: its rule, guarantee and test drop."""
+    """What a deploy, benchmark or firmware record's threshold is: its rule, what it promises (in the record's own
+    words), and its test drop with a 95% interval."""
     rhos = "none (the full network runs)" if t["rhos"] is None else ", ".join(f"{r:.2f}" for r in t["rhos"])
-    how = (f"certified by Learn-then-Test ({t['method']}, delta {t['delta']}; {t['certified_on']})"
-           if t["rule"] != "validation" else "chosen on validation, no guarantee")
     test = t["test"]
-    return (f"Deployed threshold(s) {rhos}: rule `{t['rule']}`, {how}, for a {t['budget_points']}-point budget "
-            f"against {t['against']}; on the int8 test split {test['drop_points']:.2f} points below it, "
-            f"{test['flops_cut_pct']:.1f}% FLOPs cut.")
+    ci = test.get("drop_points_ci95")
+    over = " (over the budget)" if test["drop_points"] > t["budget_points"] else ""
+    return (f"Deployed threshold(s) {rhos}: rule `{t['rule']}`, {t['budget_points']}-point budget against "
+            f"{t['against']}, chosen on {t.get('chosen_on', '?')}. Guarantee: {t.get('guarantee', 'none')}. On the "
+            f"test split: {test['drop_points']:.2f} points below the baseline{over}"
+            + (f" (95% interval {ci[0]:.2f} to {ci[1]:.2f})" if ci else "")
+            + f", {test['flops_cut_pct']:.1f}% FLOPs cut.")
 
 
-def _latency(bench: dict | None) -> list[str]:
+def _latency(bench: dict | None, folder: Path) -> list[str]:
     if not bench:
-        return []
+        return _mcu(folder)
     stat = next(iter(bench[be]["latency_statistic"] for be in bench.get("backends", {})), "")
     subset = bench.get("subset", "all")
     rows = [{"backend": be, "baseline µs": f"{r['latency_us']['baseline']:.0f}",
              "early exit µs": f"{r['latency_us']['early_exit']:.0f}", "exit rate": f"{r['exit_rate']:.2f}",
              "latency cut": f"{r['latency_cut_pct']:.1f}%", "FLOPs cut": f"{r['flops_cut_pct']:.1f}%",
-             "accuracy (EE runtime)": _pct(r["accuracy"]["early_exit"])}
+             "accuracy (EE runtime)": _pct(r["accuracy"]["early_exit"]) if "accuracy" in r else "(timed only)"}
             for be in bench.get("backends", {}) for r in [bench[be]]]
     lines = ["", f"## Latency (int8, batch 1, {bench['test_samples']} test samples ({subset}), {stat})", "",
              *markdown(rows, ["backend", "baseline µs", "early exit µs", "exit rate", "latency cut", "FLOPs cut",
@@ -160,12 +165,12 @@ def _latency(bench: dict | None) -> list[str]:
     m = bench.get("machine")
     load = ([f"- Machine: {m['cpus']} CPUs, 1-minute load {m['load_1min_before']} before and "
              f"{m['load_1min_after']} after; {m['note']}."] if m else [])
-    return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()], *load, *_mcu(bench)]
+    return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()], *load, *_mcu(folder)]
 
 
-def _mcu(bench: dict) -> list[str]:
+def _mcu(folder: Path) -> list[str]:
     """The early-exit firmware on emulated Cortex-M boards (`python -m common firmware`), when it was run."""
-    runs = bench.get("mcu", {})
+    runs = {f"{r['cpu']}/{r['kernels']}": r for r in firmware_records(folder, "firmware_*.json")}
     if not runs:
         return []
     rows = [{"board": f"{name} ({r['board']})", "samples": r["samples"], "bit-exact": "yes" if r["bit_exact"] else "NO",
@@ -182,7 +187,8 @@ def _mcu(bench: dict) -> list[str]:
     return ["", "## On a Cortex-M (TFLite Micro firmware in QEMU, instructions per test sample)", "",
             *markdown(rows, cols, blank=False), "",
             *[f"- {board}: counted as {c}." for board, c in counted],
-            "- Bit-exact: the firmware and the Python int8 runtime agree on every sample's exit and classes "
+            "- Bit-exact: the firmware and the Python int8 runtime on TFLM agree on "
+            f"{next(iter(runs.values())).get('compared', 'each sample exit and class')} "
             "(docs/deployment.md, \"On a Cortex-M\"). Instructions: release builds, at the deployed threshold(s) "
             "above; RAM: static RAM with the one tensor arena sized to what the board used, beside the baseline "
             "firmware's built the same way. instr./MAC: over the convolution and dense layers of the head "
@@ -190,14 +196,14 @@ def _mcu(bench: dict) -> list[str]:
             "the FLOPs cut)."]
 
 
-def _limits(split: dict, n_test: int, summary: Summary, deploy: dict | None, bench: dict | None) -> list[str]:
+def _limits(split: dict, n_test: int, summary: Summary, deploy, bench: dict | None, folder: Path) -> list[str]:
     lines = ["", "## Known limits", ""]
     t = summary.tradeoffs[0] if summary.tradeoffs else None
     if t and t.test_drop_points is not None and t.test_drop_points > t.drop_points:
         lines.append(f"- The rho chosen on validation for a {t.drop_points}-point drop landed "
                      f"{t.test_drop_points:.2f} points below the baseline on the test split: validation and "
                      "test disagree by more than the allowed drop; re-choose rho on more validation data.")
-    fw = ((bench or {}).get("mcu") or {}).get("cortex-m4/cmsis_nn") or {}
+    fw = next((r for r in firmware_records(folder, "firmware_cortex-m4_cmsis_nn.json")), {}) if deploy else {}
     if fw.get("baseline_ram_bytes") and fw["ram_bytes"] > fw["baseline_ram_bytes"]:
         lines.append(f"- The early-exit firmware needs {fw['ram_bytes']:,} bytes of RAM, "
                      f"{100 * (fw['ram_bytes'] / fw['baseline_ram_bytes'] - 1):.0f}% more than the baseline "
@@ -214,7 +220,7 @@ def _limits(split: dict, n_test: int, summary: Summary, deploy: dict | None, ben
                      "so the measured latency cut is well below the FLOPs cut.")
     t = (deploy or {}).get("threshold") or {}
     if t.get("rhos") is None and t:
-        lines.append(f"- Nothing could be certified for a {t['budget_points']}-point budget on the int8 validation "
+        lines.append(f"- Nothing could be certified for a {t['budget_points']}-point budget on the int8 calibration "
                      "outputs: the deployed firmware runs the full network.")
     lines.append("- The confidence threshold trades accuracy for compute; certify it again on your own data "
                  "(calibrate_exit on the int8 graphs) if your input distribution differs.")
@@ -229,14 +235,19 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
     if summary is None:
         raise ModelFileError(f"{res / variant / FILE} not found: run python -m {task}.test first")
     split, cfg = _json(res / "split.json") or {}, _json(pre / f"{variant}.config.json") or {}
-    deploy, bench = _json(res / "deploy" / variant / "deploy.json"), read_benchmark(res / "deploy" / variant)
+    folder = res / "deploy" / variant
+    deploy = records.read(folder, variant) if (folder / records.DEPLOY).exists() else None
+    if deploy is not None and (pre / f"{variant}.keras").exists():
+        records.check_model(deploy, pre / f"{variant}.keras")  # a deployment of an earlier model: refused
+    bench = read_benchmark(folder)
     n_test = split.get("counts", {}).get("test", 0)
     origin = ([f"`{variant}` is `{cfg['shipped_from']}`, chosen by {cfg.get('chosen_by', '?')} "
                f"(`pretrained/{task}/{cfg['shipped_from']}.keras` is the same model).", ""]
               if cfg.get("shipped_from") else [])
     lines = [*_model(task, variant, summary, split), *origin, *_training(task, variant, cfg, pre),
              *_accuracy(summary, n_test),
-             *_deployment(task, variant, deploy), *_latency(bench), *_limits(split, n_test, summary, deploy, bench)]
+             *_deployment(task, variant, deploy), *_latency(bench, folder),
+             *_limits(split, n_test, summary, deploy, bench, folder)]
     return "\n".join(lines) + "\n"
 
 

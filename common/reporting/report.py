@@ -98,10 +98,12 @@ def table_row(name: str, s: Summary) -> dict:
     row = {"model": name, "params": s.params, "mflops_full": s.mflops("final"),
            "mflops_early_exit": s.mflops("early_exit") if "early_exit" in s.exit_costs else None,
            "early_exit_test_accuracy": s.accuracy("early_exit") if early else None,
+           "early_exit_val_accuracy": s.accuracy("early_exit", "val") if early else None,
            "final_val_accuracy": s.accuracy("final", "val"), "final_test_accuracy": s.accuracy("final")}
     for t in s.tradeoffs:
         d = int(t.drop_points)
         row |= {f"rho_{d}pt": t.rho, f"test_mflops_{d}pt": t.test_mflops,
+                f"val_flops_reduction_pct_{d}pt": s.val_cut(d),
                 f"test_flops_reduction_pct_{d}pt": t.test_flops_reduction_pct, f"test_accuracy_{d}pt": t.test_accuracy}
     for t in s.tradeoffs:  # what the validation-chosen rho gave on test, beside the guaranteed rho
         row[f"test_drop_points_{int(t.drop_points)}pt"] = t.test_drop_points

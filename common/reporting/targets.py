@@ -58,9 +58,25 @@ def read(ref: float | str, results: Path, table: dict[str, dict]) -> float | Non
 
 
 def best_row(models: list[str], column: str, table: dict[str, dict]) -> dict | None:
-    """The table1 row of the model among `models` with the highest number in `column` (None: none has one)."""
+    """The table1 row of the model among `models` picked on validation: the highest number in the validation
+    counterpart of `column` (`..._test_...` read as `..._val_...`), never on test (None: none has one)."""
     rows = [table[n] for n in models if isinstance(table.get(n, {}).get(column), (int, float))]
-    return max(rows, key=lambda r: r[column]) if rows else None
+    if len(models) == 1 or not rows:
+        return rows[0] if rows else None
+    pick = column.replace("test", "val", 1)
+    if pick == column or not all(isinstance(r.get(pick), (int, float)) for r in rows):
+        raise ConfigError(f"max({','.join(models)}).{column} picks on validation, but table1.csv has no {pick} "
+                          "for each of them: rerun the task's test.py")
+    return max(rows, key=lambda r: r[pick])
+
+
+def picked(ref: float | str, table: dict[str, dict]) -> tuple:
+    """A parsed reference with `max(a,b)` resolved to the model validation picked: resampled test images then
+    measure that model, never a new pick among them."""
+    parsed = parse_ref(ref)
+    if parsed[0] == "column" and len(parsed[1]) > 1 and (best := best_row(parsed[1], parsed[2], table)):
+        return ("column", [best["model"]], parsed[2])
+    return parsed
 
 
 def tradeoff_drop(ref: float | str, table: dict[str, dict], baseline: str) -> dict:
@@ -96,7 +112,7 @@ def check(task: tasks.Task, results: Path, rounds: int = ROUNDS) -> list[dict]:
         met = None if got is None or need is None else got >= need and within is not False
         ci = None
         if met is not None and rounds:
-            ci = resampler.interval(parse_ref(t.measure), parse_ref(t.at_least), rounds, margin=t.margin)
+            ci = resampler.interval(picked(t.measure, table), picked(t.at_least, table), rounds, margin=t.margin)
         rows.append(row(t.name, task.name, got, need, met, measure=t.measure,
                         gap=None if met is None else got - need, gap_ci95_low=ci and ci[0],
                         gap_ci95_high=ci and ci[1], beyond_noise=None if ci is None else ci[0] > 0 or ci[1] < 0,

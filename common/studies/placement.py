@@ -44,10 +44,15 @@ class Placement:
     curves: dict[str, list[dict]] = dataclasses.field(default_factory=dict)  # best candidates' calibration curves
     note: str = ("heads trained on the frozen backbone; scores use the probes' float outputs on the calibration "
                  "split; the deployed model is trained jointly and certified again on its own int8 graphs")
+    data_read: dict = dataclasses.field(default_factory=lambda: {
+        "train_ds": "trained the probe heads", "cal": "scored the candidates and chose the placement: it cannot "
+        "certify the placed model's thresholds", "test": "reported only, never used to choose"})
 
     def best(self, cost: str, rule: str = "validation", budget: float = 1.0, k: int | None = None) -> dict | None:
+        """The candidate with the largest cut in `cost` under `rule` at `budget` (and `k` exits); None when none
+        cuts anything: a placement that costs more than its baseline is never offered as the best."""
         rows = [r for r in self.ranking if r["cost"] == cost and r["rule"] == rule and r["budget_points"] == budget
-                and (k is None or r["k"] == k) and r["cut_pct"] is not None]
+                and (k is None or r["k"] == k) and r["cut_pct"] is not None and r["cut_pct"] > 0]
         return max(rows, key=lambda r: r["cut_pct"]) if rows else None
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import files
 from ..errors import ConfigError
-from ..evaluation import calibrate, sweep
+from ..evaluation import sweep, thresholds
 from ..evaluation.summary import FILE, load
 from .resplit import pooled
 
@@ -39,9 +39,45 @@ def device_cut(results: Path, variant: str, baseline: str, costs: list[float], b
         best = sweep.coordinate_search(data.probs, data.labels, costs, data.base_right.mean() - drop_points / 100)
         got = None if best is None else sweep.vector_sweep(data.probs, data.labels, costs, best)["mflops"][0]
     else:
-        rho = calibrate.naive_rho(data.probs, data.labels, costs, data.base_right, drop_points / 100)
+        rho = thresholds.choose("validation", data.probs, data.labels, costs, data.base_right, drop_points / 100).rho
         got = None if rho is None else sweep.sweep(data.probs, data.labels, costs, np.array([rho]))["mflops"][0]
     return None if got is None else 100 * (1 - float(got) / base_cost)
+
+
+def _cut(data, costs: tuple[list[float], float], idx: np.ndarray, drop_points: float, vector: bool) -> float:
+    """The validation cut (%) of one model on the samples `idx` (a resample), its threshold(s) chosen on them as
+    `device_cut` chooses (none within the budget: the full network, its own cut)."""
+    probs, labels, right = [p[idx] for p in data.probs], data.labels[idx], data.base_right[idx]
+    cum, base = costs
+    if vector and len(cum) > 2:
+        best = sweep.coordinate_search(probs, labels, cum, right.mean() - drop_points / 100)
+        taken = None if best is None else sweep.exits_taken_vector(probs, best)
+    else:
+        rho = thresholds.choose("validation", probs, labels, cum, right, drop_points / 100).rho
+        taken = None if rho is None else sweep.exits_taken(probs, np.array([rho]))[0]
+    spent = cum[-1] if taken is None else float(np.asarray(cum, dtype=np.float64)[taken].mean())
+    return 100 * (1 - spent / base)
+
+
+def margin(results: Path, winner: str, incumbent: str, baseline: str, vector: bool = False,
+           device: dict[str, tuple[list[float], float]] | None = None, drop_points: float = 1,
+           rounds: int = 400, seed: int = 0) -> list[float]:
+    """95% paired bootstrap interval (points) of `winner`'s validation cut minus `incumbent`'s: the validation
+    samples resampled together, each model's threshold chosen again on every resample, so the interval holds the
+    noise of that choice as well as of the samples."""
+    data = {v: pooled(results, v, baseline, parts=("val",)) for v in (winner, incumbent)}
+    for v, d in data.items():
+        if d is None:
+            raise ConfigError(f"{results / v / 'outputs.npz'} (or its baseline's) not found: run the task's test.py")
+    costs = {v: (device or {}).get(v) or (d.costs, d.base_mflops) for v, d in data.items()}
+    n = len(data[winner].labels)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(rounds):
+        idx = rng.integers(0, n, n)
+        diffs.append(_cut(data[winner], costs[winner], idx, drop_points, vector)
+                     - _cut(data[incumbent], costs[incumbent], idx, drop_points, vector))
+    return [float(v) for v in np.percentile(diffs, [2.5, 97.5])]
 
 
 def choose(results: Path, variants: list[str], vector: bool = False,
@@ -63,7 +99,7 @@ def choose(results: Path, variants: list[str], vector: bool = False,
 
 
 def ship(models: Path, variant: str, name: str, paper: str = PAPER, vector: bool = False, cost: str = "flops",
-         cuts: dict[str, float | None] | None = None) -> bool:
+         cuts: dict[str, float | None] | None = None, why: str = "") -> bool:
     """Copy the files of `variant` to <name>.*, its config saying what it is and why it was chosen;
     nothing when the paper's configuration (`paper`) won."""
     if variant == paper:
@@ -79,8 +115,9 @@ def ship(models: Path, variant: str, name: str, paper: str = PAPER, vector: bool
     cfg = json.loads((models / f"{variant}.config.json").read_text())
     files.write_json(models / f"{name}.config.json", cfg | {
         "shipped_as": name, "shipped_from": variant,
-        "chosen_by": f"highest {'FLOPs' if cost == 'flops' else cost + ' instruction'} cut at <= 1 point below the "
-                     "baseline on the validation split" + (" (a threshold per early exit)" if vector else ""),
+        "chosen_by": why or (f"highest {'FLOPs' if cost == 'flops' else cost + ' instruction'} cut at <= 1 point "
+                             "below the baseline on the validation split, beyond its noise"
+                             + (" (a threshold per early exit)" if vector else "")),
         "validation_cut_pct": cuts or {}})
     log.info("shipped %s as %s", variant, models / f"{name}.keras")
     return True

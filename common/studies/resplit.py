@@ -3,10 +3,10 @@
 A model's validation and test outputs (`<model>/outputs.npz`, written by test.py) and its baseline's are
 pooled, then split at random into two halves many times: a rule chooses rho on one half (calibration) and
 the other half (evaluation) measures what it gave: a violation is an accuracy drop against the baseline
-beyond the budget there. The rules: `naive` (the cheapest rho within the budget on calibration, as
-`sweep.tradeoffs`), `wsr` and `hb` (Learn-then-Test with a betting or a Hoeffding-Bentkus p-value), and
-`label_free` (Learn-then-Test on disagreement with the model's own final exit; no labels). A rule that
-certifies no rho keeps the full model (cut 0): counted as an abstention, not a violation.
+beyond the budget there. The rules, named as in `evaluation.thresholds`: `validation` (the cheapest rho within
+the budget on the data it is given, as `sweep.tradeoffs`), `wsr` and `hb` (Learn-then-Test with a betting or a
+Hoeffding-Bentkus p-value), and `label_free` (Learn-then-Test on disagreement with the model's own final exit; no
+labels). A rule that certifies no rho keeps the full model (cut 0): counted as an abstention, not a violation.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from ..evaluation import calibrate, pvalues, sweep
+from ..evaluation import calibrate, pvalues, sweep, thresholds
 from ..evaluation.summary import load
 
-RULES = ("naive", "wsr", "hb", "label_free")
+RULES = ("validation", "wsr", "hb", "label_free")  # `certified` with each p-value: wsr, hb
 MEASURES = ("held-out half", "pooled population")
 
 
@@ -53,12 +53,10 @@ def pooled(results: Path, model: str, baseline: str, parts: tuple[str, ...] = ("
 
 def choose(rule: str, probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,
            max_drop: float, delta: float) -> float | None:
-    """The rho a rule chooses on one calibration set (None: the full model)."""
-    if rule == "naive":
-        return calibrate.naive_rho(probs, labels, costs, base_right, max_drop)
-    if rule == "label_free":
-        return calibrate.calibrate_label_free(probs, costs, max_drop, delta).rho
-    return calibrate.calibrate(probs, labels, costs, base_right, max_drop, delta, method=rule).rho
+    """The rho a rule chooses on one calibration set (None: the full model), through `evaluation.thresholds`
+    ("wsr" and "hb": its "certified" rule with that p-value)."""
+    name, method = ("certified", rule) if rule in pvalues.METHODS else (rule, "wsr")
+    return thresholds.choose(name, probs, labels, costs, base_right, max_drop, delta, method).rho
 
 
 def study(data: Pooled, splits: int = 500, max_drop: float = 0.01, delta: float = 0.05, seed: int = 0,
@@ -128,25 +126,26 @@ def summarise(model: str, runs: dict[str, dict[str, np.ndarray]], max_drop: floa
 
 
 def plan(results: Path, model: str, baseline: str, budgets: tuple[float, ...] = (0.01, 0.02, 0.03),
-         delta: float = 0.05) -> list[dict]:
-    """What the task's validation split can certify, by the planner (`calibrate.likely_certified`,
-    `samples_needed`) with the model's validation outputs as the pilot. Per budget: the cheapest rho the
-    planner expects the validation size to certify (walking the rhos from 1.0 down, as fixed-sequence testing
-    does) and its FLOPs cut there, per p-value; the rho the naive rule picks and how many labelled samples
-    would certify it (-1: never, its drop there is the budget's or more); the smallest budget the size can
-    certify at all. Empty when the model has no cached max-softmax outputs."""
+         delta: float = 0.05, samples: int = 0) -> list[dict]:
+    """What the task's calibration split (`samples` of them; 0: as many as validation) can certify, by the
+    planner (`calibrate.likely_certified`, `samples_needed`) with the model's validation outputs as the pilot.
+    Per budget: the cheapest rho the planner expects that many samples to certify (walking the rhos from 1.0
+    down, as fixed-sequence testing does) and its FLOPs cut there, per p-value; the rho the validation rule picks and
+    how many labelled samples would certify it (-1: never, its drop there is the budget's or more); the budget
+    that many samples certify with a zero loss. Empty when the model has no cached max-softmax outputs."""
     val = pooled(results, model, baseline, ("val",))
     if val is None:
         return []
     probs, labels, base_right, costs = val.probs, val.labels, val.base_right, val.costs
-    n, rows = len(labels), []
-    taken = sweep.exits_taken(probs, sweep.RHOS)  # (R, n)
-    right = np.stack([p.argmax(axis=1) for p in probs])[taken, np.arange(n)] == labels[None, :]
+    n, rows = samples or len(labels), []
+    taken = sweep.exits_taken(probs, sweep.RHOS)  # (R, pilot samples)
+    right = np.stack([p.argmax(axis=1) for p in probs])[taken, np.arange(len(labels))] == labels[None, :]
     loss = base_right[None, :].astype(float) - right
     disagreement, drop = np.mean(loss != 0, axis=1), np.mean(loss, axis=1)
     cut = 100 * (1 - np.asarray(costs)[taken].mean(axis=1) / val.base_mflops)
     for budget in budgets:
-        row = {"model": model, "budget_points": 100 * budget, "delta": delta, "val_samples": n}
+        row = {"model": model, "budget_points": 100 * budget, "delta": delta, "calibration_samples": n,
+               "pilot": f"{len(labels)} validation samples"}
         for m in pvalues.METHODS:
             best = None
             for k in np.argsort(-sweep.RHOS, kind="stable"):
@@ -156,13 +155,13 @@ def plan(results: Path, model: str, baseline: str, budgets: tuple[float, ...] = 
                 best = k if best is None or cut[k] > cut[best] else best
             row |= {f"planned_rho_{m}": None if best is None else float(sweep.RHOS[best]),
                     f"planned_cut_pct_{m}": 0.0 if best is None else float(cut[best]),
-                    f"smallest_certifiable_points_{m}": 100 * calibrate.min_budget(n, delta, m)}
-        naive = calibrate.naive_rho(probs, labels, costs, base_right, budget)
-        k = None if naive is None else int(np.flatnonzero(np.isclose(sweep.RHOS, naive))[0])
-        row |= {"naive_rho": naive, "naive_cut_pct": None if k is None else float(cut[k]),
-                "naive_disagreement": None if k is None else float(disagreement[k]),
-                "naive_drop_points": None if k is None else 100 * float(drop[k]),
-                "samples_to_certify_naive_wsr": -1 if k is None or drop[k] >= budget else
+                    f"zero_loss_budget_points_{m}": 100 * calibrate.zero_loss_budget(n, delta, m)}
+        chosen = calibrate.naive_rho(probs, labels, costs, base_right, budget)
+        k = None if chosen is None else int(np.flatnonzero(np.isclose(sweep.RHOS, chosen))[0])
+        row |= {"validation_rho": chosen, "validation_cut_pct": None if k is None else float(cut[k]),
+                "validation_disagreement": None if k is None else float(disagreement[k]),
+                "validation_drop_points": None if k is None else 100 * float(drop[k]),
+                "samples_to_certify_validation_wsr": -1 if k is None or drop[k] >= budget else
                 calibrate.samples_needed(float(disagreement[k]), budget, delta, max(float(drop[k]), 0.0))}
         rows.append(row)
     return rows

@@ -250,7 +250,8 @@ def train_exit(model: keras.Model, train_ds, val_ds=None, epochs: int = 10, w_ee
     CE(early) + CE(final) (with several exits, `w_ee` one weight for all or a list, one per exit), each EE
     depthwise kernel copied into its EV layer after every batch for the first `transfer_until` of the epochs.
     `post_training`: only the exit heads and the final classifier train, the backbone stays as it is
-    (PTEENet-style, for a model you cannot retrain)."""
+    (PTEENet-style, for a model you cannot retrain). The returned History records what each dataset was read for
+    (`history.data_read`): data it read cannot certify this model's thresholds (docs/calibration.md)."""
     names = contract.exit_names(model)
     if post_training:  # otherwise the layers keep the trainable flags they came with (frozen ones stay frozen)
         for layer in model.layers:
@@ -261,5 +262,9 @@ def train_exit(model: keras.Model, train_ds, val_ds=None, epochs: int = 10, w_ee
     compile_model(model, dict(zip(names[:-1], weights, strict=True)) | {contract.FINAL: 1.0},
                   optimizer or keras.optimizers.Adam(1e-3))
     extra = [EVWeightTransfer(until_fraction=transfer_until, total_epochs=epochs)] if ev_pairs(model) else []
-    return model.fit(keyed(train_ds, names), validation_data=None if val_ds is None else keyed(val_ds, names),
-                     epochs=epochs, callbacks=[*extra, *(callbacks or [])], verbose=2)
+    history = model.fit(keyed(train_ds, names), validation_data=None if val_ds is None else keyed(val_ds, names),
+                        epochs=epochs, callbacks=[*extra, *(callbacks or [])], verbose=2)
+    history.data_read = {"train_ds": "trained the weights",
+                         "val_ds": None if val_ds is None else "evaluated every epoch (and read by any callback that "
+                                                               "keeps or stops on it): a choice, not certification"}
+    return history

@@ -2,7 +2,8 @@
 // trecx_model.h/.cc and trecx_runner.h/.cc, exactly as a user's firmware would take them). For each sample read
 // from a host file through semihosting (int8, quantized for segment 0) it runs the early-exit runner and prints
 // one line: the exit, the class and the instructions of each segment (the board's timer under QEMU -icount
-// shift=0 counts instructions). Built with TRECX_PROFILE (a profiled TFLM build), it also prints each
+// shift=0 counts instructions), and one line with the FNV-1a hash of every int8 byte its segments output (each
+// exit's scores, each feature map handed over), hashed outside the timed segments. Built with TRECX_PROFILE (a profiled TFLM build), it also prints each
 // operator's instructions per segment, summed over the samples. The baseline is exported and run the same way,
 // as a model with no early exit.
 #include <cstdint>
@@ -24,6 +25,19 @@ void TimerStart() {
   kTimer[0] = 1u;
 }
 uint32_t Clock() { return ~kTimer[1]; }  // counts up
+
+// FNV-1a (32 bit) of the bytes the segments of one sample output, in the order they ran (edge/board_check.py).
+uint32_t g_hash = 0;
+void Hash(const int8_t* p, int n) {
+  for (int i = 0; i < n; ++i) {
+    g_hash ^= static_cast<uint8_t>(p[i]);
+    g_hash *= 16777619u;
+  }
+}
+void Observe(int, const int8_t* scores, int classes, const int8_t* features, int feature_bytes) {
+  Hash(scores, classes);
+  if (features != nullptr) Hash(features, feature_bytes);
+}
 
 #if TRECX_PROFILE
 constexpr int kMaxOps = 160;
@@ -80,6 +94,7 @@ int main() {
     return 2;
   }
   g_net.SetClock(Clock);
+  g_net.SetObserver(Observe);
   FILE* samples = fopen(TRECX_SAMPLES_FILE, "rb");
   if (samples == nullptr) {
     printf("E samples file\n");
@@ -95,6 +110,7 @@ int main() {
 #if TRECX_PROFILE
     for (int i = 0; i < segments; ++i) g_profilers[i].NewInvoke();
 #endif
+    g_hash = 2166136261u;
     const trecx::Result r = g_net.Run(g_sample);
     if (r.label < 0) {
       printf("E invoke\n");
@@ -102,7 +118,7 @@ int main() {
     }
     printf("S %d %d %d", s, r.exit, r.label);
     for (int i = 0; i < segments; ++i) printf(" %lu", static_cast<unsigned long>(g_net.segment_ticks(i)));
-    printf("\n");
+    printf("\nH %d %08lx\n", s, static_cast<unsigned long>(g_hash));
   }
 #if TRECX_PROFILE
   for (int i = 0; i < segments; ++i) g_profilers[i].Print(i);

@@ -86,15 +86,15 @@ Result EarlyExit::Run(const int8_t* input) {
       r.label = -1;
       return r;
     }
-    ArgMax(it.output(s.exit_output)->data.int8, spec_.classes, &r.label, &r.score);
+    const int8_t* scores = it.output(s.exit_output)->data.int8;
+    ArgMax(scores, spec_.classes, &r.label, &r.score);
     r.exit = i;
-    const bool last = i + 1 == spec_.segments;
-    if (last || static_cast<double>(r.score) >= s.threshold) {
-      if (clock_) ticks_[i] = clock_() - start;
-      return r;
-    }
-    features = it.output(s.features_output)->data.int8;  // stays put: nothing writes the arena until HandOver
+    const bool leave = i + 1 == spec_.segments || static_cast<double>(r.score) >= s.threshold;
+    // the map stays put: nothing writes the arena until HandOver
+    features = leave ? nullptr : it.output(s.features_output)->data.int8;
     if (clock_) ticks_[i] = clock_() - start;
+    if (observer_) observer_(i, scores, spec_.classes, features, leave ? 0 : s.feature_bytes);
+    if (leave) return r;
   }
   return r;
 }

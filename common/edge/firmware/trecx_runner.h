@@ -52,6 +52,10 @@ struct ModelSpec {
   void (*add_ops)(OpResolver&);  // registers the builtin operators the graphs use
 };
 
+// Called after segment i ran, outside its ticks: its exit's int8 scores and, when the sample goes on, the feature map
+// it hands over (nullptr and 0 in the segment the sample leaves at). For checks: the benchmark hashes both.
+using Observer = void (*)(int segment, const int8_t* scores, int classes, const int8_t* features, int feature_bytes);
+
 struct Result {
   int label;  // the predicted class
   int exit;   // 0 .. k-1: that early exit; k: the final exit
@@ -72,6 +76,7 @@ class EarlyExit {
   // included; 0 when it did not run).
   void SetClock(uint32_t (*clock)()) { clock_ = clock; }
   uint32_t segment_ticks(int i) const { return ticks_[i]; }
+  void SetObserver(Observer observer) { observer_ = observer; }
 
  private:
   const ModelSpec& spec_;
@@ -80,6 +85,7 @@ class EarlyExit {
   tflite::MicroInterpreter* interpreters_[kMaxSegments] = {};
   alignas(tflite::MicroInterpreter) uint8_t storage_[kMaxSegments][sizeof(tflite::MicroInterpreter)];
   uint32_t (*clock_)() = nullptr;
+  Observer observer_ = nullptr;
   uint32_t ticks_[kMaxSegments] = {};
 };
 
