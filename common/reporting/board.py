@@ -109,11 +109,12 @@ def board_records(results: Path, task: str) -> list[dict]:
     return firmware_records(results, f"{task}/deploy/*/firmware_{BOARD}.json")
 
 
-def _certified(results: Path, task: str) -> list[dict]:
-    """The task's firmware records on BOARD whose thresholds were certified (the deployed rule is not the
-    validation-chosen one; a record whose certificate found nothing runs the full network)."""
+def _certified(results: Path, task: str, exits: bool = False) -> list[dict]:
+    """The task's firmware records on BOARD deployed by a certified rule (not the validation-chosen one); `exits`:
+    only those whose certificate found thresholds (else the full network runs, and no exit is measured)."""
     return [r for r in board_records(results, task)
-            if (r.get("threshold") or {}).get("rule", "validation") != "validation"]
+            if (r.get("threshold") or {}).get("rule", "validation") != "validation"
+            and (not exits or (r.get("threshold") or {}).get("certified", r["threshold"].get("rhos") is not None))]
 
 
 def targets(results: Path) -> list[dict]:
@@ -122,8 +123,11 @@ def targets(results: Path) -> list[dict]:
     its cut lower and the exit-study cell (same board) with the largest instruction cut."""
     out = []
     for task in sorted({p.parts[-4] for p in results.glob(f"*/deploy/*/firmware_{BOARD}.json")}):
-        recs = _certified(results, task)
+        recs = _certified(results, task, exits=True)
         if not recs:
+            out.append(row(f"{task}: the best certified shipped early exit's instruction cut >= {GOAL:g} x its FLOPs "
+                           "cut", task, None, GOAL, False, "no deployment has a certified threshold: every one runs "
+                           "the full network (results/certificates.csv)", variant="", board=BOARD))
             continue
         best = max(recs, key=val_cut)
         ratio = best["instruction_to_flops_cut_ratio"]
@@ -166,15 +170,16 @@ def deploy_targets(results: Path) -> list[dict]:
     out = []
     tasks = sorted({p.parts[-4] for p in results.glob(f"*/deploy/*/firmware_{BOARD}.json")})
     for task, variant, cut, drop in CUT_GOALS:
-        recs = [r for r in _certified(results, task) if not variant or r["variant"] == variant]
+        recs = [r for r in _certified(results, task, exits=True) if not variant or r["variant"] == variant]
         best = max(recs, key=val_cut, default=None)  # picked on validation, never on test
         t = threshold(best) if best else {}
         met = bool(best) and best["instruction_cut_pct"] >= cut and (
             drop is None or (t["test_drop_points"] is not None and t["test_drop_points"] <= drop))
         out.append(row(f"{task} {variant or 'best certified'}: instruction cut >= {cut:g}%"
                        + (f" with a test drop <= {drop:g} point" if drop is not None else ""), task,
-                       best and best["instruction_cut_pct"], cut, met, best and
-                       f"{best['variant']}: test drop {t['test_drop_points']:.2f} pt (rhos {t['rhos']}, {t['rule']})",
+                       best and best["instruction_cut_pct"], cut, met,
+                       f"{best['variant']}: test drop {t['test_drop_points']:.2f} pt (rhos {t['rhos']}, {t['rule']})"
+                       if best else "no certified threshold at its budget: the full network runs",
                        variant=best["variant"] if best else variant))
     for task in tasks:
         recs = _certified(results, task)

@@ -65,12 +65,15 @@ def _firmware(path: Path) -> list[str]:
     """The early-exit firmware's goal per task (`reporting.board`, written by the firmware command), if run."""
     if not path.exists():
         return []
-    rows = [{"task": r["task"], "early exit": f"`{r['variant']}`", "board": r["board"], "samples": int(r["samples"]),
-             "threshold(s)": f"{r.get('rhos', '')} ({r.get('rule', '')}, budget {r.get('budget_points', '')} pt)",
+    rows = [{"task": r["task"], "early exit": f"`{r['variant']}`" if r["variant"] else "none certified",
+             "board": r["board"], "samples": "–" if r.get("samples") is None else int(r["samples"]),
+             "threshold(s)": "–" if r.get("rhos") is None else
+             f"{r['rhos']} ({r.get('rule', '')}, budget {r.get('budget_points', '')} pt)",
              "test drop (pt)": _num(r.get("test_drop_points")),
              "bit-exact": r["bit_exact"], "FLOPs cut %": _cut(r["flops_cut_pct"]),
              "instruction cut %": _cut(r["instruction_cut_pct"]),
-             "ratio (95% interval)": f"{r['ratio']:.2f} {r['ratio_ci95'] or ''}".strip(),
+             "ratio (95% interval)": "–" if r.get("ratio") is None else
+             f"{r['ratio']:.2f} {r['ratio_ci95'] or ''}".strip(),
              "goal met": r["met"], "what keeps it lower": r["kernels_keeping_it_lower"] or "",
              "an exit that would reach it": r["exit_position_for_goal"] or ""} for r in read_csv(path)]
     lines = ["## On a Cortex-M", "", "Per task, the shipped early exit deployed at a certified threshold with the "
