@@ -11,14 +11,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import summary_dict
+from conftest import fake_deployment, summary_dict
 from keras import layers as L
 
 from common import api
 from common.commands import costmodel as costmodel_cmd
 from common.commands import place
 from common.edge import costmodel
-from common.errors import ConfigError, ModelError
+from common.errors import ConfigError, ModelError, ModelFileError
 from common.models import flops
 from common.models.taps import candidate_taps, placed
 from common.studies import placement
@@ -222,21 +222,27 @@ def test_the_rankings_disagreement_names_each_winner_and_what_choosing_by_flops_
 def test_placement_targets_are_judged_on_the_results_files(tmp_path):
     from common.reporting import placement as targets
 
-    rec = {"variant": "trecx2", "instruction_cut_pct": 36.0, "flops_cut_pct": 40.0,
-           "instruction_to_flops_cut_ratio": 0.9, "samples": 200, "threshold": {"test": {"drop_points": 0.5}}}
-    (tmp_path / "visual_wake_words/deploy/trecx2").mkdir(parents=True)
-    (tmp_path / "visual_wake_words/deploy/trecx2/firmware_cortex-m4_cmsis_nn.json").write_text(json.dumps(rec))
-    for model, cut, drop in (("x", 45.0, 1.5), ("y", 39.0, 0.9)):  # test.py's summaries
+    folder = tmp_path / "visual_wake_words/deploy/trecx2"
+    rec = {"variant": "trecx2", "instruction_cut_pct": 36.0, "flops_cut_pct": 40.0, "samples": 200,
+           "instruction_to_flops_cut_ratio": 0.9,
+           "threshold": {"test": {"drop_points": 0.5}, "val": {"drop_points": 0.8, "flops_cut_pct": 38.0}}}
+    rec |= fake_deployment(folder, variant="trecx2").stamp()  # a record of the deployment beside it
+    (folder / "firmware_cortex-m4_cmsis_nn.json").write_text(json.dumps(rec))
+    # test.py's summaries: x cuts more on validation (val_mflops 4 of the baseline's 10) but lands over 1 point on test
+    for model, cut, drop, val_mflops in (("x", 45.0, 1.5, 4.0), ("y", 39.0, 0.9, 5.0)):
         (tmp_path / "keyword_spotting" / model).mkdir(parents=True)
         (tmp_path / "keyword_spotting" / model / "summary.json").write_text(json.dumps(summary_dict(
-            [{"rho": 0.8, "test_flops_reduction_pct": cut, "test_drop_points": drop}])))
+            [{"rho": 0.8, "test_flops_reduction_pct": cut, "test_drop_points": drop, "val_mflops": val_mflops}])))
     (tmp_path / "costmodel").mkdir()
     (tmp_path / "costmodel/cortex-m4_cmsis_nn_error.csv").write_text(
         "held_out,median_layer_error_pct,instruction_weighted_error_pct\ntask a,4.0,12.0\nrandom half 0,3.0,3.0\n")
     got = {r["target"].split(":")[0].split(" (")[0]: r for r in targets.write(tmp_path)}
-    assert got["VWW best shipped by instructions"]["met"] and got["VWW instruction cut at <= 1 point on test"]["met"]
-    kws = got["KWS test FLOPs cut at <= 1 point on test, rho chosen on validation"]
-    assert kws["measured"] == 39.0 and not kws["met"] and "45.0% (x), is at 1.50 points" in kws["note"]
+    assert got["VWW best shipped"]["met"] and got["VWW instruction cut, picked within 1 point on validation"]["met"]
+    kws = got["KWS test FLOPs cut at <= 1 point, model and rho picked on validation"]
+    assert kws["measured"] == 45.0 and not kws["met"] and "x, picked on validation (60.0% there)" in kws["note"]
+    (folder / "firmware_cortex-m4_cmsis_nn.json").write_text(json.dumps(rec | {"deployment": "another"}))
+    with pytest.raises(ModelFileError, match="was measured on another deployment"):
+        targets.write(tmp_path)
     assert got["cost model"]["measured"] in (4.0, 12.0)
     assert not got["placement on the examples' networks"]["met"]  # not run here
     assert (tmp_path / "placement_targets.csv").exists()

@@ -73,8 +73,10 @@ def kws(results: Path) -> list[dict]:
     best = max(cuts, default=None)
     note = (f"{best[3]}, picked on validation ({best[0]:.1f}% there): a test drop of {best[2]:.2f} points"
             if best else "no model within 1 point on validation")
+    # met only within the budget on test as well: a cut whose test drop is over 1 point is not a 1-point cut
     return [row("KWS test FLOPs cut at <= 1 point, model and rho picked on validation (%)", "keyword_spotting",
-                best[1] if best else None, KWS_CUT, bool(best) and best[1] >= KWS_CUT, note)]
+                best[1] if best else None, KWS_CUT, bool(best) and best[1] >= KWS_CUT and best[2] <= 1.0 + 1e-9,
+                note)]
 
 
 def cost_model(results: Path) -> list[dict]:
