@@ -174,3 +174,15 @@ def test_model_card_shows_the_spread_across_seeds(tmp_path: Path):
     text = model_card.overview("image_classification", ["trecx"], results=tmp_path)
     assert "| `trecx` | final exit (%) | 84.18% / 84.58% | 84.38% [81.84%, 86.92%] |" in text
     assert "100.00%" not in text and "`sdn`" not in text  # only the card's models and headline numbers
+
+
+def test_model_card_says_when_the_seed_runs_were_tested_on_another_test_split(tmp_path: Path):
+    from common.reporting import card as model_card
+
+    (tmp_path / "seed1").mkdir()
+    (tmp_path / "seed1" / "split.json").write_text(json.dumps({"counts": {"test": 5000}}))
+    (tmp_path / "split.json").write_text(json.dumps({"counts": {"test": 2500}}))
+    said = model_card._seed_splits(tmp_path, tmp_path / "split.json")
+    assert "tested on 5000 test samples" in said and "other test numbers are on 2500" in said
+    (tmp_path / "split.json").write_text(json.dumps({"counts": {"test": 5000}}))
+    assert model_card._seed_splits(tmp_path, tmp_path / "split.json") == ""

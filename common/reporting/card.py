@@ -273,6 +273,16 @@ def overview(task: str, variants: list[str], results: Path | None = None) -> str
     return "\n".join([*lines, *_seed_spread(res / "seeds" / "summary.csv", [tasks.get(task).baseline, *variants])])
 
 
+def _seed_splits(seeds: Path, split: Path) -> str:
+    """A sentence when the seed runs were tested on test splits of another size than this card's other numbers."""
+    sizes = {(json.loads(p.read_text()).get("counts") or {}).get("test") for p in seeds.glob("*/split.json")} - {None}
+    now = (_json(split) or {}).get("counts", {}).get("test")
+    if not sizes or sizes == {now}:
+        return ""
+    return (f" These runs were tested on {' / '.join(map(str, sorted(sizes)))} test samples, before the calibration "
+            f"split was held out of the test split; this card's other test numbers are on {now}.")
+
+
 def _seed_spread(summary: Path, models: list[str]) -> list[str]:
     """How much the headline numbers move between training runs (the summary.csv of `python -m common seeds`)."""
     rows = ([r for r in read_csv(summary) if r["model"] in models and r["metric"] in SEEDS_METRICS]
@@ -284,7 +294,8 @@ def _seed_spread(summary: Path, models: list[str]) -> list[str]:
 
     lines = [f"Across runs (`{summary.parent.name}/{summary.name}`, written by `python -m common seeds`: the same "
              "variants trained again under other seeds, or data splits where it varied them; the shipped model may be "
-             "one of them): each run's value on its test split, then the mean and its 95% t-interval.", ""]
+             "one of them): each run's value on its test split, then the mean and its 95% t-interval."
+             + _seed_splits(summary.parent, summary.parent.parent / "split.json"), ""]
     table = [{"model": f"`{r['model']}`", "number": SEEDS_METRICS[m := r["metric"]],
               "runs": " / ".join(fmt(m, float(v)) for v in str(r["values"]).split()),
               "mean [95% interval]": f"{fmt(m, r['mean'])} [{fmt(m, r['ci95_low'])}, {fmt(m, r['ci95_high'])}]"}
