@@ -154,8 +154,9 @@ def targets(results: Path) -> list[dict]:
 
 # What the certified deployments on BOARD must reach, judged on their firmware records: (task, variant or "" for
 # the task's best certified one (picked on validation), the least instruction cut %, the most test drop in points or
-# None). IC's two-exit model, certified on the calibration split, must turn its FLOPs cut into instructions within the
-# 1-point budget (issue 42: >= 28%); KWS, whose 260 calibration clips cannot certify 1 point, its best certified
+# None). IC's two-exit model, certified on the calibration split, must cut at least 28% of the baseline's
+# instructions within the 1-point budget: a certificate is worth shipping only if the exits it allows still save
+# that much on the board. KWS, whose 260 calibration clips cannot certify 1 point, is judged on its best certified
 # deployment at whatever budget they can.
 CUT_GOALS = (("image_classification", "trecx2", 28.0, 1.0), ("keyword_spotting", "", 20.0, None))
 # |our baseline's release count / MLPerf Tiny's int8 file's - 1| in %: the same architecture must cost about the

@@ -1,4 +1,4 @@
-"""Every shipped deployment's certificate beside what it gave on test (`results/certificates.csv`), and issue 42's
+"""Every shipped deployment's certificate beside what it gave on test (`results/certificates.csv`), and the
 certificate targets (`results/certificate_targets.csv`): each certified deployment within its budget on test or
 listed as over it with its interval, the count of those over against delta, IC's two-exit instruction cut at a
 1-point budget, and the smallest budget each task's calibration split certifies with the instruction cut there.
@@ -49,7 +49,9 @@ def rows(results: Path) -> list[dict]:
 
 
 def targets(table: list[dict], delta: float = 0.05) -> list[dict]:
-    """Issue 42's certificate targets, judged on `rows`."""
+    """The certificate targets, judged on `rows`: how many certified deployments went over their budget on test
+    (a report against delta), IC's two-exit instruction cut at a certified 1-point budget (IC_CUT), and for KWS
+    and VWW the smallest budget their calibration splits certify, with the instruction cut there."""
     certified = [r for r in table if r["certified"]]
     over = [r for r in certified if not r["within_budget"]]
     out = [row("certified deployments over their budget on test (count, against delta x the certified ones: a "
