@@ -141,22 +141,23 @@ def test_model_card_names_a_test_drop_beyond_the_allowed_one_extra_ram_and_no_ce
 
     from common.evaluation.summary import Summary
     from common.reporting import card as model_card
+    from common.reporting.board import firmware_runs
 
     summary = Summary.from_dict(summary_dict([{"drop_points": 1, "test_drop_points": 1.44}]))
     dep = fake_deployment(tmp_path, rhos=None, threshold={"rhos": None, "budget_points": 2})
     fw = tmp_path / "firmware_cortex-m4_cmsis_nn.json"
     fw.write_text(json.dumps(dep.stamp() | {"ram_bytes": 69472, "baseline_ram_bytes": 55952}))
-    text = "\n".join(model_card._limits({}, 5000, summary, dep, None, tmp_path))
+    text = "\n".join(model_card._limits({}, 5000, summary, dep, None, firmware_runs(tmp_path)))
     assert "landed 1.44 points below" in text and "24% more than the baseline firmware's 55,952" in text
     assert "Nothing could be certified for a 2-point budget" in text
     summary = Summary.from_dict(summary_dict([{"drop_points": 1, "test_drop_points": 0.8}]))
     dep = fake_deployment(tmp_path, rhos=[0.9], threshold={"rhos": [0.9], "budget_points": 2})
     fw.write_text(json.dumps(dep.stamp() | {"ram_bytes": 50000, "baseline_ram_bytes": 55952}))
-    text = "\n".join(model_card._limits({}, 5000, summary, dep, None, tmp_path))
+    text = "\n".join(model_card._limits({}, 5000, summary, dep, None, firmware_runs(tmp_path)))
     assert "landed" not in text and "more than the baseline" not in text and "Nothing could" not in text
     fw.write_text(json.dumps({"deployment": "another", "ram_bytes": 1}))  # a record of another deployment
     with pytest.raises(ModelFileError, match="was measured on another deployment"):
-        model_card._limits({}, 5000, summary, dep, None, tmp_path)
+        firmware_runs(tmp_path)
 
 
 def test_model_card_shows_the_spread_across_seeds(tmp_path: Path):
@@ -177,12 +178,12 @@ def test_model_card_shows_the_spread_across_seeds(tmp_path: Path):
 
 
 def test_model_card_says_when_the_seed_runs_were_tested_on_another_test_split(tmp_path: Path):
-    from common.reporting import card as model_card
+    from common.reporting.compare import seed_split_note
 
     (tmp_path / "seed1").mkdir()
     (tmp_path / "seed1" / "split.json").write_text(json.dumps({"counts": {"test": 5000}}))
     (tmp_path / "split.json").write_text(json.dumps({"counts": {"test": 2500}}))
-    said = model_card._seed_splits(tmp_path, tmp_path / "split.json")
-    assert "tested on 5000 test samples" in said and "other test numbers are on 2500" in said
+    said = seed_split_note(tmp_path, tmp_path / "split.json")
+    assert "tested on 5000 test samples" in said and "other test numbers here are on 2500" in said
     (tmp_path / "split.json").write_text(json.dumps({"counts": {"test": 5000}}))
-    assert model_card._seed_splits(tmp_path, tmp_path / "split.json") == ""
+    assert seed_split_note(tmp_path, tmp_path / "split.json") == ""

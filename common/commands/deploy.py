@@ -161,22 +161,21 @@ def run(cfg: DeployConfig) -> dict:
     models_dir = model_path(cfg).parent
     rec["lineage"] = lineage({cfg.variant: models_dir / f"{cfg.variant}.config.json",
                               task.baseline: models_dir / f"{task.baseline}.config.json"}, cfg.split_seed, info)
-    rec["thresholds_by_rule"] = {r: choose(r, int8_outputs, data, cost, rec["mflops"], names, drop, basis=basis.name)
-                                 for r in rules}
-    for r in rec["thresholds_by_rule"].values():
-        if r["certified"] and not rec["lineage"]["untouched"]:  # the words follow the data, not the rule
-            r |= {"certified": False, "guarantee": "none: " + "; ".join(rec["lineage"]["problems"])}
+    def certify(rule: str, points: int) -> dict:  # the words follow the data's lineage, not the rule
+        return choose(rule, int8_outputs, data, cost, rec["mflops"], names, points, basis=basis.name,
+                      problems=tuple(rec["lineage"]["problems"]))
+
+    rec["thresholds_by_rule"] = {r: certify(r, drop) for r in rules}
     rec["threshold"] = rec["thresholds_by_rule"][cfg.rule]
     # what the calibration split certifies at each budget (one shared rho), each certificate at delta on its own;
     # past 3 points only while nothing is certified, to say how large a budget this split can vouch for at all
-    rec["certified_by_budget"] = {}
+    by_budget: dict[int, dict] = {}
     for d in (*DROP_POINTS, *WIDER_POINTS):
-        if d in WIDER_POINTS and any(c["rhos"] for c in rec["certified_by_budget"].values()):
+        if d in WIDER_POINTS and any(c["certified"] for c in by_budget.values()):
             break
-        c = choose("certified", int8_outputs, data, cost, rec["mflops"], names, d, basis=basis.name)
-        rec["certified_by_budget"][str(d)] = {k: c[k] for k in ("rhos", "val", "test")}
-    rec["smallest_budget_certified"] = next((int(d) for d, c in rec["certified_by_budget"].items() if c["rhos"]),
-                                            None)
+        by_budget[d] = rec["thresholds_by_rule"]["certified"] if d == drop else certify("certified", d)
+    rec["certified_by_budget"] = {str(d): {k: c[k] for k in ("rhos", "val", "test")} for d, c in by_budget.items()}
+    rec["smallest_budget_certified"] = next((d for d, c in by_budget.items() if c["certified"]), None)
     rec["rule"], rec["rhos"], rec["drop_points"] = cfg.rule, rec["threshold"]["rhos"], drop
     t = rec["threshold"]["test"]
     rec["over_baseline"] = (f"costs more than its baseline: {-t['cost_cut_pct']:.1f}% more {basis.unit} on test"

@@ -64,24 +64,22 @@ def run(cfg: PromoteConfig) -> str:
                                   else cfg.paper or None)
     decision = {"task": cfg.task, "ship_as": cfg.ship_as, "winner_on_validation": best, "incumbent": incumbent,
                 "validation_cut_pct": cuts, "unit": unit}
+    shipped, why, chosen_by = best, "the highest validation cut", ""
     if incumbent and incumbent != best and incumbent in variants:
         ci = margin(results, best, incumbent, baseline, cfg.vector, device)
         decision |= {"margin_ci95_points": ci, "beyond_noise": ci[0] > 0}
-        if ci[0] <= 0:  # the winner's margin is within its own noise: the incumbent stays (or comes back)
-            ship(models, incumbent, cfg.ship_as, cfg.paper, cfg.vector, cfg.cost, cuts,
-                 why=f"the incumbent: {best}'s validation margin over it is within its noise (promote/{cfg.ship_as}"
-                     ".json)")
-            decision["shipped"] = incumbent
-            decision["why"] = (f"{best}'s validation margin over {incumbent} is within its noise (95% paired interval "
-                               f"{ci[0]:.2f} to {ci[1]:.2f} points): {incumbent} stays")
-            log.info(decision["why"])
-            files.write_json(results / "promote" / f"{cfg.ship_as}.json", decision)
-            return incumbent
-    ship(models, best, cfg.ship_as, cfg.paper, cfg.vector, cfg.cost, cuts)
-    decision |= {"shipped": best, "why": "the highest validation cut" + (
-        f", beyond its noise over {incumbent}" if decision.get("beyond_noise") else "")}
-    files.write_json(results / "promote" / f"{cfg.ship_as}.json", decision)
-    return best
+        if ci[0] > 0:
+            why += f", beyond its noise over {incumbent}"
+        else:  # the winner's margin is within its own noise: the incumbent stays (or comes back)
+            shipped = incumbent
+            why = (f"{best}'s validation margin over {incumbent} is within its noise (95% paired interval "
+                   f"{ci[0]:.2f} to {ci[1]:.2f} points): {incumbent} stays")
+            chosen_by = (f"the incumbent: {best}'s validation margin over it is within its noise "
+                         f"(promote/{cfg.ship_as}.json)")
+            log.info(why)
+    ship(models, shipped, cfg.ship_as, cfg.paper, cfg.vector, cfg.cost, cuts, why=chosen_by)
+    files.write_json(results / "promote" / f"{cfg.ship_as}.json", decision | {"shipped": shipped, "why": why})
+    return shipped
 
 
 def device_costs(cfg: PromoteConfig, variants: list[str], models: Path) -> dict[str, tuple[list[float], float]]:

@@ -49,7 +49,8 @@ def lineage(configs: dict[str, Path], split_seed: int, info: dict) -> dict:
     records (`configs`: model name -> its config.json): the split is untouched when every model we trained was
     trained on the split of the same seed and data checksum, so none of its samples trained or chose them. A model
     without a record (the MLPerf reference) was trained elsewhere, on data the record names."""
-    problems, notes = [], []
+    problems = [] if "calibration_split" in info else ["the data has no calibration split"]
+    notes = []
     for name, path in configs.items():
         if not Path(path).exists():
             notes.append(f"{name}: trained outside this project (no {Path(path).name}); it chose nothing here")
@@ -63,6 +64,4 @@ def lineage(configs: dict[str, Path], split_seed: int, info: dict) -> dict:
             problems.append(f"{name} was trained on other data (checksum {checksum[:12]}, not "
                             f"{info['checksum'][:12]})")
     return {"calibration_split": info.get("calibration_split", "none"), "read_by": READ_BY,
-            "never_read_by": NEVER_READ_BY, "untouched": not problems and "calibration_split" in info,
-            "problems": problems or ([] if "calibration_split" in info else ["the data has no calibration split"]),
-            "notes": notes}
+            "never_read_by": NEVER_READ_BY, "untouched": not problems, "problems": problems, "notes": notes}

@@ -23,6 +23,19 @@ COMPARED = ("each sample's exit, class and every int8 byte the segments it ran o
             "each feature map handed over, compared by their FNV-1a hash, firmware/bench.cc)")
 
 
+KEYS = ("exit", "label", "bytes_fnv1a")  # what each sample's firmware line is compared on (the baseline: not "exit")
+
+
+def agrees(got: dict, want: dict, keys: tuple[str, ...] = KEYS) -> bool:
+    """Whether the firmware's line for one sample (`got`) matches the Python runtime's (`want`) on `keys`."""
+    return all(got.get(k) == want[k] for k in keys)
+
+
+def agreeing(got: list[dict], want: list[dict], key: str) -> int:
+    """On how many samples the firmware and the Python runtime agree on `key`."""
+    return sum(g.get(key) == w[key] for g, w in zip(got, want, strict=True))
+
+
 def fnv1a(parts: list[np.ndarray]) -> str:
     """The 32-bit FNV-1a hash of the bytes of `parts` in order, as the firmware prints it (8 hex digits)."""
     h = 2166136261
@@ -172,9 +185,8 @@ def summarize(ee: dict, base: dict, expected: list[dict], expected_base: list[di
     overhead, the per-operator and per-layer breakdown (profiled builds), and RAM and flash of both firmwares."""
     names = segment_names(len(segments) - 1)
     got, got_base, n = ee["release"]["samples"], base["release"]["samples"], len(ee["release"]["samples"])
-    keys = ("exit", "label", "bytes_fnv1a")
     mismatches = [i for i, (g, b, e, eb) in enumerate(zip(got, got_base, expected, expected_base, strict=True))
-                  if any(g.get(k) != e[k] for k in keys) or any(b.get(k) != eb[k] for k in keys[1:])]
+                  if not agrees(g, e) or not agrees(b, eb, KEYS[1:])]
     exits = np.array([s["exit"] for s in got])
     cost = {kind: (np.array([sum(s["segments"]) for s in ee[kind]["samples"]]),
                    np.array([sum(s["segments"]) for s in base[kind]["samples"]])) for kind in ("release", "profiled")
@@ -191,14 +203,10 @@ def summarize(ee: dict, base: dict, expected: list[dict], expected_base: list[di
 
     rec = {
         "samples": n, "bit_exact": not mismatches, "mismatched_samples": mismatches[:20], "compared": COMPARED,
-        "agree": {"exit": int(sum(g["exit"] == e["exit"] for g, e in zip(got, expected, strict=True))),
-                  "label": int(sum(g["label"] == e["label"] for g, e in zip(got, expected, strict=True))),
-                  "bytes": int(sum(g.get("bytes_fnv1a") == e["bytes_fnv1a"] for g, e in zip(got, expected,
-                                                                                      strict=True))),
-                  "base_bytes": int(sum(g.get("bytes_fnv1a") == e["bytes_fnv1a"] for g, e in zip(
-                      got_base, expected_base, strict=True))),
-                  "base_label": int(sum(g["label"] == e["label"] for g, e in zip(got_base, expected_base,
-                                                                                   strict=True)))},
+        "agree": {"exit": agreeing(got, expected, "exit"), "label": agreeing(got, expected, "label"),
+                  "bytes": agreeing(got, expected, "bytes_fnv1a"),
+                  "base_bytes": agreeing(got_base, expected_base, "bytes_fnv1a"),
+                  "base_label": agreeing(got_base, expected_base, "label")},
         "exit_rate": float((exits < len(segments) - 1).mean()),
         "exit_rates": {name: float((exits == i).mean()) for i, name in enumerate(names)},
         "accuracy_note": "classes compared with the Python int8 runtime, not with labels",

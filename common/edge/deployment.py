@@ -130,12 +130,14 @@ def evaluate_int8(model: keras.Model, base: keras.Model, graphs: dict[str, bytes
 
 
 def choose(rule: str, outputs: dict, data: dict, costs: dict[str, float], mflops: dict[str, float], names: list[str],
-           drop_points: int, delta: float = GUARANTEE_DELTA, seed: int = 0, basis: str = "flops") -> dict:
+           drop_points: int, delta: float = GUARANTEE_DELTA, seed: int = 0, basis: str = "flops",
+           problems: tuple[str, ...] = ()) -> dict:
     """The thresholds to deploy by `rule` (`evaluation.thresholds`) on the int8 TFLM outputs against the int8
     baseline: "validation" reads the validation split; the certified rules read only the calibration split
     ("certified_per_exit" orders its candidates on validation); each is then measured on the test split, its
     drop with a 95% interval. `costs`: cumulative cost per exit and "baseline" on `basis` (MFLOPs or a device's
-    M instructions); `rhos` None: nothing within the budget, the full network runs."""
+    M instructions); `rhos` None: nothing within the budget, the full network runs. `problems`: the calibration
+    split's lineage problems (`data.splits.lineage`); with any, nothing is called certified, whatever the rule."""
     thresholds.check_rule(rule)
     if rule == "label_free":
         raise TrecxError("deploy certifies against labels; --rule label_free is the API's (calibrate_exit, y=None)")
@@ -148,11 +150,14 @@ def choose(rule: str, outputs: dict, data: dict, costs: dict[str, float], mflops
                             GUARANTEE_METHOD, path=path, seed=seed)
     rhos = cal.thresholds(len(names) - 1)
     on = f"int8 outputs on TFLM of the {'validation' if read == 'val' else 'calibration'} split ({len(y)} samples)"
+    certified = rule != "validation" and rhos is not None
+    guarantee = ("none: " + "; ".join(problems) if certified and problems else
+                 "none: nothing certified within the budget" if rule != "validation" and rhos is None else
+                 thresholds.words(rule, drop_points, delta, f"the calibration split ({len(y)} samples)"
+                                  if read == CALIBRATION else "the validation split", "int8 outputs on TFLM",
+                                  "the int8 baseline"))
     rec = {"rule": rule, "budget_points": drop_points, "against": "the int8 baseline", "cost_basis": basis,
-           "chosen_on": on, "certified": rule != "validation" and rhos is not None, "rhos": rhos,
-           "guarantee": "none: nothing certified within the budget" if rule != "validation" and rhos is None else
-           thresholds.words(rule, drop_points, delta, f"the calibration split ({len(y)} samples)" if read == CALIBRATION
-                            else "the validation split", "int8 outputs on TFLM", "the int8 baseline"),
+           "chosen_on": on, "certified": certified and not problems, "rhos": rhos, "guarantee": guarantee,
            "method": None if rule == "validation" else cal.method, "delta": None if rule == "validation" else delta,
            "certified_on": None if rule == "validation" else cal.samples,
            "note": "" if rhos is not None else "nothing within the budget: no early exit fires, the full network runs"}

@@ -120,8 +120,8 @@ def evaluate_variant(model: keras.Model, outputs: dict[str, dict[str, np.ndarray
                 summary["guarantee"] = {"method": GUARANTEE_METHOD, "delta": GUARANTEE_DELTA,
                                         "calibrated_on": f"{CALIBRATION} ({len(calibration['labels'])} samples, "
                                                          "float Keras outputs)"}
-                summary["guaranteed_tradeoffs"] = guaranteed(outputs | {CALIBRATION: calibration}, names, cum,
-                                                             curves, baseline, baseline_right)
+                summary["guaranteed_tradeoffs"] = guaranteed(calibration, names, cum, curves, baseline,
+                                                             baseline_right[CALIBRATION])
     files.write_json(out_dir / FILE, summary)
     return Summary.from_dict(summary)
 
@@ -137,17 +137,17 @@ GUARANTEE_METHOD, GUARANTEE_DELTA = "wsr", 0.05  # Learn-then-Test with a bettin
 CALIBRATION = "calibration"  # the split only certification reads (data.splits)
 
 
-def guaranteed(outputs: dict, names: list[str], cum: list[float], curves: dict, baseline: dict,
-               baseline_right: dict[str, np.ndarray], drops: tuple[float, ...] = (1, 2, 3)) -> list[dict]:
-    """Per allowed drop, the rho certified on the calibration split (with probability >= 1 - GUARANTEE_DELTA
-    over its draw, the expected drop against the baseline on its distribution is within the budget) and what it
-    gives on the validation and test splits; the same fields as `sweep.tradeoffs`' rows (rho None: none
-    certified, the full model runs)."""
+def guaranteed(cal_out: dict[str, np.ndarray], names: list[str], cum: list[float], curves: dict, baseline: dict,
+               cal_right: np.ndarray, drops: tuple[float, ...] = (1, 2, 3)) -> list[dict]:
+    """Per allowed drop, the rho certified on the calibration split (with probability >= 1 - GUARANTEE_DELTA over
+    its draw, the expected drop against the baseline on its distribution is within the budget) and what it gives
+    on the validation and test splits; the same fields as `sweep.tradeoffs`' rows (rho None: none certified, the
+    full model runs). `cal_out`: every exit's outputs on the calibration split and its labels; `cal_right`: the
+    baseline's per-sample correctness there."""
     rows = []
-    cal_out = outputs[CALIBRATION]
     for d in drops:
-        cal = thresholds.choose("certified", [cal_out[n] for n in names], cal_out["labels"], cum,
-                                baseline_right[CALIBRATION], d / 100, GUARANTEE_DELTA, GUARANTEE_METHOD)
+        cal = thresholds.choose("certified", [cal_out[n] for n in names], cal_out["labels"], cum, cal_right, d / 100,
+                                GUARANTEE_DELTA, GUARANTEE_METHOD)
         row = {"drop_points": d, "rho": cal.rho, "val_accuracy": None, "val_mflops": None, "test_accuracy": None,
                "test_mflops": None, "test_flops_reduction_pct": None, "test_drop_points": None}
         if cal.rho is not None:

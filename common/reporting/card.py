@@ -18,8 +18,8 @@ from ..data.sources import is_local_subset
 from ..errors import ModelFileError
 from ..evaluation.summary import FILE, Summary, load
 from ..files import read_csv
-from .board import firmware_records, read_benchmark
-from .compare import SEEDS_METRICS, in_percent
+from .board import BOARD, firmware_runs, read_benchmark
+from .compare import SEEDS_METRICS, in_percent, seed_split_note
 from .tables import markdown
 
 
@@ -149,9 +149,9 @@ def threshold_line(t: dict) -> str:
             + f", {test['flops_cut_pct']:.1f}% FLOPs cut.")
 
 
-def _latency(bench: dict | None, folder: Path) -> list[str]:
+def _latency(bench: dict | None, runs: dict[str, dict]) -> list[str]:
     if not bench:
-        return _mcu(folder)
+        return _mcu(runs)
     stat = next(iter(bench[be]["latency_statistic"] for be in bench.get("backends", {})), "")
     subset = bench.get("subset", "all")
     rows = [{"backend": be, "baseline µs": f"{r['latency_us']['baseline']:.0f}",
@@ -165,15 +165,15 @@ def _latency(bench: dict | None, folder: Path) -> list[str]:
     m = bench.get("machine")
     load = ([f"- Machine: {m['cpus']} CPUs, 1-minute load {m['load_1min_before']} before and "
              f"{m['load_1min_after']} after; {m['note']}."] if m else [])
-    return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()], *load, *_mcu(folder)]
+    return [*lines, "", *[f"- {be}: {d}" for be, d in bench.get("backends", {}).items()], *load, *_mcu(runs)]
 
 
-def _mcu(folder: Path) -> list[str]:
+def _mcu(runs: dict[str, dict]) -> list[str]:
     """The early-exit firmware on emulated Cortex-M boards (`python -m common firmware`), when it was run."""
-    runs = {f"{r['cpu']}/{r['kernels']}": r for r in firmware_records(folder, "firmware_*.json")}
     if not runs:
         return []
-    rows = [{"board": f"{name} ({r['board']})", "samples": r["samples"], "bit-exact": "yes" if r["bit_exact"] else "NO",
+    rows = [{"board": f"{r['cpu']}/{r['kernels']} ({r['board']})", "samples": r["samples"],
+             "bit-exact": "yes" if r["bit_exact"] else "NO",
              "baseline M instr.": f"{r['instructions']['baseline'] / 1e6:.2f}",
              "early exit M instr.": f"{r['instructions']['early_exit_firmware'] / 1e6:.2f}",
              "exit rate": f"{r['exit_rate']:.2f}", "instruction cut": f"{r['instruction_cut_pct']:.1f}%",
@@ -181,7 +181,7 @@ def _mcu(folder: Path) -> list[str]:
              "RAM (baseline)": f"{r['ram_bytes'] / 1024:.1f} KiB"
                                + (f" ({r['baseline_ram_bytes'] / 1024:.1f})" if r.get("baseline_ram_bytes") else ""),
              "instr./MAC head / tail": "/".join(f"{v:.1f}" if v else "–" for v in (
-                 r.get("instructions_per_mac", {}).get(g) for g in ("head", "tail")))} for name, r in runs.items()]
+                 r.get("instructions_per_mac", {}).get(g) for g in ("head", "tail")))} for r in runs.values()]
     cols = list(rows[0])
     counted = dict.fromkeys((r["board"], r["counted_as"]) for r in runs.values())
     return ["", "## On a Cortex-M (TFLite Micro firmware in QEMU, instructions per test sample)", "",
@@ -196,14 +196,15 @@ def _mcu(folder: Path) -> list[str]:
             "the FLOPs cut)."]
 
 
-def _limits(split: dict, n_test: int, summary: Summary, deploy, bench: dict | None, folder: Path) -> list[str]:
+def _limits(split: dict, n_test: int, summary: Summary, deploy, bench: dict | None,
+            runs: dict[str, dict]) -> list[str]:
     lines = ["", "## Known limits", ""]
     t = summary.tradeoffs[0] if summary.tradeoffs else None
     if t and t.test_drop_points is not None and t.test_drop_points > t.drop_points:
         lines.append(f"- The rho chosen on validation for a {t.drop_points}-point drop landed "
                      f"{t.test_drop_points:.2f} points below the baseline on the test split: validation and "
                      "test disagree by more than the allowed drop; re-choose rho on more validation data.")
-    fw = next((r for r in firmware_records(folder, "firmware_cortex-m4_cmsis_nn.json")), {}) if deploy else {}
+    fw = runs.get(BOARD, {})
     if fw.get("baseline_ram_bytes") and fw["ram_bytes"] > fw["baseline_ram_bytes"]:
         lines.append(f"- The early-exit firmware needs {fw['ram_bytes']:,} bytes of RAM, "
                      f"{100 * (fw['ram_bytes'] / fw['baseline_ram_bytes'] - 1):.0f}% more than the baseline "
@@ -240,14 +241,15 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
     if deploy is not None and (pre / f"{variant}.keras").exists():
         records.check_model(deploy, pre / f"{variant}.keras")  # a deployment of an earlier model: refused
     bench = read_benchmark(folder)
+    runs = firmware_runs(folder) if deploy is not None else {}
     n_test = split.get("counts", {}).get("test", 0)
     origin = ([f"`{variant}` is `{cfg['shipped_from']}`, chosen by {cfg.get('chosen_by', '?')} "
                f"(`pretrained/{task}/{cfg['shipped_from']}.keras` is the same model).", ""]
               if cfg.get("shipped_from") else [])
     lines = [*_model(task, variant, summary, split), *origin, *_training(task, variant, cfg, pre),
              *_accuracy(summary, n_test),
-             *_deployment(task, variant, deploy), *_latency(bench, folder),
-             *_limits(split, n_test, summary, deploy, bench, folder)]
+             *_deployment(task, variant, deploy), *_latency(bench, runs),
+             *_limits(split, n_test, summary, deploy, bench, runs)]
     return "\n".join(lines) + "\n"
 
 
@@ -273,16 +275,6 @@ def overview(task: str, variants: list[str], results: Path | None = None) -> str
     return "\n".join([*lines, *_seed_spread(res / "seeds" / "summary.csv", [tasks.get(task).baseline, *variants])])
 
 
-def _seed_splits(seeds: Path, split: Path) -> str:
-    """A sentence when the seed runs were tested on test splits of another size than this card's other numbers."""
-    sizes = {(json.loads(p.read_text()).get("counts") or {}).get("test") for p in seeds.glob("*/split.json")} - {None}
-    now = (_json(split) or {}).get("counts", {}).get("test")
-    if not sizes or sizes == {now}:
-        return ""
-    return (f" These runs were tested on {' / '.join(map(str, sorted(sizes)))} test samples, before the calibration "
-            f"split was held out of the test split; this card's other test numbers are on {now}.")
-
-
 def _seed_spread(summary: Path, models: list[str]) -> list[str]:
     """How much the headline numbers move between training runs (the summary.csv of `python -m common seeds`)."""
     rows = ([r for r in read_csv(summary) if r["model"] in models and r["metric"] in SEEDS_METRICS]
@@ -295,7 +287,7 @@ def _seed_spread(summary: Path, models: list[str]) -> list[str]:
     lines = [f"Across runs (`{summary.parent.name}/{summary.name}`, written by `python -m common seeds`: the same "
              "variants trained again under other seeds, or data splits where it varied them; the shipped model may be "
              "one of them): each run's value on its test split, then the mean and its 95% t-interval."
-             + _seed_splits(summary.parent, summary.parent.parent / "split.json"), ""]
+             + seed_split_note(summary.parent, summary.parent.parent / "split.json"), ""]
     table = [{"model": f"`{r['model']}`", "number": SEEDS_METRICS[m := r["metric"]],
               "runs": " / ".join(fmt(m, float(v)) for v in str(r["values"]).split()),
               "mean [95% interval]": f"{fmt(m, r['mean'])} [{fmt(m, r['ci95_low'])}, {fmt(m, r['ci95_high'])}]"}

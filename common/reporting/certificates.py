@@ -11,11 +11,10 @@ from pathlib import Path
 
 from .. import records
 from ..files import write_csv
-from .board import BOARD, firmware_records
+from .board import BOARD, IC_CUT, firmware_records
 from .targets import row
 
 CSV, TARGETS = "certificates.csv", "certificate_targets.csv"
-IC_CUT = 28.0  # % of the Cortex-M4 (CMSIS-NN) instructions IC's trecx2 must cut at a 1-point certified budget
 
 
 def rows(results: Path) -> list[dict]:

@@ -9,6 +9,7 @@ on the validation split; the paper's come from `reporting.paper` (its Tables 1 a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .. import files, paths
@@ -106,12 +107,24 @@ def guaranteed_md(summaries: dict) -> list[str]:
             *markdown(rows, blank=False)]
 
 
+def seed_split_note(seeds: Path, split: Path) -> str:
+    """A sentence when the seed runs were tested on test splits of another size than the results beside them
+    (`split`: their split.json)."""
+    sizes = {(json.loads(p.read_text()).get("counts") or {}).get("test") for p in seeds.glob("*/split.json")} - {None}
+    now = (json.loads(split.read_text()) if split.exists() else {}).get("counts", {}).get("test")
+    if not sizes or sizes == {now}:
+        return ""
+    return (f" These runs were tested on {' / '.join(map(str, sorted(sizes)))} test samples, before the calibration "
+            f"split was held out of the test split; the other test numbers here are on {now}.")
+
+
 def seeds_md(out: Path) -> list[str]:
     """Table 1's main numbers and the paired ablation gains across seeds (the seeds command), mean [95% interval]."""
     summary, pairs = out / "seeds" / "summary.csv", out / "seeds" / "comparisons.csv"
     if not summary.exists():
         return []
-    lines = ["## Across seeds (`seeds/`: mean [95% interval])", ""]
+    note = seed_split_note(out / "seeds", out / "split.json")
+    lines = ["## Across seeds (`seeds/`: mean [95% interval])", "", *([note.strip(), ""] if note else [])]
     table: dict[str, dict] = {}
     for r in read_csv(summary):
         if (m := r["metric"]) in SEEDS_METRICS:

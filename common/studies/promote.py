@@ -35,28 +35,30 @@ def device_cut(results: Path, variant: str, baseline: str, costs: list[float], b
     data = pooled(results, variant, baseline, parts=("val",))
     if data is None:
         raise ConfigError(f"{results / variant / 'outputs.npz'} (or its baseline's) not found: run the task's test.py")
-    if vector and len(costs) > 2:
-        best = sweep.coordinate_search(data.probs, data.labels, costs, data.base_right.mean() - drop_points / 100)
-        got = None if best is None else sweep.vector_sweep(data.probs, data.labels, costs, best)["mflops"][0]
-    else:
-        rho = thresholds.choose("validation", data.probs, data.labels, costs, data.base_right, drop_points / 100).rho
-        got = None if rho is None else sweep.sweep(data.probs, data.labels, costs, np.array([rho]))["mflops"][0]
-    return None if got is None else 100 * (1 - float(got) / base_cost)
+    spent = _spent(data, costs, np.arange(len(data.labels)), drop_points, vector)
+    return None if spent is None else 100 * (1 - spent / base_cost)
 
 
-def _cut(data, costs: tuple[list[float], float], idx: np.ndarray, drop_points: float, vector: bool) -> float:
-    """The validation cut (%) of one model on the samples `idx` (a resample), its threshold(s) chosen on them as
-    `device_cut` chooses (none within the budget: the full network, its own cut)."""
+def _spent(data, cum: list[float], idx: np.ndarray, drop_points: float, vector: bool) -> float | None:
+    """The mean cost per sample of one model on the samples `idx` at the threshold(s) chosen on them: the cheapest
+    within `drop_points` of the baseline (`vector`: a threshold per early exit, by coordinate search); None when
+    none is within it."""
     probs, labels, right = [p[idx] for p in data.probs], data.labels[idx], data.base_right[idx]
-    cum, base = costs
     if vector and len(cum) > 2:
         best = sweep.coordinate_search(probs, labels, cum, right.mean() - drop_points / 100)
         taken = None if best is None else sweep.exits_taken_vector(probs, best)
     else:
         rho = thresholds.choose("validation", probs, labels, cum, right, drop_points / 100).rho
         taken = None if rho is None else sweep.exits_taken(probs, np.array([rho]))[0]
-    spent = cum[-1] if taken is None else float(np.asarray(cum, dtype=np.float64)[taken].mean())
-    return 100 * (1 - spent / base)
+    return None if taken is None else float(np.asarray(cum, dtype=np.float64)[taken].mean())
+
+
+def _cut(data, costs: tuple[list[float], float], idx: np.ndarray, drop_points: float, vector: bool) -> float:
+    """The validation cut (%) of one model on the samples `idx` (a resample), its threshold(s) chosen on them
+    (`_spent`; none within the budget: the full network, its own cut)."""
+    cum, base = costs
+    spent = _spent(data, cum, idx, drop_points, vector)
+    return 100 * (1 - (cum[-1] if spent is None else spent) / base)
 
 
 def margin(results: Path, winner: str, incumbent: str, baseline: str, vector: bool = False,

@@ -156,7 +156,7 @@ def plan(results: Path, model: str, baseline: str, budgets: tuple[float, ...] = 
             row |= {f"planned_rho_{m}": None if best is None else float(sweep.RHOS[best]),
                     f"planned_cut_pct_{m}": 0.0 if best is None else float(cut[best]),
                     f"zero_loss_budget_points_{m}": 100 * calibrate.zero_loss_budget(n, delta, m)}
-        chosen = calibrate.naive_rho(probs, labels, costs, base_right, budget)
+        chosen = thresholds.choose("validation", probs, labels, costs, base_right, budget).rho
         k = None if chosen is None else int(np.flatnonzero(np.isclose(sweep.RHOS, chosen))[0])
         row |= {"validation_rho": chosen, "validation_cut_pct": None if k is None else float(cut[k]),
                 "validation_disagreement": None if k is None else float(disagreement[k]),

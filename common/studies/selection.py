@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation import calibrate, sweep
+from ..evaluation import sweep, thresholds
 from .resplit import Pooled, clopper_pearson, pooled
 
 WHERE = ("the selecting part", "a part apart")
@@ -58,8 +58,8 @@ def study(cands: dict[str, Pooled], rounds: int = 200, part: int = 0, max_drop: 
         winner = max(cuts, key=cuts.get)
         d, (right, cost, final_right) = cands[winner], pre[winner]
         for where, cal in zip(WHERE, (sel, apart), strict=True):
-            got = calibrate.calibrate([p[cal] for p in d.probs], d.labels[cal], d.costs, base_right[cal], max_drop,
-                                      delta, seed=r)
+            got = thresholds.choose("certified", [p[cal] for p in d.probs], d.labels[cal], d.costs, base_right[cal],
+                                    max_drop, delta, seed=r)
             if got.rho is None:  # nothing certified: the full network
                 run_right, run_cost = final_right[rest], np.full(len(rest), d.costs[-1])
             else:
