@@ -7,6 +7,8 @@
     costs = trecx.exit_costs(model)                                     # MFLOPs to each exit
     graphs = trecx.export_int8(model, x_calibration)                    # int8 graphs split at the exit
     cal = trecx.calibrate_exit(graphs, x_cal, y_cal, base_right)        # rho with a guarantee, on what will run
+    gate = trecx.fit_signal(graphs, x_val, signal="gate")               # another exit signal, fitted on validation
+    cal = trecx.calibrate_exit(graphs, x_cal, y_cal, base_right, signal=gate)
     runtime = trecx.runtime(graphs, cal); runtime(x_cal[0]).exit        # "early_exit" or "final"
     trecx.export_sources(graphs, cal, "my_firmware/")                   # C++ for your own TFLM firmware
     rec = trecx.firmware(graphs, cal, x_test, baseline_graph)           # on an emulated Cortex-M4
@@ -22,7 +24,7 @@ import keras
 import numpy as np
 
 from .edge import board, export
-from .edge.certify import calibrate_exit
+from .edge.certify import calibrate_exit, fit_signal
 from .edge.costs import cost_vector, exit_costs
 from .edge.runtime import MultiExitRuntime
 from .errors import ModelError
@@ -34,8 +36,8 @@ from .studies.placement import place
 from .train.training import train_exit
 
 __all__ = ["Calibration", "ModelError", "attach_exit", "calibrate_exit", "classifier", "cost_vector", "exit_costs",
-           "export_int8", "export_sources", "firmware", "outputs", "place_exits", "runtime", "save_graphs",
-           "thresholds", "train_exit"]
+           "export_int8", "export_sources", "firmware", "fit_signal", "outputs", "place_exits", "runtime",
+           "save_graphs", "thresholds", "train_exit"]
 
 
 def export_int8(model: keras.Model, calibration_x: np.ndarray, pooling: str = "mean") -> list[bytes]:
@@ -58,12 +60,13 @@ def thresholds(rho, exits: int) -> list[float]:
     return board.thresholds(rho, exits)
 
 
-def runtime(graphs: list[bytes], rho, backend: str = "tflm") -> MultiExitRuntime:
+def runtime(graphs: list[bytes], rho, backend: str = "tflm", signal=None) -> MultiExitRuntime:
     """The batch-1 early-exit runtime over the int8 graphs of `export_int8`: leaves at the first exit whose max
     softmax is >= its threshold (`rho` as in `thresholds`: the Calibration of `calibrate_exit(graphs, ...)`
     gives the thresholds certified on these graphs, on TFLM). `backend`: "tflm" (the kernels the firmware is
-    checked against) or "litert" (XNNPACK: faster on a PC, its int8 outputs may differ by a few steps)."""
-    return board.runtime(graphs, rho, backend)
+    checked against) or "litert" (XNNPACK: faster on a PC, its int8 outputs may differ by a few steps).
+    `signal`: the exit signal (a name, or a fitted Signal); by default the one the Calibration certified."""
+    return board.runtime(graphs, rho, backend, signal)
 
 
 def save_graphs(graphs: list[bytes], out, baseline: bytes | None = None) -> list[Path]:
@@ -72,18 +75,20 @@ def save_graphs(graphs: list[bytes], out, baseline: bytes | None = None) -> list
     return board.save_segments(list(graphs), Path(out), baseline)
 
 
-def export_sources(graphs: list[bytes], rho, out, arena_bytes: int | None = None, namespace: str = "trecx_model"):
+def export_sources(graphs: list[bytes], rho, out, arena_bytes: int | None = None, namespace: str = "trecx_model",
+                   signal=None):
     """C++ sources for your own firmware (docs/deployment.md, "In your own firmware"): the graphs and thresholds
     (`rho` as in `runtime`) in trecx_model.h/.cc beside the early-exit runner trecx_runner.h/.cc
-    (`edge.sources.Spec` says what they hold; the files' first line says where the thresholds came from)."""
+    (`edge.sources.Spec` says what they hold; the files' first line says where the thresholds came from);
+    `signal` as in `runtime`: another signal than max softmax is computed in the runner from integer tables."""
     return board.segment_sources(list(graphs), board.thresholds(rho, len(graphs) - 1), Path(out), arena_bytes,
-                                 namespace, board.provenance(rho))
+                                 namespace, board.provenance(rho), board.signal_of(rho, signal))
 
 
 def firmware(graphs: list[bytes], rho, x: np.ndarray, baseline: bytes, cpu: str = "cortex-m4",
              kernels: str = "cmsis_nn", costs: list[float] | None = None, baseline_mflops: float | None = None,
-             profile: bool = True) -> dict:
+             profile: bool = True, signal=None) -> dict:
     """The early-exit firmware and the baseline's on an emulated Cortex-M, checked against the Python int8
     runtime (`edge.board.firmware`: the record of `python -m common firmware`). Needs the Arm toolchain and QEMU
     (installed with apt on first use where possible) and TFLM's sources ($TRECX_THIRD_PARTY or $TRECX_TFLM)."""
-    return board.firmware(graphs, rho, x, baseline, cpu, kernels, costs, baseline_mflops, profile)
+    return board.firmware(graphs, rho, x, baseline, cpu, kernels, costs, baseline_mflops, profile, signal)

@@ -53,6 +53,9 @@ class Deployment:
         """What names this deployment in later records: a hash of its int8 graphs, thresholds and model."""
         named = {"graphs": {k: v for k, v in sorted(self.hashes["graphs"].items()) if ".int8." in k},
                  "rhos": self.record["rhos"], "model": self.hashes["model"]}
+        signal = self.record.get("signal") or {}
+        if signal.get("name", "max_softmax") != "max_softmax":  # the thresholds mean nothing without their scores
+            named["signal"] = {"name": signal["name"], "params": signal.get("params", [])}
         return sha256(json.dumps(named, sort_keys=True).encode())[:16]
 
     def stamp(self) -> dict:

@@ -223,3 +223,33 @@ def test_a_runtime_fed_the_wrong_shape_says_so_in_one_line():
     runtime = api.runtime(api.export_int8(model, x), 0.5)
     with pytest.raises(TrecxError, match=r"shape \(16, 16, 3\) \(no batch axis\), got \(1, 16, 16, 3\)"):
         runtime(x[:1])
+
+
+def test_an_exit_signal_goes_from_fit_to_certificate_to_runtime_and_sources(tmp_path):
+    """A gate fitted on validation data, certified on other data, runs in the runtime and the C++ sources that
+    calibration names; a signal with parameters but none fitted, a wrong name, or a runtime asked for another
+    signal than the one certified are one-line errors."""
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, (400, 16, 16, 3)).astype("float32")
+    model = api.attach_exit(small_cnn(), "conv1")
+    graphs = api.export_int8(model, x[:32])
+    x_val, x_cal = x[:200], x[200:]
+    gate = api.fit_signal(graphs, x_val, signal="gate")  # no labels: it predicts agreement with the final exit
+    assert gate.name == "gate" and len(gate.params) == 1 and "200 samples" in gate.fitted_on
+    y = api.outputs(model, x_cal)[-1].argmax(axis=1)
+    cal = api.calibrate_exit(graphs, x_cal, y, np.ones(len(y), bool), max_drop=0.1, signal=gate)
+    assert cal.signal == gate and cal.ok
+    rt = api.runtime(graphs, cal)
+    assert rt.signal == gate and "on the gate signal" in rt.provenance
+    exits = {rt(r).exit for r in x_cal[:40]}
+    assert exits <= {"early_exit", "final"}
+    spec = api.export_sources(graphs, cal, tmp_path / "fw")
+    assert spec.signal == "gate" and "kSignal0" in (tmp_path / "fw" / "trecx_model.cc").read_text()
+    with pytest.raises(ValueError, match="fit it on validation data with fit_signal"):
+        api.calibrate_exit(graphs, x_cal, y, signal="temperature")
+    with pytest.raises(ValueError, match="signal must be one of"):
+        api.calibrate_exit(graphs, x_cal, y, signal="softmax")
+    with pytest.raises(ValueError, match="certified on the gate signal's scores"):
+        api.runtime(graphs, cal, signal="margin")
+    assert api.runtime(graphs, 0.5, signal="margin").signal.name == "margin"  # hand-given thresholds: any signal

@@ -293,3 +293,43 @@ def test_missing_tools_are_named_in_one_line_when_they_cannot_be_installed(monke
     monkeypatch.setenv("TRECX_MCU", "0")  # told not to install: the same line
     with pytest.raises(toolchain.FirmwareError, match=r"arm-none-eabi-g\+\+.* not found"):
         toolchain.check_tools()
+
+
+@needs_tools
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_another_exit_signal_runs_in_the_c_runner_as_in_the_python_runtime(graphs_and_data, tmp_path: Path):
+    """Every table of the C++ runner's integer score in one build: the first exit on a gate (the largest, the
+    second and every score), the second on a temperature (the ratio to the largest); the board exits exactly where
+    the Python int8 runtime does, and the sources hold the tables."""
+    from dataclasses import dataclass
+
+    from common.edge import board
+    from common.edge.runtime import exit_probs, exit_quantization
+    from common.evaluation import signals
+
+    segments, _, x, _ = graphs_and_data
+    probs = exit_probs(segments, x)
+    parts = (signals.fit("gate", probs), signals.fit("temperature", probs, probs[-1].argmax(axis=1)))
+
+    @dataclass(frozen=True)
+    class Mixed(signals.Signal):  # exit k scored by parts[k]: one firmware exercises both kinds of tables
+        def check_exits(self, exits: int) -> None:
+            pass
+
+        def tables(self, k, classes, scale, zero):
+            return parts[k].tables(k, classes, scale, zero)
+
+        def unit(self, s, k, classes, scale):
+            return parts[k].unit(s, k, classes, scale)
+
+    sig = Mixed("gate", parts[0].params)
+    quant = exit_quantization(segments)
+    rhos = [float(np.median(parts[k].scores(probs, quant)[k])) for k in range(2)]  # about half leave at each
+    libs = board.libraries("cortex-m4", "cmsis_nn", profile=False)
+    run = board_check.on_board(segments, rhos, x, libs, "cortex-m4", tmp_path, signal=sig)
+    want = board_check.python_runtime(segments, rhos, x, sig)
+    assert all(board_check.agrees(g, w) for g, w in zip(run["release"]["samples"], want, strict=True))
+    assert {w["exit"] for w in want} == {0, 1, 2}  # each signal decided both ways
+    text = next(tmp_path.glob("*/sources/trecx_model.cc")).read_text()
+    assert "kSignal0T2" in text and "kSignal1TR" in text and "kSignal0TR" not in text

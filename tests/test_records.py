@@ -42,6 +42,21 @@ def test_every_shipped_deployment_describes_the_shipped_model(folder: Path):
         dep["rule"] != "validation" and dep["rhos"] is not None)
     for rec in [read_benchmark(folder), *firmware_records(folder, "firmware_*.json")]:
         assert rec is None or rec["deployment"] == dep.digest
+    from common.evaluation import signals
+
+    sig = signals.Signal.from_dict(dep.get("signal"))  # an exit signal fitted on validation, one per early exit
+    assert sig.name not in signals.FITTED or (len(sig.params) == len(dep["exits"]) - 1
+                                              and sig.fitted_on.startswith("the validation split"))
+
+
+def test_the_digest_names_the_exit_signal_that_the_thresholds_compare(tmp_path: Path):
+    dep = fake_deployment(tmp_path)
+    rec = dict(dep.record)
+    gate = {"name": "gate", "params": [[1.0, -1.0, 1.0, 0.0]], "fitted_on": "the validation split, 9 samples"}
+    digests = {records.Deployment(tmp_path, rec | {"signal": s}).digest for s in (
+        None, {"name": "max_softmax", "params": [], "fitted_on": ""}, gate, gate | {"fitted_on": "reworded"},
+        gate | {"params": [[2.0, -1.0, 1.0, 0.0]]})}
+    assert len(digests) == 3  # max softmax as before; the gate by its parameters, not by its wording
 
 
 def test_a_reader_refuses_a_changed_graph_another_model_and_a_record_of_another_deployment(tmp_path: Path):

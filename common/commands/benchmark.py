@@ -18,6 +18,7 @@ from .. import files, records, tasks
 from ..config import parse, save_run_info
 from ..edge.deployment import read_graphs
 from ..edge.latency import measure
+from ..evaluation import signals
 from .deploy import DeployConfig, out_dir
 
 log = logging.getLogger("trecx.benchmark")
@@ -36,7 +37,7 @@ def run(cfg: DeployConfig) -> dict:
         x, y = x[pick], y[pick]
     load = os.getloadavg()[0]  # other processes slow both runtimes alike: absolute times, not the ratio
     rec = {**deploy.stamp(), "task": cfg.task, "variant": cfg.variant, "baseline": deploy["baseline"],
-           "rhos": deploy["rhos"],
+           "rhos": deploy["rhos"], "signal": deploy.get("signal", signals.Signal().describe()),
            "threshold": deploy["threshold"], "drop_points": deploy["drop_points"], "test_samples": len(x),
            "test_split_size": len(data["test"][1]),
            "subset": "all" if len(x) == len(data["test"][1]) else f"{len(x)} random samples, seed {cfg.split_seed}",
@@ -45,7 +46,8 @@ def run(cfg: DeployConfig) -> dict:
                         "litert": "ai-edge-litert with XNNPACK on this x86 CPU"},
            "flash_bytes": deploy["flash_bytes_int8"], "arena_bytes": deploy["arena_bytes"]}
     for backend in ("tflm", "litert"):
-        rec[backend] = measure(graphs, x, y, deploy["rhos"], deploy["mflops"], backend, cfg.repeats, cfg.num_threads)
+        rec[backend] = measure(graphs, x, y, deploy["rhos"], deploy["mflops"], backend, cfg.repeats, cfg.num_threads,
+                               signals.Signal.from_dict(deploy.get("signal")))
         r = rec[backend]
         if backend == "litert":  # timed only: the deployment's accuracy is TFLM's (deploy.json, the tflm entry)
             r.pop("accuracy", None)

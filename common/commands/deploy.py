@@ -42,8 +42,9 @@ from ..edge.deployment import (
     tflm_check,
 )
 from ..edge.export import POOLINGS, segment_names
+from ..edge.runtime import exit_quantization
 from ..errors import ConfigError, ModelFileError
-from ..evaluation import calibrate, sweep
+from ..evaluation import calibrate, signals, sweep
 from ..evaluation.evaluate import CALIBRATION, GUARANTEE_DELTA, GUARANTEE_METHOD, weights_digest
 from ..files import write_csv
 from ..models import contract, flops, registry
@@ -69,6 +70,7 @@ class DeployConfig:
     cost: str = "flops"  # the cost basis the cheapest threshold is chosen in: flops, or a device (cortex-m4/cmsis_nn)
     pooling: str = "mean"  # global average pooling as MEAN (the converter's) or average_pool (CMSIS-NN's, MLPerf's)
     rule: str = "certified"  # certified (one rho), certified_per_exit (k >= 2 exits) or validation (no guarantee)
+    signal: str = "max_softmax"  # the exit signal thresholded (evaluation.signals); fitted ones fit on validation
     check_samples: int = 100  # test samples on which the float graphs are compared with Keras
     repeats: int = 3  # benchmark: passes over the test samples (each sample's fastest run counts)
     samples: int = 1000  # benchmark: test samples timed (0 = all)
@@ -112,6 +114,10 @@ def run(cfg: DeployConfig) -> dict:
                           f" got {cfg.drop_points}")
     if cfg.rule not in RULES:
         raise ConfigError(f"--rule must be one of {', '.join(RULES)}, got '{cfg.rule}'")
+    if cfg.signal not in signals.SIGNALS:
+        raise ConfigError(f"--signal must be one of {', '.join(signals.SIGNALS)}, got '{cfg.signal}'")
+    if cfg.signal != "max_softmax" and cfg.rule == "certified_per_exit":
+        raise ConfigError("--rule certified_per_exit thresholds max softmax only: use --rule certified with --signal")
     if cfg.pooling not in POOLINGS:
         raise ConfigError(f"--pooling must be one of {', '.join(POOLINGS)}, got '{cfg.pooling}'")
     basis = costmodel.parse(cfg.cost)
@@ -150,7 +156,12 @@ def run(cfg: DeployConfig) -> dict:
                                            for k in acc["test"]["int8"]}
     rec["tradeoffs_int8"] = sweep.tradeoffs(curves["val"], curves["test"], acc["val"]["int8"]["baseline"],
                                             acc["test"]["int8"]["baseline"], rec["mflops"]["baseline"])
-    rules = [r for r in RULES if r != "certified_per_exit" or len(names) > 2]
+    rules = [r for r in RULES if r != "certified_per_exit" or (len(names) > 2 and cfg.signal == "max_softmax")]
+    # the signal is fitted on the validation split's int8 outputs: it neither trains the model nor certifies
+    signal = signals.fit(cfg.signal, [int8_outputs["val"][e] for e in names], data["val"][1],
+                         "the validation split's int8 outputs on TFLM")
+    rec["signal"] = signal.describe()
+    quant = exit_quantization(segments_of(graphs))
     n_cal = len(data[CALIBRATION][1])
     floor = 100 * calibrate.zero_loss_budget(n_cal, GUARANTEE_DELTA, GUARANTEE_METHOD)
     drop = cfg.drop_points or next((d for d in DROP_POINTS if d >= floor), DROP_POINTS[-1])
@@ -163,7 +174,7 @@ def run(cfg: DeployConfig) -> dict:
                               task.baseline: models_dir / f"{task.baseline}.config.json"}, cfg.split_seed, info)
     def certify(rule: str, points: int) -> dict:  # the words follow the data's lineage, not the rule
         return choose(rule, int8_outputs, data, cost, rec["mflops"], names, points, basis=basis.name,
-                      problems=tuple(rec["lineage"]["problems"]))
+                      problems=tuple(rec["lineage"]["problems"]), signal=signal, quant=quant)
 
     rec["thresholds_by_rule"] = {r: certify(r, drop) for r in rules}
     rec["threshold"] = rec["thresholds_by_rule"][cfg.rule]

@@ -20,6 +20,7 @@ from ..config import parse
 from ..edge import board
 from ..edge.deployment import read_graphs, segments_of
 from ..errors import ConfigError
+from ..evaluation import signals
 
 
 @dataclass
@@ -45,6 +46,7 @@ def run(cfg: ExportConfig) -> dict:
         deploy = records.read(src, cfg.variant)  # refused in one line when missing, older or not these graphs
         graphs = segments_of(read_graphs(src, cfg.variant, deploy["segments"], kinds=("int8",)))
         rhos, threshold, stamp = deploy["rhos"], deploy["threshold"], deploy.stamp()
+        signal = signals.Signal.from_dict(deploy.get("signal"))
         note = (f"{cfg.task} {cfg.variant}, deployment {deploy.digest}, rule {threshold['rule']}. Guarantee: "
                 f"{threshold.get('guarantee', 'none')}.")
     else:
@@ -52,9 +54,12 @@ def run(cfg: ExportConfig) -> dict:
         _, graphs = board.read_segments(src)
         rhos = board.parse_rhos(cfg.rhos)
         threshold, stamp, note = {"rule": "given by --rhos"}, {}, board.provenance(None)
-    spec = board.segment_sources(graphs, rhos, Path(cfg.out_dir), cfg.arena_bytes or None, cfg.namespace, note)
+        signal = None
+    spec = board.segment_sources(graphs, rhos, Path(cfg.out_dir), cfg.arena_bytes or None, cfg.namespace, note,
+                                 signal)
     rec = {**stamp, "source": paths.portable(src), "segments": len(graphs), "rhos": board.check_rhos(rhos, len(graphs)),
-           "threshold": threshold, "arena_bytes": spec.arena_bytes, "handover_bytes": spec.handover_bytes,
+           "threshold": threshold, "signal": spec.signal, "arena_bytes": spec.arena_bytes,
+           "handover_bytes": spec.handover_bytes,
            "classes": spec.classes, "input_bytes": spec.input_bytes, "ops": spec.ops,
            "segment_specs": spec.segments, "config": asdict(cfg)}
     files.write_json(Path(cfg.out_dir) / "export.json", rec)

@@ -30,6 +30,7 @@ from ..edge import board, sources, toolchain
 from ..edge import plots as board_plots
 from ..edge.deployment import read_graphs, segments_of
 from ..errors import ConfigError, ModelFileError
+from ..evaluation import signals
 from ..reporting import board as firmware_table
 
 log = logging.getLogger("trecx.firmware")
@@ -116,7 +117,7 @@ def deployed(cfg: FirmwareConfig) -> dict:
     rec = board.record(segments_of(graphs), deploy["rhos"], x, graphs["baseline_int8"], libs, cfg.cpu,
                        paths.cache_dir() / "firmware", [deploy["mflops"][n] for n in names],
                        deploy["mflops"]["baseline"], (cfg.flash_limit, cfg.ram_limit), cfg.arena_bytes or None,
-                       cfg.timeout)
+                       cfg.timeout, signals.Signal.from_dict(deploy.get("signal")))
     if cfg.mlperf and cfg.task in MLPERF_INT8 and (paths.reference_dir() / MLPERF_INT8[cfg.task]).exists():
         ref = files.read_tflite(paths.reference_dir() / MLPERF_INT8[cfg.task])
         # its inputs in the range its own input quantization expects (VWW's file takes [0, 1], ours 0..255)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import files, paths
 from ..errors import ModelError, ModelFileError, TrecxError
+from ..evaluation import signals
 from ..evaluation.calibrate import OUTPUTS_FLOAT, Calibration
 from . import board_check, ops, sources, toolchain
 from .export import TFLiteRunner
@@ -72,13 +73,13 @@ def save_segments(graphs: list[bytes], out: Path, baseline: bytes | None = None)
 
 def firmware(graphs: list[bytes], rho, x: np.ndarray, baseline: bytes, cpu: str = "cortex-m4",
              kernels: str = "cmsis_nn", costs: list[float] | None = None, baseline_mflops: float | None = None,
-             profile: bool = True) -> dict:
+             profile: bool = True, signal=None) -> dict:
     """The early-exit firmware of `graphs` at `rho` (as in `thresholds`) and the `baseline` graph's, built from
     the exported sources, run on an emulated `cpu` on the float inputs `x` and checked against the Python int8
     runtime: `record` with the libraries built (once) from TFLM's sources (`toolchain.tflm_source`)."""
 
     return record(list(graphs), thresholds(rho, len(graphs) - 1), x, baseline, libraries(cpu, kernels, profile=profile),
-                  cpu, paths.cache_dir() / "firmware", costs, baseline_mflops)
+                  cpu, paths.cache_dir() / "firmware", costs, baseline_mflops, signal=signal_of(rho, signal))
 
 
 def parse_rhos(text: str) -> list[float | None] | float | None:
@@ -101,7 +102,8 @@ def read_segments(folder: Path) -> tuple[list[Path], list[bytes]]:
 
 def record(segments: list[bytes], rhos: list[float | None], x: np.ndarray, baseline: bytes, libs: dict[bool, dict],
            cpu: str, work: Path, cum_mflops: list[float] | None = None, base_mflops: float | None = None,
-           limits: tuple[int, int] = (0, 0), arena_bytes: int | None = None, timeout: float = 3600) -> dict:
+           limits: tuple[int, int] = (0, 0), arena_bytes: int | None = None, timeout: float = 3600,
+           signal: signals.Signal | None = None) -> dict:
     """Build, run and check the early-exit firmware of `segments` at `rhos` and the baseline's on the float
     inputs `x` (quantized by each graph's own input parameters); returns the firmware record
     (`board_check.summarize`) with the cost basis of its FLOPs cut."""
@@ -113,12 +115,15 @@ def record(segments: list[bytes], rhos: list[float | None], x: np.ndarray, basel
     note = f"{len(segments) - 1} early exit(s), thresholds {rhos}"
     log.info("building and running the early-exit firmware (%d segments) and the baseline's on %d samples (%s)",
              len(segments), len(x), cpu)
-    ee = board_check.on_board(segments, rhos, x, libs, cpu, work, arena_bytes, timeout, limits, note)
+    if signal is not None and signal.name != "max_softmax":
+        note += f", exit signal {signal.name}"
+    ee = board_check.on_board(segments, rhos, x, libs, cpu, work, arena_bytes, timeout, limits, note, signal)
     base = board_check.on_board([baseline], [], x, libs, cpu, work, None, timeout, limits, "the baseline")
-    rec = board_check.summarize(ee, base, board_check.python_runtime(segments, rhos, x),
+    rec = board_check.summarize(ee, base, board_check.python_runtime(segments, rhos, x, signal),
                                 board_check.python_runtime([baseline], [], x), cum_mflops, base_mflops, segments,
                                 baseline)
-    return {"rhos": rhos, "segments": board_check.segment_names(len(segments) - 1), "cpu": cpu,
+    return {"rhos": rhos, "signal": (signal or signals.Signal()).describe(),
+            "segments": board_check.segment_names(len(segments) - 1), "cpu": cpu,
             "board": toolchain.BOARDS[cpu].machine, "kernels": libs[False].get("kernels", ""),
             "flops_source": flops_source, "mflops_per_exit": cum_mflops, "baseline_mflops": base_mflops, **rec}
 
@@ -150,10 +155,28 @@ def input_range(graph: bytes) -> float:
 
 
 def segment_sources(segments: list[bytes], rhos, out: Path, arena_bytes: int | None = None,
-                    namespace: str = "trecx_model", note: str = "") -> sources.Spec:
+                    namespace: str = "trecx_model", note: str = "", signal: signals.Signal | None = None
+                    ) -> sources.Spec:
     """`edge.sources.write` with the thresholds checked: the C++ sources of a user's firmware (`note`: where the
-    thresholds came from, written at the top of each generated file)."""
-    return sources.write(segments, check_rhos(rhos, len(segments)), out, arena_bytes, namespace, note=note)
+    thresholds came from, written at the top of each generated file; `signal`: the exit signal)."""
+    return sources.write(segments, check_rhos(rhos, len(segments)), out, arena_bytes, namespace, note=note,
+                         signal=signal)
+
+
+def signal_of(rho, signal: signals.Signal | str | None = None) -> signals.Signal | None:
+    """The exit signal to run: `signal` (a Signal, or the name of one that has nothing to fit), else the one a
+    Calibration certified; a one-line error when both are given and differ (the thresholds were certified on
+    the other signal's scores)."""
+    if isinstance(signal, str):
+        if signals.check(signal, "signal") in signals.FITTED:
+            raise TrecxError(f"the {signal} signal has parameters: pass the Signal that signals.fit (or "
+                             "trecx.fit_signal) returned, fitted on validation")
+        signal = signals.Signal(signal)
+    certified = rho.signal if isinstance(rho, Calibration) else None
+    if signal is not None and certified is not None and signal != certified:
+        raise TrecxError(f"the thresholds were certified on the {certified.name} signal's scores, not on "
+                         f"{signal.name}'s: calibrate with signal={signal.name}")
+    return signal if signal is not None else certified
 
 
 def provenance(rho) -> str:
@@ -163,12 +186,15 @@ def provenance(rho) -> str:
         return "Thresholds given by hand: no certificate."
     if not rho.ok:
         return f"Nothing certified ({rho.method}, {rho.samples}): the full network runs."
+    on = "" if rho.signal is None or rho.signal.name == "max_softmax" else f", on the {rho.signal.name} signal"
     return (f"Thresholds certified by Learn-then-Test ({rho.method}, delta {rho.delta:g}, budget "
-            f"{100 * rho.max_drop:g} point(s)) on {rho.samples}.")
+            f"{100 * rho.max_drop:g} point(s){on}) on {rho.samples}.")
 
 
-def runtime(graphs: list[bytes], rho, backend: str = "tflm"):
-    """The batch-1 early-exit runtime over int8 graphs at `rho` (see `thresholds`), its `provenance` set."""
-    rt = MultiExitRuntime(list(graphs), thresholds(rho, len(graphs) - 1), backend=backend)
+def runtime(graphs: list[bytes], rho, backend: str = "tflm", signal: signals.Signal | str | None = None):
+    """The batch-1 early-exit runtime over int8 graphs at `rho` (see `thresholds`) on the exit signal of
+    `signal_of`, its `provenance` set."""
+    rt = MultiExitRuntime(list(graphs), thresholds(rho, len(graphs) - 1), backend=backend,
+                          signal=signal_of(rho, signal))
     rt.provenance = provenance(rho)
     return rt

@@ -44,10 +44,10 @@ def fnv1a(parts: list[np.ndarray]) -> str:
     return f"{h:08x}"
 
 
-def python_runtime(segments: list[bytes], rhos: list[float | None], x: np.ndarray) -> list[dict]:
+def python_runtime(segments: list[bytes], rhos: list[float | None], x: np.ndarray, signal=None) -> list[dict]:
     """Exit (0 .. k), class and output bytes' hash (`fnv1a`) of every sample from the Python int8 runtime on
-    TFLM."""
-    rt = MultiExitRuntime(segments, [float("inf") if r is None else r for r in rhos], backend="tflm")
+    TFLM (`signal`: the exit signal, `evaluation.signals.Signal`; None: max softmax)."""
+    rt = MultiExitRuntime(segments, [float("inf") if r is None else r for r in rhos], backend="tflm", signal=signal)
     out = []
     for r in x:
         trace: list[np.ndarray] = []
@@ -58,7 +58,7 @@ def python_runtime(segments: list[bytes], rhos: list[float | None], x: np.ndarra
 
 def on_board(segments: list[bytes], rhos: list[float | None], x: np.ndarray, libs: dict[bool, dict], cpu: str,
              work: Path, arena_bytes: int | None = None, timeout: float = 3600, limits: tuple[int, int] = (0, 0),
-             note: str = "") -> dict:
+             note: str = "", signal=None) -> dict:
     """Export the model's sources (`edge.sources`), build them into a release firmware (`libs[False]`, the
     headline counts) and, given `libs[True]`, a profiled one (per-operator counts), run both on `x` and check that
     each fits the board (`limits`: flash and RAM bytes, 0 = the board's own). Cached in `work` by everything that
@@ -70,11 +70,13 @@ def on_board(segments: list[bytes], rhos: list[float | None], x: np.ndarray, lib
                  *(lib["dir"].name.encode() for lib in libs.values()), (toolchain.FIRMWARE / "bench.cc").read_bytes(),
                  *((toolchain.FIRMWARE / f).read_bytes() for f in sources.RUNNER)):
         key.update(part)
+    if signal is not None and signal.name != "max_softmax":  # the same graphs and rhos exit elsewhere on its scores
+        key.update(repr(signal.describe()).encode())
     work = work / key.hexdigest()
     done = work / "board.json"
     if done.exists():
         return json.loads(done.read_text())
-    spec = sources.write(segments, rhos, work / "sources", arena_bytes, note=note)
+    spec = sources.write(segments, rhos, work / "sources", arena_bytes, note=note, signal=signal)
     (work / "samples.bin").write_bytes(np.ascontiguousarray(rows, dtype=np.int8).tobytes())
     board = toolchain.BOARDS[cpu]
     rec: dict = {"handover_bytes": spec.handover_bytes, "arena_bytes": spec.arena_bytes}

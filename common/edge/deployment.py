@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .. import files
 from ..errors import ModelFileError, TrecxError
-from ..evaluation import sweep, thresholds
+from ..evaluation import signals, sweep, thresholds
 from ..evaluation.evaluate import CALIBRATION, GUARANTEE_DELTA, GUARANTEE_METHOD, predict
 from ..models import contract
 from . import tflm
@@ -131,13 +131,16 @@ def evaluate_int8(model: keras.Model, base: keras.Model, graphs: dict[str, bytes
 
 def choose(rule: str, outputs: dict, data: dict, costs: dict[str, float], mflops: dict[str, float], names: list[str],
            drop_points: int, delta: float = GUARANTEE_DELTA, seed: int = 0, basis: str = "flops",
-           problems: tuple[str, ...] = ()) -> dict:
+           problems: tuple[str, ...] = (), signal: signals.Signal | None = None,
+           quant: list[tuple[float, int]] | None = None) -> dict:
     """The thresholds to deploy by `rule` (`evaluation.thresholds`) on the int8 TFLM outputs against the int8
     baseline: "validation" reads the validation split; the certified rules read only the calibration split
     ("certified_per_exit" orders its candidates on validation); each is then measured on the test split, its
     drop with a 95% interval. `costs`: cumulative cost per exit and "baseline" on `basis` (MFLOPs or a device's
     M instructions); `rhos` None: nothing within the budget, the full network runs. `problems`: the calibration
-    split's lineage problems (`data.splits.lineage`); with any, nothing is called certified, whatever the rule."""
+    split's lineage problems (`data.splits.lineage`); with any, nothing is called certified, whatever the rule.
+    `signal`: the exit signal thresholded (None: max softmax), scored as the device does with each early exit's
+    int8 `quant` (scale, zero)."""
     thresholds.check_rule(rule)
     if rule == "label_free":
         raise TrecxError("deploy certifies against labels; --rule label_free is the API's (calibrate_exit, y=None)")
@@ -146,8 +149,12 @@ def choose(rule: str, outputs: dict, data: dict, costs: dict[str, float], mflops
     cum = [costs[e] for e in names]
     right = {s: outputs[s]["baseline"].argmax(axis=1) == data[s][1] for s in outputs}
     path = ([outputs["val"][e] for e in names], data["val"][1], right["val"])
+
+    def scores(probs: list[np.ndarray]) -> list[np.ndarray] | None:
+        return None if signal is None or signal.name == "max_softmax" else signal.scores(probs, quant)
+
     cal = thresholds.choose(rule, [out[e] for e in names], y, cum, right[read], drop_points / 100, delta,
-                            GUARANTEE_METHOD, path=path, seed=seed)
+                            GUARANTEE_METHOD, path=path, seed=seed, confidences=scores([out[e] for e in names]))
     rhos = cal.thresholds(len(names) - 1)
     on = f"int8 outputs on TFLM of the {'validation' if read == 'val' else 'calibration'} split ({len(y)} samples)"
     certified = rule != "validation" and rhos is not None
@@ -164,7 +171,9 @@ def choose(rule: str, outputs: dict, data: dict, costs: dict[str, float], mflops
     run = np.array([float("inf") if rhos is None else r for r in (rhos or [None] * (len(names) - 1))])
     for split in (s for s in ("val", CALIBRATION, "test") if s in outputs):
         probs, ys = [outputs[split][e] for e in names], data[split][1]
-        taken = sweep.vector_exits(probs, run[None, :])[0]
+        conf = scores(probs)
+        taken = (sweep.vector_exits(probs, run[None, :]) if conf is None else
+                 sweep.first_passing(np.stack(conf), run[None, :]))[0]
         pred = np.stack([p.argmax(axis=1) for p in probs])[taken, np.arange(len(ys))]
         loss = right[split].astype(np.float64) - (pred == ys)
         cost = float(np.asarray(cum)[taken].mean())

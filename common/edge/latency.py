@@ -40,11 +40,12 @@ def stage_latency(graphs: dict[str, bytes], x: np.ndarray, backend: str, threads
 
 
 def measure(graphs: dict[str, bytes], x: np.ndarray, y: np.ndarray, rhos: list[float] | None, mflops: dict[str, float],
-            backend: str, repeats: int, threads: int) -> dict:
+            backend: str, repeats: int, threads: int, signal=None) -> dict:
     """Interleaved latency of the int8 baseline and early-exit runtimes on `backend` (the early exits at `rhos`;
-    None: never), with the exit rate, accuracy and FLOPs of the same run."""
+    None: never; on the exit `signal`, None: max softmax), with the exit rate, accuracy and FLOPs of the same run."""
     segs = segments_of(graphs)
-    ee = MultiExitRuntime(segs, [float("inf")] * (len(segs) - 1) if rhos is None else list(rhos), threads, backend)
+    ee = MultiExitRuntime(segs, [float("inf")] * (len(segs) - 1) if rhos is None else list(rhos), threads, backend,
+                          signal)
     runtimes = {"baseline": SingleRuntime(graphs["baseline_int8"], threads, backend), "early_exit": ee}
     for i in range(min(10, len(x))):  # warm-up
         for rt in runtimes.values():

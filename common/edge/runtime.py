@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..evaluation import signals
 from .export import TFLiteRunner
 from .tflm import MicroRunner
 
@@ -38,7 +39,8 @@ class MultiExitRuntime:
     in each graph's output dtype, and a feature map is read only when the next segment needs it, as a device
     would."""
 
-    def __init__(self, segments: list[bytes], rhos: list[float], num_threads: int = 1, backend: str = "litert"):
+    def __init__(self, segments: list[bytes], rhos: list[float], num_threads: int = 1, backend: str = "litert",
+                 signal: signals.Signal | None = None):
         if len(rhos) != len(segments) - 1:
             raise ValueError(f"{len(segments)} graphs need {len(segments) - 1} thresholds, got {len(rhos)}")
         self.graphs = list(segments)
@@ -50,6 +52,17 @@ class MultiExitRuntime:
             scale, zero = seg.outputs[name]["quantization"]
             # rho in the output's units: int8 q >= rho/scale + zero  <=>  (q - zero) * scale >= rho
             self.thresholds.append(rho / scale + zero if scale else rho)
+        self.signal = signal if signal is not None and signal.name != "max_softmax" else None
+        self.tables, self.int_thresholds = [], []  # another exit signal: its integer tables and thresholds per exit
+        if self.signal is not None:
+            signal.check_exits(len(self.rhos))
+            for k, (seg, name, rho) in enumerate(zip(self.segments, self.exits, self.rhos, strict=False)):
+                scale, zero = seg.outputs[name]["quantization"]
+                if not scale:
+                    raise ValueError(f"the {signal.name} signal runs on int8 graphs; exit {name} outputs floats")
+                classes = int(np.prod(seg.outputs[name]["shape"]))
+                self.tables.append(signal.tables(k, classes, scale, zero))
+                self.int_thresholds.append(signal.int_threshold(rho, k, classes, scale))
         self.requantize = []  # per hand-over: whether the next segment requantizes the map
         for a, b in zip(self.segments, self.segments[1:], strict=False):
             (s_out, z_out), (s_in, z_in) = a.outputs["features"]["quantization"], b.input["quantization"]
@@ -67,7 +80,7 @@ class MultiExitRuntime:
             out = seg.get(self.exits[i])
             if trace is not None:
                 trace.append(out)
-            if out.max() >= threshold:
+            if self._leaves(i, out, threshold):
                 return Prediction(int(out.argmax()), self.exits[i], seg.dequantize(self.exits[i], out))
             if trace is not None:
                 trace.append(seg.get("features"))
@@ -77,6 +90,14 @@ class MultiExitRuntime:
             trace.append(raw)
         final = seg.dequantize(self.exits[-1], raw)
         return Prediction(int(final.argmax()), self.exits[-1], final)
+
+    def _leaves(self, i: int, out: np.ndarray, threshold: float) -> bool:
+        """Whether the sample leaves at early exit i: its largest score reaches the threshold, or under another
+        signal, its integer score reaches the integer threshold (what the C++ runner compares)."""
+        if self.signal is None:
+            return bool(out.max() >= threshold)
+        zero = self.segments[i].outputs[self.exits[i]]["quantization"][1]
+        return bool(signals.integer_score(out.reshape(1, -1), self.tables[i], zero)[0] >= self.int_thresholds[i])
 
     def all_exits(self, x: np.ndarray) -> list[np.ndarray]:
         """Every exit's probabilities, every segment run: for evaluation and threshold sweeps."""
@@ -119,6 +140,14 @@ class SingleRuntime:
         self.model.invoke(self.model.quantize(x))
         p = self.model.dequantize("final", self.model.get("final"))
         return Prediction(int(p.argmax()), "final", p)
+
+
+def exit_quantization(graphs) -> list[tuple[float, int]]:
+    """Each early exit's int8 output (scale, zero) of int8 graphs (or their runtime): what `signals.Signal.scores`
+    needs to score their outputs as a device does."""
+    rt = graphs if isinstance(graphs, MultiExitRuntime) else MultiExitRuntime(list(graphs), [0.0] * (len(graphs) - 1))
+    return [(float(seg.outputs[name]["quantization"][0]), int(seg.outputs[name]["quantization"][1]))
+            for seg, name in zip(rt.segments, rt.exits[:-1], strict=False)]
 
 
 def exit_probs(graphs, x, backend: str = "tflm") -> list[np.ndarray]:

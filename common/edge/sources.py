@@ -18,6 +18,7 @@ import numpy as np
 from .. import files
 from ..console import quiet
 from ..errors import ModelFileError, TrecxError
+from ..evaluation import signals
 from .export import TFLiteRunner
 from .runtime import MultiExitRuntime
 from .toolchain import resolver_calls
@@ -39,6 +40,7 @@ class Spec:
     handover_bytes: int  # the largest feature map handed over (moved in place in the arena: no copy buffer)
     arena_bytes: int
     ops: list[str]  # the MicroMutableOpResolver calls the graphs need
+    signal: str = "max_softmax"  # the exit signal (`evaluation.signals`): else per early exit an ExitSignal
 
 
 def check_segments(segments: list[bytes], names: list[str] | None = None) -> list[TFLiteRunner]:
@@ -98,17 +100,18 @@ def _exit(r: TFLiteRunner) -> str:
 
 
 def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: int | None = None,
-         names: list[str] | None = None) -> Spec:
+         names: list[str] | None = None, signal: signals.Signal | None = None) -> Spec:
     """The sources' contents for `segments` and one threshold per early exit (None: that exit never fires).
     The thresholds and hand-overs are the Python runtime's own (`MultiExitRuntime`), so the firmware exits
     exactly where it does. `arena_bytes`: the one arena's size; by default every segment's `arena_bound`,
-    summed, plus a margin (a firmware run reports what it really uses)."""
+    summed, plus a margin (a firmware run reports what it really uses). `signal`: another exit signal than max
+    softmax; each early exit then carries its integer tables and threshold (`signal` in its row)."""
     runners = check_segments(segments, names)
     rhos = list(rhos or [])
     if len(rhos) != len(segments) - 1:
         raise TrecxError(f"{len(segments)} graphs have {len(segments) - 1} early exits but {len(rhos)} thresholds "
                          f"were given ({rhos})")
-    rt = MultiExitRuntime(segments, [float("inf") if r is None else float(r) for r in rhos])
+    rt = MultiExitRuntime(segments, [float("inf") if r is None else float(r) for r in rhos], signal=signal)
     out, handover = [], 0
     for i, r in enumerate(runners):
         row = {"exit_output": r.output_order.index(_exit(r)), "features_output": -1, "feature_bytes": 0,
@@ -121,6 +124,10 @@ def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: in
                     "feature_bytes": int(np.prod(r.outputs["features"]["shape"])),
                     "threshold": float(t) if np.isfinite(t) else NEVER, "requantize": bool(rt.requantize[i]),
                     "scale_out": float(s_out), "zero_out": int(z_out), "scale_in": float(s_in), "zero_in": int(z_in)}
+            if rt.signal is not None:
+                zero = int(r.outputs[_exit(r)]["quantization"][1])
+                row["signal"] = {"zero": zero, "threshold": int(rt.int_thresholds[i]),
+                                 **{k: None if v is None else [int(x) for x in v] for k, v in rt.tables[i].items()}}
             handover = max(handover, row["feature_bytes"])
         out.append(row)
     if arena_bytes is None:
@@ -128,7 +135,8 @@ def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: in
 
     first = runners[0]
     return Spec(out, int(np.prod(first.outputs[_exit(first)]["shape"])), int(np.prod(first.input["shape"])),
-                handover, int(arena_bytes), resolver_calls(segments))
+                handover, int(arena_bytes), resolver_calls(segments),
+                "max_softmax" if rt.signal is None else rt.signal.name)
 
 
 def _c_array(name: str, data: bytes) -> str:
@@ -140,11 +148,28 @@ def _f32(x: float) -> str:
     return f"{np.float32(x)!r}".replace("np.float32(", "").rstrip(")") + "f"
 
 
+def _signal_c(i: int, g: dict) -> list[str]:
+    """An early exit's ExitSignal and its tables, as C++."""
+    lines, refs = [], []
+    for key in ("T1", "T2", "TS", "TR"):
+        if g[key] is None:
+            refs.append("nullptr")
+            continue
+        if max(map(abs, g[key])) >= 1 << 31:
+            raise TrecxError(f"exit {i}'s {key} table overflows int32: the signal's weights are too large")
+        rows = [",".join(map(str, g[key][j:j + 16])) for j in range(0, len(g[key]), 16)]
+        lines.append(f"const int32_t kSignal{i}{key}[{len(g[key])}] = {{\n" + ",\n".join(rows) + "};")
+        refs.append(f"kSignal{i}{key}")
+    return [*lines, f"const trecx::ExitSignal kSignal{i} = {{{', '.join(refs)}, {g['zero']}, "
+            f"{g['threshold']}LL}};", ""]
+
+
 def write(segments: list[bytes], rhos: list[float | None] | None, out: Path, arena_bytes: int | None = None,
-          namespace: str = "trecx_model", names: list[str] | None = None, note: str = "") -> Spec:
+          namespace: str = "trecx_model", names: list[str] | None = None, note: str = "",
+          signal: signals.Signal | None = None) -> Spec:
     """Write trecx_model.h/.cc (namespace `namespace`) and the runner into `out`; returns what they hold.
     Every file is written whole (a failed export leaves no half file)."""
-    s = spec(segments, rhos, arena_bytes, names)
+    s = spec(segments, rhos, arena_bytes, names, signal)
     if not namespace.isidentifier():
         raise TrecxError(f"--namespace must be a C++ identifier, got '{namespace}'")
     header = [f"// Generated by trecx (common/edge/sources.py): do not edit. {note}".rstrip(), "#pragma once", "",
@@ -157,14 +182,18 @@ def write(segments: list[bytes], rhos: list[float | None] | None, out: Path, are
     body = [f"// Generated by trecx (common/edge/sources.py): do not edit. {note}".rstrip(),
             '#include "trecx_model.h"', "", f"namespace {namespace} {{", "namespace {", ""]
     body += [_c_array(f"kGraph{i}", g) for i, g in enumerate(segments)]
+    for i, r in enumerate(s.segments):
+        if "signal" in r:
+            body += [f"// exit {i}'s {s.signal} signal", *_signal_c(i, r["signal"])]
     body += ["void AddOps(trecx::OpResolver& r) {", *(f"  r.{c}();" for c in s.ops), "}", "",
              "// graph, exit output, features output, feature bytes, threshold (int8 units), requantize,",
-             "// scale_out, scale_in, zero_out, zero_in",
+             "// scale_out, scale_in, zero_out, zero_in, exit signal",
              f"const trecx::Segment kSegmentList[{len(segments)}] = {{"]
     for i, r in enumerate(s.segments):
         body.append(f"    {{kGraph{i}, {r['exit_output']}, {r['features_output']}, {r['feature_bytes']}, "
                     f"{r['threshold']!r}, {str(r['requantize']).lower()}, {_f32(r['scale_out'])}, "
-                    f"{_f32(r['scale_in'])}, {r['zero_out']}, {r['zero_in']}}},")
+                    f"{_f32(r['scale_in'])}, {r['zero_out']}, {r['zero_in']}, "
+                    f"{'&kSignal' + str(i) if 'signal' in r else 'nullptr'}}},")
     body += ["};", "", "}  // namespace", "",
              "const trecx::ModelSpec kModel = {kSegments, kSegmentList, kClasses, kInputBytes, AddOps};", "",
              f"}}  // namespace {namespace}", ""]

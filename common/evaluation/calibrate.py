@@ -50,6 +50,7 @@ class Calibration:
     rhos: tuple[float, ...] | None = None  # a threshold per early exit (`calibrate_per_exit`); else `rho` is shared
     samples: str = ""  # what the certificate was computed on (how many samples, which part)
     outputs: str = ""  # whose outputs it certified: OUTPUTS_FLOAT (the Keras model) or OUTPUTS_INT8 (the graphs)
+    signal: object = None  # the exit signal thresholded (`signals.Signal`); None: max softmax
 
     @property
     def ok(self) -> bool:
@@ -111,15 +112,17 @@ def _shuffled(n: int, seed: int) -> np.ndarray:
 
 def calibrate(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,
               max_drop: float = 0.01, delta: float = 0.05, method: str = "wsr", rhos: np.ndarray | None = None,
-              seed: int = 0) -> Calibration:
+              seed: int = 0, confidences: list[np.ndarray] | None = None) -> Calibration:
     """The cheapest rho whose accuracy drop against the baseline (per-sample correctness `base_right`) is
     certified to stay within `max_drop` with probability >= 1 - delta (see the module docstring).
-    probs: K arrays (N, classes) in exit order, the final exit last; costs: K cumulative MFLOPs."""
+    probs: K arrays (N, classes) in exit order, the final exit last; costs: K cumulative MFLOPs; confidences:
+    the K-1 early exits' scores in [0, 1] (`signals`; default max softmax, on its 0.01 grid)."""
     check(probs, labels, costs, base_right, max_drop, delta)
-    rhos = sweep.RHOS if rhos is None else np.asarray(rhos, dtype=np.float64)
+    rhos = _grid(rhos, confidences)
     order = _shuffled(len(labels), seed)  # betting needs an order independent of the data (splits may be sorted)
     probs, labels, base_right = [p[order] for p in probs], labels[order], np.asarray(base_right)[order]
-    taken = sweep.exits_taken(probs, rhos)  # (R, N)
+    confidences = None if confidences is None else [c[order] for c in confidences]
+    taken = sweep.exits_taken(probs, rhos, confidences)  # (R, N)
     preds = np.stack([p.argmax(axis=1) for p in probs])[taken, np.arange(len(labels))]
     loss = base_right[None, :].astype(np.float64) - (preds == labels[None, :])
     p = p_values(loss, max_drop, delta, method)
@@ -128,6 +131,14 @@ def calibrate(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], b
     tested = np.argsort(-rhos, kind="stable")[: len(certified) + 1]
     return Calibration(rho, tuple(certified), {float(rhos[k]): float(p[k]) for k in tested}, max_drop, delta, method,
                        samples=f"{len(labels)} samples")
+
+
+def _grid(rhos: np.ndarray | None, confidences: list[np.ndarray] | None) -> np.ndarray:
+    """The thresholds tested: `rhos`, else max softmax's 0.01 grid, or, for another signal's scores, that grid
+    with thresholds evenly spaced in logit space (`sweep.CONFIDENCE_RHOS`). Fixed before any data is seen."""
+    if rhos is not None:
+        return np.asarray(rhos, dtype=np.float64)
+    return sweep.RHOS if confidences is None else sweep.CONFIDENCE_RHOS
 
 
 def zero_loss_budget(n: int, delta: float = 0.05, method: str = "wsr", tol: float = 1e-4) -> float:
@@ -246,12 +257,13 @@ def calibrate_per_exit(probs: list[np.ndarray], labels: np.ndarray, costs: list[
 
 
 def calibrate_label_free(probs: list[np.ndarray], costs: list[float], max_disagreement: float = 0.01,
-                         delta: float = 0.05, rhos: np.ndarray | None = None) -> Calibration:
+                         delta: float = 0.05, rhos: np.ndarray | None = None,
+                         confidences: list[np.ndarray] | None = None) -> Calibration:
     """The cheapest rho whose disagreement with the model's own final exit is certified to stay within
     `max_disagreement` with probability >= 1 - delta: no labels needed (exact binomial p-values)."""
     check(probs, None, costs, None, max_disagreement, delta, "max_disagreement")
-    rhos = sweep.RHOS if rhos is None else np.asarray(rhos, dtype=np.float64)
-    taken = sweep.exits_taken(probs, rhos)
+    rhos = _grid(rhos, confidences)
+    taken = sweep.exits_taken(probs, rhos, confidences)
     n = len(probs[0])
     preds = np.stack([p.argmax(axis=1) for p in probs])
     disagree = (preds[taken, np.arange(n)] != preds[-1][None, :]).sum(axis=1)
@@ -264,10 +276,11 @@ def calibrate_label_free(probs: list[np.ndarray], costs: list[float], max_disagr
 
 
 def naive_rho(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,
-              max_drop: float = 0.01, rhos: np.ndarray | None = None) -> float | None:
+              max_drop: float = 0.01, rhos: np.ndarray | None = None,
+              confidences: list[np.ndarray] | None = None) -> float | None:
     """The rule of `sweep.tradeoffs` on one calibration set: the cheapest rho (then the highest) whose
     accuracy is within `max_drop` of the baseline's on it; None when none is."""
-    curve = sweep.sweep(probs, labels, costs, rhos)
+    curve = sweep.sweep(probs, labels, costs, _grid(rhos, confidences), confidences)
     ok = np.flatnonzero(curve["accuracy"] >= np.mean(base_right) - max_drop - 1e-12)
     if not len(ok):
         return None

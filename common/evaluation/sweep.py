@@ -22,10 +22,10 @@ def exits_taken(probs: list[np.ndarray], rhos: np.ndarray, confidences: list[np.
     conf = np.stack(confidences if confidences is not None else [p.max(axis=1) for p in probs[:-1]]) \
         if len(probs) > 1 else np.zeros((0, n))
     rhos = np.asarray(rhos, dtype=np.float64)
-    return _first_passing(conf, np.repeat(rhos[:, None], len(conf), axis=1))  # one rho shared by every exit
+    return first_passing(conf, np.repeat(rhos[:, None], len(conf), axis=1))  # one rho shared by every exit
 
 
-def _first_passing(conf: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def first_passing(conf: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """(R, N): per row of thresholds (R, K-1), the first exit whose confidence (K-1, N) reaches its threshold
     for each sample; the final exit, K-1, takes the rest."""
     passes = conf[None, :, :] >= thresholds[:, :, None]  # (R, K-1, N)
@@ -97,7 +97,7 @@ def exits_taken_vector(probs: list[np.ndarray], thresholds: np.ndarray) -> np.nd
 
 def vector_exits(probs: list[np.ndarray], thresholds: np.ndarray) -> np.ndarray:
     """(R, N): `exits_taken_vector` for each row of thresholds (R, K-1)."""
-    return _first_passing(np.stack([p.max(axis=1) for p in probs[:-1]]), thresholds)
+    return first_passing(np.stack([p.max(axis=1) for p in probs[:-1]]), thresholds)
 
 
 def vector_sweep(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], thresholds: np.ndarray) -> dict:

@@ -28,22 +28,29 @@ def check_rule(rule: str, what: str = "--rule") -> str:
 
 def choose(rule: str, probs: list[np.ndarray], labels: np.ndarray | None, costs: list[float],
            base_right: np.ndarray | None, budget: float, delta: float = 0.05, method: str = "wsr",
-           path: tuple | None = None, seed: int = 0) -> calibrate.Calibration:
+           path: tuple | None = None, seed: int = 0, confidences: list[np.ndarray] | None = None
+           ) -> calibrate.Calibration:
     """The thresholds of `rule` (see the module docstring) from `probs` (K exits, the final last), `labels` and
     the baseline's per-sample correctness `base_right` on the data the rule reads, for a `budget` (a fraction);
     `costs`: the cumulative cost per exit on the chosen basis (MFLOPs or a device's instructions). `path`:
-    (probs, labels, base_right) of other data that orders the per-exit candidates (default: half of this data)."""
+    (probs, labels, base_right) of other data that orders the per-exit candidates (default: half of this data).
+    `confidences`: the early exits' scores under another exit signal (`signals.Signal.scores`; default max
+    softmax); the per-exit rule takes max softmax only."""
     check_rule(rule)
+    if confidences is not None and rule == "certified_per_exit":
+        raise ValueError("the certified_per_exit rule thresholds max softmax only: use the certified rule for "
+                         "another exit signal")
     if rule == "validation":
-        rho = calibrate.naive_rho(probs, labels, costs, base_right, budget)
+        rho = calibrate.naive_rho(probs, labels, costs, base_right, budget, confidences=confidences)
         return calibrate.Calibration(rho, (), {}, budget, float("nan"), "none: chosen on the data it is tested on",
                                      samples=f"{len(labels)} samples")
     if rule == "certified":
-        return calibrate.calibrate(probs, labels, costs, base_right, budget, delta, method, seed=seed)
+        return calibrate.calibrate(probs, labels, costs, base_right, budget, delta, method, seed=seed,
+                                   confidences=confidences)
     if rule == "certified_per_exit":
         return calibrate.calibrate_per_exit(probs, labels, costs, base_right, budget, delta, method, seed=seed,
                                             path_from=path)
-    return calibrate.calibrate_label_free(probs, costs, budget, delta)
+    return calibrate.calibrate_label_free(probs, costs, budget, delta, confidences=confidences)
 
 
 def words(rule: str, budget_points: float, delta: float, data: str, outputs: str, against: str) -> str:

@@ -18,6 +18,7 @@ from ..data.sources import is_local_subset
 from ..errors import ModelFileError
 from ..evaluation.summary import FILE, Summary, load
 from ..files import read_csv
+from . import signals as signal_report
 from .board import BOARD, firmware_runs, read_benchmark
 from .compare import SEEDS_METRICS, in_percent, seed_split_note
 from .tables import markdown
@@ -247,7 +248,7 @@ def card(task: str, variant: str = "trecx", results: Path | None = None, pretrai
                f"(`pretrained/{task}/{cfg['shipped_from']}.keras` is the same model).", ""]
               if cfg.get("shipped_from") else [])
     lines = [*_model(task, variant, summary, split), *origin, *_training(task, variant, cfg, pre),
-             *_accuracy(summary, n_test),
+             *_accuracy(summary, n_test), *signal_report.card_lines(res, variant),
              *_deployment(task, variant, deploy), *_latency(bench, runs),
              *_limits(split, n_test, summary, deploy, bench, runs)]
     return "\n".join(lines) + "\n"

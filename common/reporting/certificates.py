@@ -27,7 +27,8 @@ def rows(results: Path) -> list[dict]:
         smallest = dep.get("smallest_budget_certified")
         at_smallest = (dep["certified_by_budget"][str(smallest)]["test"] if smallest is not None else {})
         out.append({"task": dep["task"], "folder": path.parent.name, "variant": dep["variant"],
-                    "pooling": dep.get("pooling"), "rule": t["rule"], "budget_points": t["budget_points"],
+                    "pooling": dep.get("pooling"), "rule": t["rule"],
+                    "signal": (dep.get("signal") or {}).get("name", "max_softmax"), "budget_points": t["budget_points"],
                     "certified": t["certified"], "rhos": " ".join(f"{r:g}" for r in t["rhos"] or []) or "none",
                     "calibration_samples": dep["budget"]["calibration_samples"],
                     "lineage_untouched": dep["lineage"]["untouched"], "guarantee": t["guarantee"],

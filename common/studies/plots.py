@@ -1,4 +1,4 @@
-"""The placement search's figures."""
+"""The studies' figures: the placement search, the exit signals."""
 
 from __future__ import annotations
 
@@ -37,5 +37,29 @@ def exit_placement(rows: list[dict], out: Path, budget: float, title: str = "") 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=5)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    write(fig, out)
+
+
+def signal_shares(rows: list[dict], out: Path, title: str = "") -> None:
+    """Each exit signal's test FLOPs cut as a share of its model's limit (the perfect signal), one group of bars
+    per model: solid, the threshold picked on validation; hatched, tuned on test (an upper bound)."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    names = list(dict.fromkeys(r["signal"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(models) + 2), 3.8))
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        got = {r["model"]: r for r in rows if r["signal"] == name}
+        x = np.arange(len(models)) + (j - (len(names) - 1) / 2) * width
+        picked = [100 * (got[m]["test_share_of_limit"] or 0) for m in models]
+        tuned = [100 * got[m]["test_share_of_limit_tuned"] for m in models]
+        bars = ax.bar(x, picked, width, label=name)
+        ax.bar(x, tuned, width, fill=False, hatch="//", edgecolor=bars.patches[0].get_facecolor())
+    ax.axhline(100, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(models)), models, rotation=20, ha="right")
+    ax.set_ylabel("% of the limit's FLOPs cut (test)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, ncol=len(names), loc="lower center")
     fig.tight_layout()
     write(fig, out)

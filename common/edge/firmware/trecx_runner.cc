@@ -66,6 +66,32 @@ TfLiteStatus EarlyExit::Init(uint8_t* arena, size_t arena_bytes, tflite::MicroPr
   return kTfLiteOk;
 }
 
+// The exit signal's integer score of one exit's int8 scores (ExitSignal; the Python runtime's
+// evaluation.signals.integer_score).
+int64_t ExitScore(const ExitSignal& g, const int8_t* q, int n) {
+  int first = -129, second = -129;
+  for (int j = 0; j < n; ++j) {
+    if (q[j] > first) {
+      second = first;
+      first = q[j];
+    } else if (q[j] > second) {
+      second = q[j];
+    }
+  }
+  int64_t s = 0;
+  if (g.t1) s += g.t1[first + 128];
+  if (g.t2 && n > 1) s += g.t2[second + 128];
+  const int v1 = first - g.zero;
+  for (int j = 0; j < n; ++j) {
+    if (g.ts) s += g.ts[q[j] + 128];
+    if (g.tr) {
+      const int v = q[j] - g.zero > 0 ? q[j] - g.zero : 0;
+      s += g.tr[v1 > 0 ? (256 * v) / v1 : 256];
+    }
+  }
+  return s;
+}
+
 size_t EarlyExit::arena_used_bytes() const { return interpreters_[0]->arena_used_bytes(); }
 
 Result EarlyExit::Run(const int8_t* input) {
@@ -89,7 +115,9 @@ Result EarlyExit::Run(const int8_t* input) {
     const int8_t* scores = it.output(s.exit_output)->data.int8;
     ArgMax(scores, spec_.classes, &r.label, &r.score);
     r.exit = i;
-    const bool leave = i + 1 == spec_.segments || static_cast<double>(r.score) >= s.threshold;
+    const bool last = i + 1 == spec_.segments;
+    const bool leave = last || (s.signal ? ExitScore(*s.signal, scores, spec_.classes) >= s.signal->threshold
+                                         : static_cast<double>(r.score) >= s.threshold);
     // the map stays put: nothing writes the arena until HandOver
     features = leave ? nullptr : it.output(s.features_output)->data.int8;
     if (clock_) ticks_[i] = clock_() - start;

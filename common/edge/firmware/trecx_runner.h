@@ -14,7 +14,8 @@
 // to the next is moved in place into the next segment's input (nothing writes the arena in between), so the
 // early exit needs no copy buffer: its arena is the segments' persistent data plus the largest activations.
 // A sample leaves at the first exit whose largest int8 score reaches that exit's threshold, the threshold the
-// toolkit certified (rho in the int8 output's units: rho / scale + zero).
+// toolkit certified (rho in the int8 output's units: rho / scale + zero), or, under another exit signal
+// (ExitSignal), whose integer score reaches its integer threshold.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +32,20 @@ constexpr int kMaxSegments = 8;  // exits + 1
 constexpr int kMaxOps = 32;      // distinct builtin operators of a model
 using OpResolver = tflite::MicroMutableOpResolver<kMaxOps>;
 
+// Another exit signal than the largest score (docs/calibration.md, "Exit signals"): the sample leaves when
+//   s = t1[q_1] + t2[q_2] + sum_j ts[q_j] + sum_j tr[256 * v_j / v_1] >= threshold,
+// q_1 >= q_2 the exit's two largest int8 scores, v = max(q - zero, 0); t1, t2, ts indexed by q + 128, tr by
+// 0 .. 256 (256 when v_1 is 0); nullptr where the signal uses no such table.
+struct ExitSignal {
+  const int32_t* t1;
+  const int32_t* t2;
+  const int32_t* ts;
+  const int32_t* tr;
+  int zero;           // the exit's int8 zero point
+  int64_t threshold;  // the certified rho as an integer score (evaluation.signals.Signal.int_threshold)
+};
+int64_t ExitScore(const ExitSignal& signal, const int8_t* scores, int classes);
+
 // One segment: graph i maps the previous segment's feature map (the input, for the first) to its exit's scores
 // and, except for the last, the feature map the next segment reads.
 struct Segment {
@@ -42,6 +57,7 @@ struct Segment {
   bool requantize;             // the next segment reads the map with other int8 parameters
   float scale_out, scale_in;   // ... then x = (q - zero_out) * scale_out, q' = round(x / scale_in) + zero_in
   int zero_out, zero_in;
+  const ExitSignal* signal;    // another exit signal than the largest score; nullptr: the largest score
 };
 
 struct ModelSpec {
