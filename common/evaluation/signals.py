@@ -21,7 +21,7 @@ and the unit score is a monotone map of s (`Signal.unit`). The C++ runner comput
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,7 +66,6 @@ class Signal:
     name: str = "max_softmax"
     params: tuple = ()
     fitted_on: str = ""
-    classes: int = field(default=0, compare=False)
 
     def __post_init__(self):
         check(self.name)

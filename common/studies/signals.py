@@ -88,12 +88,12 @@ def margin(d: Pooled, a: list[np.ndarray], b: list[np.ndarray], names: tuple[str
     return [float(v) for v in np.percentile(diffs, [2.5, 97.5])]
 
 
-def _at(curve: dict, rho: float | None) -> tuple[float | None, float | None]:
-    """(cut, drop) on a curve at threshold rho (None: the full network)."""
+def _at(d: Pooled, conf: list[np.ndarray], rho: float | None) -> tuple[float | None, float | None]:
+    """(cut, drop) in % and points on `d` at threshold rho exactly (None: nothing chosen)."""
     if rho is None:
         return None, None
-    i = int(np.argmin(np.abs(curve["rho"] - rho)))
-    return float(curve["cut"][i]), 100 * (curve["base_acc"] - float(curve["accuracy"][i]))
+    cost, loss = _run(d, conf, rho)
+    return float(100 - cost.mean()), float(100 * loss.mean())
 
 
 def _run(d: Pooled, conf: list[np.ndarray], rho: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -118,27 +118,28 @@ def study(data: dict[str, Pooled], budget: float = 1, delta: float = 0.05, round
     for name in signals.SIGNALS:
         sig = signals.fit(name, val.probs, val.labels)
         val_conf[name] = crossfit(name, val, seed)
-        vc, tc = _curve(val, val_conf[name], name), _curve(test, sig.scores(test.probs), name)
+        test_conf[name] = sig.scores(test.probs)
+        vc, tc = _curve(val, val_conf[name], name), _curve(test, test_conf[name], name)
         i = _best(vc, budget)
         rho = None if i is None else float(vc["rho"][i])
-        test_cut, test_drop = _at(tc, rho)
+        test_cut, test_drop = _at(test, test_conf[name], rho)
         tuned = _cut(tc, budget)
         row = {"signal": name, "params": sig.describe()["params"], "fitted_on": sig.fitted_on, **lim,
                "val_cut_pct": _cut(vc, budget), "val_rho": rho, "test_cut_pct": test_cut,
                "test_drop_points": test_drop,
                "test_share_of_limit": None if test_cut is None else test_cut / lim["test_limit_cut_pct"],
                "test_cut_tuned_pct": tuned, "test_share_of_limit_tuned": tuned / lim["test_limit_cut_pct"]}
-        test_conf[name] = sig.scores(test.probs)
         cost, loss = _run(test, test_conf[name], rho)
         picked[name] = cost
         row["test_drop_ci95"] = [100 * v for v in thresholds.paired_interval(loss, seed=seed)]
-        cal_conf = sig.scores(cal.probs)
+        cal_conf = None if name == "max_softmax" else sig.scores(cal.probs)  # max softmax on deploy's 0.01 grid
         smallest = None
         for b in BUDGETS:
             got = thresholds.choose("certified", cal.probs, cal.labels, cal.costs, cal.base_right, b / 100, delta,
                                     seed=seed, confidences=cal_conf)
             row[f"certified_{b}pt_rho"] = got.rho
-            row[f"certified_{b}pt_test_cut_pct"], row[f"certified_{b}pt_test_drop_points"] = _at(tc, got.rho)
+            row[f"certified_{b}pt_test_cut_pct"], row[f"certified_{b}pt_test_drop_points"] = _at(
+                test, test_conf[name], got.rho)
             smallest = smallest or (b if got.ok else None)
         row["smallest_certified_points"] = smallest
         rows.append(row)
