@@ -35,7 +35,8 @@ def runner(content: bytes, backend: str = "litert", num_threads: int = 1):
 class MultiExitRuntime:
     """Run the graphs of a model split at its k exits (`export.split_at_exits`) one after another: segment i
     gives exit i's probabilities and the feature map the next segment reads; leave at the first exit whose
-    max probability is >= its threshold, the last segment (`final`) takes the rest. Confidences are compared
+    max probability is >= its threshold (under another exit `signal`, whose integer score reaches its integer
+    threshold, as the C++ runner computes it), the last segment (`final`) takes the rest. Confidences are compared
     in each graph's output dtype, and a feature map is read only when the next segment needs it, as a device
     would."""
 
