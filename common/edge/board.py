@@ -115,7 +115,7 @@ def record(segments: list[bytes], rhos: list[float | None], x: np.ndarray, basel
     note = f"{len(segments) - 1} early exit(s), thresholds {rhos}"
     log.info("building and running the early-exit firmware (%d segments) and the baseline's on %d samples (%s)",
              len(segments), len(x), cpu)
-    if signal is not None and signal.name != "max_softmax":
+    if signals.other(signal) is not None:
         note += f", exit signal {signal.name}"
     ee = board_check.on_board(segments, rhos, x, libs, cpu, work, arena_bytes, timeout, limits, note, signal)
     base = board_check.on_board([baseline], [], x, libs, cpu, work, None, timeout, limits, "the baseline")
@@ -167,11 +167,7 @@ def signal_of(rho, signal: signals.Signal | str | None = None) -> signals.Signal
     """The exit signal to run: `signal` (a Signal, or the name of one that has nothing to fit), else the one a
     Calibration certified; a one-line error when both are given and differ (the thresholds were certified on
     the other signal's scores)."""
-    if isinstance(signal, str):
-        if signals.check(signal, "signal") in signals.FITTED:
-            raise TrecxError(f"the {signal} signal has parameters: pass the Signal that signals.fit (or "
-                             "trecx.fit_signal) returned, fitted on validation")
-        signal = signals.Signal(signal)
+    signal = signals.named(signal)
     certified = rho.signal if isinstance(rho, Calibration) else None
     if signal is not None and certified is not None and signal != certified:
         raise TrecxError(f"the thresholds were certified on the {certified.name} signal's scores, not on "
@@ -186,7 +182,7 @@ def provenance(rho) -> str:
         return "Thresholds given by hand: no certificate."
     if not rho.ok:
         return f"Nothing certified ({rho.method}, {rho.samples}): the full network runs."
-    on = "" if rho.signal is None or rho.signal.name == "max_softmax" else f", on the {rho.signal.name} signal"
+    on = "" if signals.other(rho.signal) is None else f", on the {rho.signal.name} signal"
     return (f"Thresholds certified by Learn-then-Test ({rho.method}, delta {rho.delta:g}, budget "
             f"{100 * rho.max_drop:g} point(s){on}) on {rho.samples}.")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
+from ..evaluation import signals
 from . import sources, toolchain
 from .export import TFLiteRunner, segment_names
 from .ops import layer_macs
@@ -70,7 +71,7 @@ def on_board(segments: list[bytes], rhos: list[float | None], x: np.ndarray, lib
                  *(lib["dir"].name.encode() for lib in libs.values()), (toolchain.FIRMWARE / "bench.cc").read_bytes(),
                  *((toolchain.FIRMWARE / f).read_bytes() for f in sources.RUNNER)):
         key.update(part)
-    if signal is not None and signal.name != "max_softmax":  # the same graphs and rhos exit elsewhere on its scores
+    if signals.other(signal) is not None:  # the same graphs and rhos exit elsewhere on its scores
         key.update(repr(signal.describe()).encode())
     work = work / key.hexdigest()
     done = work / "board.json"

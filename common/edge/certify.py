@@ -52,17 +52,12 @@ def calibrate_exit(model, x: np.ndarray, y: np.ndarray | None = None, base_right
     checkpoint, its variant, its exit placement or any setting (keep them apart from the validation data those
     steps read). It then says: with probability >= 1 - delta over the draw of (x, y), the expected drop on their
     distribution is within `max_drop` (not the drop on any one test set)."""
-    if isinstance(signal, str):
-        if signals.check(signal, "signal") in signals.FITTED:
-            raise ValueError(f"the {signal} signal has parameters: fit it on validation data with "
-                             f"fit_signal(model, x_val, y_val, '{signal}') and pass what it returns")
-        signal = signals.Signal(signal)
+    signal = signals.other(signals.named(signal))
     probs, on, quant = _outputs(model, x)
     cum = costs or cost_vector(model, cost, x if cost_x is None else cost_x)
     calibrate.check(probs, y, cum, base_right, max_drop, delta)  # before any arithmetic on mismatched lengths
     right = None if y is None else probs[-1].argmax(axis=1) == y if base_right is None else base_right
     rule = "label_free" if y is None else "certified_per_exit" if per_exit else "certified"
-    other = signal.name != "max_softmax"
     cal = thresholds.choose(rule, probs, y, cum, right, max_drop, delta,
-                            confidences=signal.scores(probs, quant) if other else None)
-    return dataclasses.replace(cal, samples=f"{cal.samples}; {on}", outputs=on, signal=signal if other else None)
+                            confidences=None if signal is None else signal.scores(probs, quant))
+    return dataclasses.replace(cal, samples=f"{cal.samples}; {on}", outputs=on, signal=signal)

@@ -151,7 +151,7 @@ def choose(rule: str, outputs: dict, data: dict, costs: dict[str, float], mflops
     path = ([outputs["val"][e] for e in names], data["val"][1], right["val"])
 
     def scores(probs: list[np.ndarray]) -> list[np.ndarray] | None:
-        return None if signal is None or signal.name == "max_softmax" else signal.scores(probs, quant)
+        return None if signals.other(signal) is None else signal.scores(probs, quant)
 
     cal = thresholds.choose(rule, [out[e] for e in names], y, cum, right[read], drop_points / 100, delta,
                             GUARANTEE_METHOD, path=path, seed=seed, confidences=scores([out[e] for e in names]))

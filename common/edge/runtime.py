@@ -53,8 +53,9 @@ class MultiExitRuntime:
             scale, zero = seg.outputs[name]["quantization"]
             # rho in the output's units: int8 q >= rho/scale + zero  <=>  (q - zero) * scale >= rho
             self.thresholds.append(rho / scale + zero if scale else rho)
-        self.signal = signal if signal is not None and signal.name != "max_softmax" else None
-        self.tables, self.int_thresholds = [], []  # another exit signal: its integer tables and thresholds per exit
+        self.signal = signals.other(signal)
+        # another exit signal: per early exit its integer tables, integer threshold and int8 zero point
+        self.tables, self.int_thresholds, self.zeros = [], [], []
         if self.signal is not None:
             signal.check_exits(len(self.rhos))
             for k, (seg, name, rho) in enumerate(zip(self.segments, self.exits, self.rhos, strict=False)):
@@ -64,6 +65,7 @@ class MultiExitRuntime:
                 classes = int(np.prod(seg.outputs[name]["shape"]))
                 self.tables.append(signal.tables(k, classes, scale, zero))
                 self.int_thresholds.append(signal.int_threshold(rho, k, classes, scale))
+                self.zeros.append(int(zero))
         self.requantize = []  # per hand-over: whether the next segment requantizes the map
         for a, b in zip(self.segments, self.segments[1:], strict=False):
             (s_out, z_out), (s_in, z_in) = a.outputs["features"]["quantization"], b.input["quantization"]
@@ -97,8 +99,8 @@ class MultiExitRuntime:
         signal, its integer score reaches the integer threshold (what the C++ runner compares)."""
         if self.signal is None:
             return bool(out.max() >= threshold)
-        zero = self.segments[i].outputs[self.exits[i]]["quantization"][1]
-        return bool(signals.integer_score(out.reshape(1, -1), self.tables[i], zero)[0] >= self.int_thresholds[i])
+        s = signals.integer_score(out.reshape(1, -1), self.tables[i], self.zeros[i])[0]
+        return bool(s >= self.int_thresholds[i])
 
     def all_exits(self, x: np.ndarray) -> list[np.ndarray]:
         """Every exit's probabilities, every segment run: for evaluation and threshold sweeps."""

@@ -125,8 +125,7 @@ def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: in
                     "threshold": float(t) if np.isfinite(t) else NEVER, "requantize": bool(rt.requantize[i]),
                     "scale_out": float(s_out), "zero_out": int(z_out), "scale_in": float(s_in), "zero_in": int(z_in)}
             if rt.signal is not None:
-                zero = int(r.outputs[_exit(r)]["quantization"][1])
-                row["signal"] = {"zero": zero, "threshold": int(rt.int_thresholds[i]),
+                row["signal"] = {"zero": rt.zeros[i], "threshold": int(rt.int_thresholds[i]),
                                  **{k: None if v is None else [int(x) for x in v] for k, v in rt.tables[i].items()}}
             handover = max(handover, row["feature_bytes"])
         out.append(row)

@@ -191,6 +191,22 @@ def _lowest(hit, t: int) -> int:
     return hi
 
 
+def named(signal: Signal | str | None) -> Signal | None:
+    """A Signal from a name (one with nothing to fit) or a Signal; a one-line ValueError for an unknown name or a
+    fitted signal given by name."""
+    if not isinstance(signal, str):
+        return signal
+    if check(signal, "signal") in FITTED:
+        raise ValueError(f"the {signal} signal has parameters: fit it on validation data with fit_signal(model, "
+                         f"x_val, y_val, '{signal}') (or signals.fit) and pass what it returns")
+    return Signal(signal)
+
+
+def other(signal: Signal | None) -> Signal | None:
+    """The signal when it is not max softmax, else None: what the thresholds compare beyond the largest score."""
+    return None if signal is None or signal.name == "max_softmax" else signal
+
+
 def integer_score(q: np.ndarray, t: dict, zero: int) -> np.ndarray:
     """(N,) int64: s = T1[q_1] + T2[q_2] + sum TS[q_j] + sum TR[256 * v_j // v_1] of int8 scores q (N, classes);
     what the C++ runner computes (`trecx_runner.cc`, ExitScore)."""

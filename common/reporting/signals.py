@@ -73,6 +73,7 @@ def board_rows(results: Path) -> list[dict]:
     from .board import firmware_runs  # the checked readers of deploy.json and the firmware records
 
     deps = {p.parent: records.read(p.parent) for p in sorted(results.glob(f"deploy/*/{records.DEPLOY}"))}
+    runs = {folder: firmware_runs(folder) for folder in deps}
 
     def graphs(d: records.Deployment) -> dict:
         return {k: v for k, v in d.hashes["graphs"].items() if ".int8." in k}
@@ -84,8 +85,8 @@ def board_rows(results: Path) -> list[dict]:
             continue
         peers = [f for f, d in deps.items() if (d.get("signal") or {}).get("name", "max_softmax") == "max_softmax"
                  and d["variant"] == dep["variant"] and graphs(d) == graphs(dep)]
-        for board, rec in firmware_runs(folder).items():
-            peer = next(((f, r) for f in peers for b, r in firmware_runs(f).items() if b == board), None)
+        for board, rec in runs[folder].items():
+            peer = next(((f, runs[f][board]) for f in peers if board in runs[f]), None)
             if peer is None:
                 continue
             mine, theirs = rec["instructions"]["per_segment_when_run"], peer[1]["instructions"]["per_segment_when_run"]
