@@ -21,8 +21,8 @@ if not VERBOSE and os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") != "0":
 from .models import layers, losses, paper_exit, prior  # noqa: F401  (register the serializable classes)
 
 API = ("attach_exit", "train_exit", "exit_costs", "cost_vector", "place_exits", "outputs", "calibrate_exit",
-       "fit_signal", "export_int8", "thresholds", "runtime", "save_graphs", "export_sources", "firmware", "classifier",
-       "Calibration", "ModelError")  # api.__all__: a test keeps the two the same
+       "fit_signal", "export_int8", "thresholds", "runtime", "monitor_level", "save_graphs", "export_sources",
+       "firmware", "classifier", "Calibration", "Monitor", "ModelError")  # api.__all__: a test keeps the two the same
 
 
 def __getattr__(name: str):

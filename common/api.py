@@ -10,6 +10,8 @@
     gate = trecx.fit_signal(graphs, x_val, signal="gate")               # another exit signal, fitted on validation
     cal = trecx.calibrate_exit(graphs, x_cal, y_cal, base_right, signal=gate)
     runtime = trecx.runtime(graphs, cal); runtime(x_cal[0]).exit        # "early_exit" or "final"
+    level = trecx.monitor_level(graphs, x_cal, cal)                     # what a field monitor watches
+    runtime = trecx.runtime(graphs, cal, monitor=trecx.Monitor(level=level))  # audits, alarm, fallback
     trecx.export_sources(graphs, cal, "my_firmware/")                   # C++ for your own TFLM firmware
     rec = trecx.firmware(graphs, cal, x_test, baseline_graph)           # on an emulated Cortex-M4
     trecx.exit_costs(model, cost="cortex-m4/cmsis_nn", x=x_train[:64])  # + instructions per exit on the board
@@ -30,14 +32,15 @@ from .edge.runtime import MultiExitRuntime
 from .errors import ModelError
 from .evaluation.calibrate import Calibration
 from .evaluation.evaluate import exit_probs as outputs
+from .evaluation.monitor import Monitor
 from .models.attach import attach_exit
 from .models.graph import classifier, keyed
 from .studies.placement import place
 from .train.training import train_exit
 
-__all__ = ["Calibration", "ModelError", "attach_exit", "calibrate_exit", "classifier", "cost_vector", "exit_costs",
-           "export_int8", "export_sources", "firmware", "fit_signal", "outputs", "place_exits", "runtime",
-           "save_graphs", "thresholds", "train_exit"]
+__all__ = ["Calibration", "ModelError", "Monitor", "attach_exit", "calibrate_exit", "classifier", "cost_vector",
+           "exit_costs", "export_int8", "export_sources", "firmware", "fit_signal", "monitor_level", "outputs",
+           "place_exits", "runtime", "save_graphs", "thresholds", "train_exit"]
 
 
 def export_int8(model: keras.Model, calibration_x: np.ndarray, pooling: str = "mean") -> list[bytes]:
@@ -60,13 +63,25 @@ def thresholds(rho, exits: int) -> list[float]:
     return board.thresholds(rho, exits)
 
 
-def runtime(graphs: list[bytes], rho, backend: str = "tflm", signal=None) -> MultiExitRuntime:
+def runtime(graphs: list[bytes], rho, backend: str = "tflm", signal=None, monitor: Monitor | None = None
+            ) -> MultiExitRuntime:
     """The batch-1 early-exit runtime over the int8 graphs of `export_int8`: leaves at the first exit whose max
     softmax is >= its threshold (`rho` as in `thresholds`: the Calibration of `calibrate_exit(graphs, ...)`
     gives the thresholds certified on these graphs, on TFLM). `backend`: "tflm" (the kernels the firmware is
     checked against) or "litert" (XNNPACK: faster on a PC, its int8 outputs may differ by a few steps).
-    `signal`: the exit signal (a name, or a fitted Signal); by default the one the Calibration certified."""
-    return board.runtime(graphs, rho, backend, signal)
+    `signal`: the exit signal (a name, or a fitted Signal); by default the one the Calibration certified.
+    `monitor`: a field monitor (`Monitor`, docs/field.md) that audits a fraction of the samples against the final
+    exit and falls back after an alarm; its level from `monitor_level`, or a label-free Calibration's budget. Each
+    Prediction then carries its `status` and `audited`; the runtime's `monitor.state` holds the counters."""
+    return board.runtime(graphs, rho, backend, signal, monitor)
+
+
+def monitor_level(graphs: list[bytes], x_cal: np.ndarray, rho, delta: float = 0.05) -> float | None:
+    """The disagreement level a field monitor watches for the shared threshold `rho` (a number or a certified
+    Calibration) of these int8 graphs, certified label-free on the calibration inputs `x_cal` on TFLM
+    (`evaluation.monitor.certified_level`): whichever certificate chose `rho`, with probability >= 1 - delta the
+    disagreement with the final exit at `rho` is within it. None: no level of `monitor.LEVELS` certifies it."""
+    return board.monitor_level(list(graphs), x_cal, rho, delta)
 
 
 def save_graphs(graphs: list[bytes], out, baseline: bytes | None = None) -> list[Path]:
@@ -76,13 +91,15 @@ def save_graphs(graphs: list[bytes], out, baseline: bytes | None = None) -> list
 
 
 def export_sources(graphs: list[bytes], rho, out, arena_bytes: int | None = None, namespace: str = "trecx_model",
-                   signal=None):
+                   signal=None, monitor: Monitor | None = None):
     """C++ sources for your own firmware (docs/deployment.md, "In your own firmware"): the graphs and thresholds
     (`rho` as in `runtime`) in trecx_model.h/.cc beside the early-exit runner trecx_runner.h/.cc
     (`edge.sources.Spec` says what they hold; the files' first line says where the thresholds came from);
-    `signal` as in `runtime`: another signal than max softmax is computed in the runner from integer tables."""
+    `signal` as in `runtime`: another signal than max softmax is computed in the runner from integer tables;
+    `monitor` as in `runtime`: the runner audits, bets and falls back exactly as the Python runtime does."""
     return board.segment_sources(list(graphs), board.thresholds(rho, len(graphs) - 1), Path(out), arena_bytes,
-                                 namespace, board.provenance(rho), board.signal_of(rho, signal))
+                                 namespace, board.provenance(rho), board.signal_of(rho, signal),
+                                 board.monitor_of(rho, monitor))
 
 
 def firmware(graphs: list[bytes], rho, x: np.ndarray, baseline: bytes, cpu: str = "cortex-m4",

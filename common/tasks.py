@@ -57,6 +57,27 @@ def image_eval_data(data, split_seed: int, recorded: tuple[str, ...] = ("train",
                     {k: v for k, v in data.names.items() if k in recorded}, int8_samples)
 
 
+@dataclass
+class FieldData:
+    """A task's test samples as a device meets them, before its front end: what the field study shifts."""
+
+    raw: np.ndarray  # the test split's samples in raw form (image pixels, int16 waveforms)
+    labels: np.ndarray
+    front_end: Callable[[np.ndarray], np.ndarray]  # raw samples -> model inputs (identity for images)
+    shifts: tuple[str, ...]  # the kinds of `data.shifts` the task meets in the field
+    background: list | None = None  # recordings an audio shift mixes in
+
+
+def image_field_data(load: Callable[[str, int], EvalData], shifts: tuple[str, ...]) -> Callable[[str, int], FieldData]:
+    """The field hook of an image task: its test images are their own raw form."""
+
+    def field(data_dir: str, split_seed: int) -> FieldData:
+        x, y = load(data_dir, split_seed).splits["test"]
+        return FieldData(x, y, lambda raw: raw.astype("float32"), shifts)
+
+    return field
+
+
 @dataclass(frozen=True)
 class Study:
     """An exit study (the paper's Fig 2, extended to exit widths): one model per (width, position) cell."""
@@ -115,6 +136,7 @@ class Task:
     targets: tuple[Target, ...] = ()  # what its results must reach (checked by the targets command)
     study: Study | None = None  # the exit width x position study (the exit_study command)
     dataset: str = ""  # the folder (or archive) under the data root its data is found in
+    field: Callable[[str, int], FieldData] | None = None  # (data root or "", split seed) -> raw test samples
 
 
 _TASKS: dict[str, Task] = {}

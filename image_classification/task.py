@@ -50,4 +50,5 @@ TASK = tasks.register(tasks.Task(
     name="image_classification", input_shape=(32, 32, 3), classes=CIFAR10_CLASSES, baseline="baseline",
     load=load, train_data=train_data,
     curves={"fig4a_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"]},
-    violin=("trecx", "pool_ee"), smoke_variants=("baseline", "trecx"), targets=TARGETS))
+    violin=("trecx", "pool_ee"), smoke_variants=("baseline", "trecx"), targets=TARGETS,
+    field=tasks.image_field_data(load, ("gaussian_noise", "blur", "brightness", "contrast", "jpeg"))))

@@ -15,7 +15,7 @@ import numpy as np
 from trecx import tasks
 from trecx.data import audio
 from trecx.data.pipelines import eval_dataset
-from trecx.data.splits import hold_out
+from trecx.data.splits import hold_out, test_parts
 from trecx.evaluation import plots, summary
 from trecx.evaluation.evaluate import curve_gain
 from trecx.files import write_csv
@@ -40,6 +40,15 @@ def load(data_dir: str, split_seed: int) -> tasks.EvalData:
 
     return hold_out(tasks.EvalData({s: (audio.features(data.wav[s]), data.y[s]) for s in ("val", "test")},
                                    data.info, data.names, calibration), split_seed)
+
+
+def field(data_dir: str, split_seed: int) -> tasks.FieldData:
+    """The test clips as int16 waveforms (the front end, `audio.features`, runs after a shift), and the dataset's
+    background recordings."""
+    data = audio.load_speech_commands(data_dir or None, seed=split_seed)
+    test = test_parts(data.y["test"], split_seed)["test"]
+    return tasks.FieldData(data.wav["test"][test], data.y["test"][test], audio.features,
+                           ("background_noise", "gain", "time_shift", "muffled"), data.background)
 
 
 def train_data(cfg) -> tuple:
@@ -90,6 +99,6 @@ TASK = tasks.register(tasks.Task(
     dataset="speech_commands",
     name=NAME, input_shape=(49, 10, 1), classes=audio.KWS_CLASSES, baseline=BASELINE, load=load, train_data=train_data,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=placement, targets=TARGETS,
-    study=tasks.Study(tuple(model.WIDTHS), (1, 2, 3), model.study_name),
+    study=tasks.Study(tuple(model.WIDTHS), (1, 2, 3), model.study_name), field=field,
     curves={"fig4b_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"],
             "fig6_weight_transfer.png": ["trecx", "trecx_notransfer", "eefmaps_concat"]}))

@@ -333,3 +333,59 @@ def test_another_exit_signal_runs_in_the_c_runner_as_in_the_python_runtime(graph
     assert {w["exit"] for w in want} == {0, 1, 2}  # each signal decided both ways
     text = next(tmp_path.glob("*/sources/trecx_model.cc")).read_text()
     assert "kSignal0T2" in text and "kSignal1TR" in text and "kSignal0TR" not in text
+
+
+def test_a_monitor_needs_a_level_and_marks_every_prediction(graphs_and_data):
+    """api.runtime with a field monitor: refused without a certified level; every prediction carries its status,
+    the audited ones ran the whole network, and after the alarm every sample runs it (the full-network fallback)."""
+    segments, _, x, rhos = graphs_and_data
+    with pytest.raises(ValueError, match="needs a certified level"):
+        api.runtime(segments, rhos, monitor=api.Monitor())
+    rt = api.runtime(segments, rhos, monitor=api.Monitor(level=0.01, audit=0.5))
+    stream = np.concatenate([x] * 6)
+    got = [rt(r) for r in stream]
+    assert {p.status for p in got} <= {"watching", "alarm", "fallback"} and got[0].status == "watching"
+    alarm = rt.monitor.state.alarm_at
+    assert alarm >= 0 and got[alarm].status == "alarm" and got[alarm].audited  # the random tiny model disagrees
+    assert all(p.status == "fallback" and p.exit == "final" and not p.audited for p in got[alarm + 1:])
+    s = rt.monitor.state
+    assert s.audits == sum(p.audited for p in got) and s.samples == len(stream) and s.disagreements >= 1
+
+
+def test_the_monitor_level_and_sources_come_from_the_api(graphs_and_data, tmp_path: Path):
+    from common.evaluation.monitor import LEVELS
+
+    segments, _, x, rhos = graphs_and_data
+    level = api.monitor_level(segments, x, 0.5)
+    assert level is None or level in LEVELS
+    with pytest.raises(ValueError, match="one shared threshold"):
+        api.monitor_level(segments, x, [0.5, 0.6])
+    with pytest.raises(ValueError, match="needs a certified level"):
+        api.export_sources(segments, rhos, tmp_path / "none", monitor=api.Monitor())
+    with pytest.raises(ValueError, match="audit fraction"):
+        api.export_sources(segments, rhos, tmp_path / "none", monitor=api.Monitor(level=0.1, audit=0.0))
+    api.export_sources(segments, rhos, tmp_path / "fw", monitor=api.Monitor(level=0.1))
+    text = (tmp_path / "fw" / "trecx_model.cc").read_text()
+    assert "kMonitorUp[5]" in text and "&kMonitor}" in text and "kMonitorFallback" not in text
+
+
+@needs_tools
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_the_monitor_audits_bets_and_falls_back_on_the_board_as_in_the_python_runtime(graphs_and_data, tmp_path):
+    """The C++ runner's monitor against the Python runtime's on one stream, sample by sample: exit, class, output
+    bytes (an audited early exit hashes the rest of the network too), status, audit and the statistic's double to
+    the bit; the alarm at the same sample; then the stricter fallback thresholds in force on both."""
+    from common.edge import board
+
+    segments, _, x, rhos = graphs_and_data
+    stream = np.concatenate([x] * 4)
+    mon = api.Monitor(level=0.02, audit=0.5, seed=3, fallback=(0.99, 0.99))
+    lib = board.libraries("cortex-m4", "cmsis_nn", profile=False)[False]
+    rec = board_check.monitored(segments, rhos, stream, lib, "cortex-m4", tmp_path, mon)
+    assert rec["bit_exact"], rec["mismatched_samples"]
+    assert 0 <= rec["alarm_sample_board"] == rec["alarm_sample_host"] < len(stream) - 10
+    assert rec["counters_board"]["samples"] == len(stream) and rec["counters_board"]["disagreements"] >= 1
+    assert rec["flash_bytes"] > rec["flash_bytes_without_monitor"] and rec["monitor_instructions_per_audit"] > 0
+    text = next(tmp_path.glob("*/sources/trecx_model.cc")).read_text()
+    assert "kMonitorFallback[2]" in text and "&kMonitor}" in text

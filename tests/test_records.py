@@ -118,3 +118,29 @@ def test_the_committed_certificates_table_is_what_the_deployments_generate():
     for g, w in zip(got, written, strict=True):
         assert g["test_drop_points"] == pytest.approx(float(w["test_drop_points"])), g["folder"]
         assert str(g["within_budget"]) == w["within_budget"] and str(g["certified"]) == w["certified"], g["folder"]
+
+
+FIELD = sorted((REPO / "results").glob("*/field/*/field.json"))
+
+
+@pytest.mark.parametrize("path", FIELD, ids=[f"{p.parts[-4]}/{p.parts[-2]}" for p in FIELD])
+def test_every_field_record_names_the_deployment_it_studied(path: Path):
+    """A field record (its rows and its board run) names its deployment by digest: a deployment redone (other
+    graphs, thresholds or model) leaves it naming another, and the field command leaves it out."""
+    rec = json.loads(path.read_text())
+    dep = records.read(path.parents[2] / "deploy" / path.parent.name)
+    assert rec["deployment"] == dep.digest
+    assert {r["digest"] for r in rec["shift"] + rec["streams"]} == {dep.digest}
+    assert rec["board"] is None or rec["board"]["bit_exact"]
+
+
+def test_a_field_record_of_another_deployment_is_left_out(tmp_path: Path):
+    from common.reporting.field import gather
+
+    dep = fake_deployment(tmp_path / "deploy" / "x")
+    row = {"deployment": "x", "digest": dep.digest}
+    for digest, kept in ((dep.digest, 1), ("another", 0)):
+        (tmp_path / "field" / "x").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "field" / "x" / "field.json").write_text(json.dumps(
+            {"deployment": digest, "shift": [row], "streams": [row], "board": None}))
+        assert len(gather(tmp_path / "field", tmp_path / "deploy")[0]) == kept

@@ -59,4 +59,5 @@ TASK = tasks.register(tasks.Task(
     name=NAME, input_shape=(96, 96, 3), classes=VWW_CLASSES, baseline=BASELINE, load=load, train_data=train_data,
     reference=partial(weights.reference_model, NAME, REFERENCE), extra=int8, targets=TARGETS,
     curves={"fig4c_benefit_curves.png": ["trecx", "trecx_plus", "trecx_noev", "trecx_dwfirst"]},
-    study=tasks.Study(tuple(model.WIDTHS), model.STUDY_LAYERS, model.study_name, position_label="after layer")))
+    study=tasks.Study(tuple(model.WIDTHS), model.STUDY_LAYERS, model.study_name, position_label="after layer"),
+    field=tasks.image_field_data(load, ("low_light", "blur", "gaussian_noise", "contrast"))))

@@ -16,6 +16,7 @@ COMMANDS = {
     "compute": "the CPU hours each shipped model took to train (training_cost.csv)",
     "deploy": "int8 graphs split at the exit, checked against Keras and between interpreters",
     "signals": "each exit signal's share of its model's limit (the perfect signal), certified cuts, the rule to ship",
+    "field": "certified deployments under shift, and the label-free monitor that watches them (streams, board)",
     "certificates": "every deployment's certificate beside its test drop, and the certificate targets",
     "firmware": "the early-exit firmware on an emulated Cortex-M (TFLM, CMSIS-NN, QEMU): instructions, byte-exact",
     "export_sources": "C++ sources of a deployed (or any) early-exit model for your own TFLite Micro firmware",

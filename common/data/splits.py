@@ -19,11 +19,17 @@ CALIBRATION_FRACTION = 0.5  # of the test split: enough to certify at 1 point on
 SALT = 7919  # the calibration split's seed is split_seed + SALT: apart from the seeds that drew train/val/test
 
 
+def test_parts(labels, seed: int, fraction: float = CALIBRATION_FRACTION) -> dict:
+    """The indices of the test split's "calibration" and "test" parts (`hold_out`'s cut), for a task that reads
+    its test samples in another form (raw waveforms for the field study)."""
+    return stratified_split(labels, {"calibration": fraction, "test": 1 - fraction}, seed + SALT)
+
+
 def hold_out(ev: EvalData, seed: int, fraction: float = CALIBRATION_FRACTION) -> EvalData:
     """`ev` with its test split cut in two, stratified and seeded by `seed`: "calibration" (`fraction`) and
     "test" (the rest), their sample names recorded beside the others'."""
     x, y = ev.splits["test"]
-    parts = stratified_split(y, {"calibration": fraction, "test": 1 - fraction}, seed + SALT)
+    parts = test_parts(y, seed, fraction)
     splits = {k: v for k, v in ev.splits.items() if k != "test"}
     splits |= {k: (x[i], y[i]) for k, i in parts.items()}
     names = ev.files.get("test")

@@ -14,10 +14,11 @@ import numpy as np
 from .. import files, paths
 from ..errors import ModelError, ModelFileError, TrecxError
 from ..evaluation import signals
-from ..evaluation.calibrate import OUTPUTS_FLOAT, Calibration
+from ..evaluation.calibrate import LABEL_FREE, OUTPUTS_FLOAT, Calibration
+from ..evaluation.monitor import Monitor, certified_level
 from . import board_check, ops, sources, toolchain
 from .export import TFLiteRunner
-from .runtime import MultiExitRuntime
+from .runtime import MultiExitRuntime, exit_probs, exit_quantization
 
 log = logging.getLogger("trecx.firmware")
 
@@ -155,12 +156,13 @@ def input_range(graph: bytes) -> float:
 
 
 def segment_sources(segments: list[bytes], rhos, out: Path, arena_bytes: int | None = None,
-                    namespace: str = "trecx_model", note: str = "", signal: signals.Signal | None = None
-                    ) -> sources.Spec:
+                    namespace: str = "trecx_model", note: str = "", signal: signals.Signal | None = None,
+                    monitor: Monitor | None = None) -> sources.Spec:
     """`edge.sources.write` with the thresholds checked: the C++ sources of a user's firmware (`note`: where the
-    thresholds came from, written at the top of each generated file; `signal`: the exit signal)."""
+    thresholds came from, written at the top of each generated file; `signal`: the exit signal; `monitor`: the
+    field monitor, checked)."""
     return sources.write(segments, check_rhos(rhos, len(segments)), out, arena_bytes, namespace, note=note,
-                         signal=signal)
+                         signal=signal, monitor=monitor)
 
 
 def signal_of(rho, signal: signals.Signal | str | None = None) -> signals.Signal | None:
@@ -187,10 +189,33 @@ def provenance(rho) -> str:
             f"{100 * rho.max_drop:g} point(s){on}) on {rho.samples}.")
 
 
-def runtime(graphs: list[bytes], rho, backend: str = "tflm", signal: signals.Signal | str | None = None):
+def monitor_of(rho, monitor: Monitor | None) -> Monitor | None:
+    """`monitor` checked, its level filled in from a label-free Calibration (whose budget bounds the very
+    disagreement the monitor watches) where none was given; a one-line ValueError when it has no level."""
+    if monitor is None:
+        return None
+    free = isinstance(rho, Calibration) and rho.ok and rho.method == LABEL_FREE
+    return monitor.checked(rho.max_drop if free else None)
+
+
+def monitor_level(graphs: list[bytes], x_cal: np.ndarray, rho, delta: float = 0.05,
+                  signal: signals.Signal | str | None = None) -> float | None:
+    """`monitor.certified_level` of the shared threshold `rho` (a number or a Calibration) on the int8 graphs'
+    outputs on TFLM over the calibration inputs `x_cal`, on the exit signal of `signal_of`."""
+    rhos = thresholds(rho, len(graphs) - 1)
+    if len(set(rhos)) != 1:
+        raise ValueError(f"the monitor's level needs one shared threshold, got {rhos}")
+    probs = exit_probs(graphs, x_cal)
+    signal = signal_of(rho, signal)
+    conf = None if signals.other(signal) is None else signal.scores(probs, exit_quantization(graphs))
+    return certified_level(probs, list(range(1, len(graphs) + 1)), rhos[0], delta, conf)  # reads no costs
+
+
+def runtime(graphs: list[bytes], rho, backend: str = "tflm", signal: signals.Signal | str | None = None,
+            monitor: Monitor | None = None):
     """The batch-1 early-exit runtime over int8 graphs at `rho` (see `thresholds`) on the exit signal of
-    `signal_of`, its `provenance` set."""
+    `signal_of`, watched by `monitor` (`monitor_of`), its `provenance` set."""
     rt = MultiExitRuntime(list(graphs), thresholds(rho, len(graphs) - 1), backend=backend,
-                          signal=signal_of(rho, signal))
+                          signal=signal_of(rho, signal), monitor=monitor_of(rho, monitor))
     rt.provenance = provenance(rho)
     return rt

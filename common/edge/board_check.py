@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,6 +26,8 @@ COMPARED = ("each sample's exit, class and every int8 byte the segments it ran o
 
 
 KEYS = ("exit", "label", "bytes_fnv1a")  # what each sample's firmware line is compared on (the baseline: not "exit")
+MONITOR_KEYS = ("status", "audited", "statistic")  # ... and under a field monitor
+STATUS = {"watching": 1, "alarm": 2, "fallback": 3}  # trecx::Status
 
 
 def agrees(got: dict, want: dict, keys: tuple[str, ...] = KEYS) -> bool:
@@ -45,21 +48,27 @@ def fnv1a(parts: list[np.ndarray]) -> str:
     return f"{h:08x}"
 
 
-def python_runtime(segments: list[bytes], rhos: list[float | None], x: np.ndarray, signal=None) -> list[dict]:
+def python_runtime(segments: list[bytes], rhos: list[float | None], x: np.ndarray, signal=None,
+                   monitor=None) -> list[dict]:
     """Exit (0 .. k), class and output bytes' hash (`fnv1a`) of every sample from the Python int8 runtime on
-    TFLM (`signal`: the exit signal, `evaluation.signals.Signal`; None: max softmax)."""
-    rt = MultiExitRuntime(segments, [float("inf") if r is None else r for r in rhos], backend="tflm", signal=signal)
+    TFLM (`signal`: the exit signal, `evaluation.signals.Signal`; None: max softmax); under a field `monitor`
+    (`evaluation.monitor.Monitor`), its status, audit and statistic (the double's bits in hex) too."""
+    rt = MultiExitRuntime(segments, [float("inf") if r is None else r for r in rhos], backend="tflm", signal=signal,
+                          monitor=monitor)
     out = []
     for r in x:
         trace: list[np.ndarray] = []
         p = rt(r, trace)
         out.append({"exit": rt.exits.index(p.exit), "label": p.label, "bytes_fnv1a": fnv1a(trace)})
+        if monitor is not None:
+            out[-1] |= {"status": STATUS[p.status], "audited": p.audited,
+                        "statistic": struct.pack(">d", rt.monitor.state.statistic).hex()}
     return out
 
 
 def on_board(segments: list[bytes], rhos: list[float | None], x: np.ndarray, libs: dict[bool, dict], cpu: str,
              work: Path, arena_bytes: int | None = None, timeout: float = 3600, limits: tuple[int, int] = (0, 0),
-             note: str = "", signal=None) -> dict:
+             note: str = "", signal=None, monitor=None) -> dict:
     """Export the model's sources (`edge.sources`), build them into a release firmware (`libs[False]`, the
     headline counts) and, given `libs[True]`, a profiled one (per-operator counts), run both on `x` and check that
     each fits the board (`limits`: flash and RAM bytes, 0 = the board's own). Cached in `work` by everything that
@@ -73,11 +82,13 @@ def on_board(segments: list[bytes], rhos: list[float | None], x: np.ndarray, lib
         key.update(part)
     if signals.other(signal) is not None:  # the same graphs and rhos exit elsewhere on its scores
         key.update(repr(signal.describe()).encode())
+    if monitor is not None:  # it audits, and falls back after an alarm
+        key.update(repr(monitor.describe()).encode())
     work = work / key.hexdigest()
     done = work / "board.json"
     if done.exists():
         return json.loads(done.read_text())
-    spec = sources.write(segments, rhos, work / "sources", arena_bytes, note=note, signal=signal)
+    spec = sources.write(segments, rhos, work / "sources", arena_bytes, note=note, signal=signal, monitor=monitor)
     (work / "samples.bin").write_bytes(np.ascontiguousarray(rows, dtype=np.int8).tobytes())
     board = toolchain.BOARDS[cpu]
     rec: dict = {"handover_bytes": spec.handover_bytes, "arena_bytes": spec.arena_bytes}
@@ -253,3 +264,34 @@ def summarize(ee: dict, base: dict, expected: list[dict], expected_base: list[di
             "by_exit_position": by_exit_position(per_layer["baseline"]),
             "instructions_per_mac": {g: mean_per_mac(v) for g, v in per_layer.items()}}
     return rec
+
+
+def monitored(segments: list[bytes], rhos: list[float | None], x: np.ndarray, lib: dict, cpu: str, work: Path,
+              monitor, signal=None, timeout: float = 3600) -> dict:
+    """The field monitor on the board: the release firmware with and without `monitor` over the stream `x`,
+    compared sample by sample with the Python runtime (exit, class, output bytes, the monitor's status, audit and
+    statistic to the bit), and what the monitor costs there: flash, RAM, its own instructions per sample, and the
+    audits' (the rest of the network on an audited early exit)."""
+    libs = {False: lib}
+    on = on_board(segments, rhos, x, libs, cpu, work, note="field monitor", signal=signal, monitor=monitor)["release"]
+    off = on_board(segments, rhos, x, libs, cpu, work, note="field monitor off", signal=signal)["release"]
+    want = python_runtime(segments, rhos, x, signal, monitor)
+    keys = (*KEYS, *MONITOR_KEYS)
+    got = on["samples"]
+    bad = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if not agrees(g, w, keys)]
+    host_alarm = next((i for i, w in enumerate(want) if w["status"] == STATUS["alarm"]), -1)
+    audit_extra = [sum(g["segments"]) - sum(o["segments"]) for g, o in zip(got, off["samples"], strict=True)
+                   if g["audited"] and o["exit"] < len(segments) - 1 and g["status"] != STATUS["fallback"]]
+    return {"samples": len(x), "bit_exact": not bad, "mismatched_samples": bad[:20],
+            "compared": f"{COMPARED}; and the monitor's status, audit and statistic (the double's bits)",
+            "alarm_sample_board": on["monitor"]["alarm_sample"], "alarm_sample_host": host_alarm,
+            "counters_board": on["monitor"],
+            "monitor_instructions_per_sample": float(np.mean([g["monitor"] for g in got])),
+            "monitor_instructions_per_audit": float(np.mean([g["monitor"] for g in got if g["audited"]] or [0.0])),
+            "audit_instructions_per_audited_early_exit": float(np.mean(audit_extra)) if audit_extra else None,
+            "flash_bytes": on["flash_bytes"], "flash_bytes_without_monitor": off["flash_bytes"],
+            "ram_bytes": on["ram_needed_bytes"], "ram_bytes_without_monitor": off["ram_needed_bytes"],
+            "monitor_state_bytes": on["monitor"]["state_bytes"],
+            "ram_note": "the runner holds its MonitorState (monitor_state_bytes) whether or not a monitor is given, "
+                        "so both builds' static RAM holds it",
+            "instructions_per_tick": on["instructions_per_tick"]}

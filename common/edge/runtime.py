@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..evaluation import monitor as field_monitor
 from ..evaluation import signals
 from .export import TFLiteRunner
 from .tflm import MicroRunner
@@ -20,6 +21,8 @@ class Prediction:
     label: int
     exit: str  # the exit it left at: "early_exit" (or "exit_<i>") or "final"
     probs: np.ndarray
+    status: str = ""  # under a monitor: "watching", "alarm" (raised at this sample) or "fallback" (after it)
+    audited: bool = False  # under a monitor: whether this sample was audited (when it left early, the rest ran)
 
 
 def runner(content: bytes, backend: str = "litert", num_threads: int = 1):
@@ -41,21 +44,17 @@ class MultiExitRuntime:
     would."""
 
     def __init__(self, segments: list[bytes], rhos: list[float], num_threads: int = 1, backend: str = "litert",
-                 signal: signals.Signal | None = None):
+                 signal: signals.Signal | None = None, monitor: field_monitor.Monitor | None = None):
         if len(rhos) != len(segments) - 1:
             raise ValueError(f"{len(segments)} graphs need {len(segments) - 1} thresholds, got {len(rhos)}")
         self.graphs = list(segments)
         self.segments = [runner(g, backend, num_threads) for g in segments]
         self.exits = [next(k for k in seg.outputs if k != "features") for seg in self.segments]
         self.rhos = list(rhos)
-        self.thresholds = []  # each exit's rho in its int8 output's units (what a device compares)
-        for seg, name, rho in zip(self.segments, self.exits, self.rhos, strict=False):
-            scale, zero = seg.outputs[name]["quantization"]
-            # rho in the output's units: int8 q >= rho/scale + zero  <=>  (q - zero) * scale >= rho
-            self.thresholds.append(rho / scale + zero if scale else rho)
+        self.thresholds = self._units(self.rhos)  # each exit's rho in its int8 output's units (what a device compares)
         self.signal = signals.other(signal)
         # another exit signal: per early exit its integer tables, integer threshold and int8 zero point
-        self.tables, self.int_thresholds, self.zeros = [], [], []
+        self.tables, self.int_thresholds, self.zeros, self.scored = [], [], [], []  # scored: (classes, scale)
         if self.signal is not None:
             signal.check_exits(len(self.rhos))
             for k, (seg, name, rho) in enumerate(zip(self.segments, self.exits, self.rhos, strict=False)):
@@ -64,6 +63,7 @@ class MultiExitRuntime:
                     raise ValueError(f"the {signal.name} signal runs on int8 graphs; exit {name} outputs floats")
                 classes = int(np.prod(seg.outputs[name]["shape"]))
                 self.tables.append(signal.tables(k, classes, scale, zero))
+                self.scored.append((classes, scale))
                 self.int_thresholds.append(signal.int_threshold(rho, k, classes, scale))
                 self.zeros.append(int(zero))
         self.requantize = []  # per hand-over: whether the next segment requantizes the map
@@ -72,19 +72,35 @@ class MultiExitRuntime:
             # converted separately, two graphs agree on the hand-over scale only up to float rounding;
             # then the int8 map passes as it is, as on a device (float graphs: (0.0, 0) both)
             self.requantize.append(z_out != z_in or not np.isclose(s_out, s_in, rtol=1e-5, atol=0.0))
+        self.monitor = None if monitor is None else field_monitor.Watch(monitor)
+        if monitor is not None and monitor.fallback is not None and len(monitor.fallback) != len(self.rhos):
+            raise ValueError(f"the monitor's fallback needs {len(self.rhos)} thresholds, got {len(monitor.fallback)}")
         self.runs = [0] * len(self.segments)  # how often each segment ran
         self.provenance = ""  # where the thresholds came from (`edge.board.provenance`), when a caller knows
 
+    def _units(self, rhos: list[float]) -> list[float]:
+        """Thresholds in each exit's int8 output units: q >= rho/scale + zero  <=>  (q - zero) * scale >= rho."""
+        out = []
+        for seg, name, rho in zip(self.segments, self.exits, rhos, strict=False):
+            scale, zero = seg.outputs[name]["quantization"]
+            out.append(rho / scale + zero if scale else rho)
+        return out
+
     def __call__(self, x: np.ndarray, trace: list[np.ndarray] | None = None) -> Prediction:
         """The prediction for one input; `trace` (a list) receives the raw outputs in the order they came: each
-        exit's scores and, when the sample goes on, the feature map handed over (what the firmware check hashes)."""
-        seg = self._first(x)
+        exit's scores and, when the sample goes on (or is audited), the feature map handed over (what the firmware
+        check hashes). Under a monitor, an audited sample that left early runs on to the final exit, whose class
+        the monitor compares with the early one; the prediction stays the early exit's."""
+        audit = self.monitor is not None and self.monitor.draw()
+        seg, left = self._first(x), None
         for i, threshold in enumerate(self.thresholds):
             out = seg.get(self.exits[i])
             if trace is not None:
                 trace.append(out)
-            if self._leaves(i, out, threshold):
-                return Prediction(int(out.argmax()), self.exits[i], seg.dequantize(self.exits[i], out))
+            if left is None and self.leaves(i, out, threshold):
+                left = Prediction(int(out.argmax()), self.exits[i], seg.dequantize(self.exits[i], out))
+                if not audit:
+                    return self._status(left, False)
             if trace is not None:
                 trace.append(seg.get("features"))
             seg = self._next(i)
@@ -92,15 +108,55 @@ class MultiExitRuntime:
         if trace is not None:
             trace.append(raw)
         final = seg.dequantize(self.exits[-1], raw)
-        return Prediction(int(final.argmax()), self.exits[-1], final)
+        if left is None:
+            left = Prediction(int(final.argmax()), self.exits[-1], final)
+        if audit and self.monitor.observe(left.exit != self.exits[-1], left.label != int(final.argmax())):
+            self._fall_back()
+            return self._status(left, True, "alarm")
+        return self._status(left, audit)
 
-    def _leaves(self, i: int, out: np.ndarray, threshold: float) -> bool:
+    def _status(self, p: Prediction, audited: bool, status: str = "") -> Prediction:
+        if self.monitor is not None:
+            p.status = status or ("fallback" if self.monitor.state.alarm else "watching")
+            p.audited = audited
+        return p
+
+    def fallback(self) -> tuple[list[float], list[int] | None] | None:
+        """The monitor's thresholds after an alarm, as compared: in int8 units, and under another exit signal as
+        integer scores (None); the full network (every threshold infinite) when the monitor names none."""
+        if self.monitor is None:
+            return None
+        rhos = self.monitor.spec.fallback
+        rhos = [float("inf")] * len(self.rhos) if rhos is None else list(rhos)
+        ints = None if self.signal is None else [self.signal.int_threshold(r, k, c, sc) for k, (r, (c, sc)) in
+                                                  enumerate(zip(rhos, self.scored, strict=True))]
+        return self._units(rhos), ints
+
+    def _fall_back(self) -> None:
+        self.thresholds, ints = self.fallback()
+        if ints is not None:
+            self.int_thresholds = ints
+
+    def leaves(self, i: int, out: np.ndarray, threshold: float) -> bool:
         """Whether the sample leaves at early exit i: its largest score reaches the threshold, or under another
         signal, its integer score reaches the integer threshold (what the C++ runner compares)."""
         if self.signal is None:
             return bool(out.max() >= threshold)
         s = signals.integer_score(out.reshape(1, -1), self.tables[i], self.zeros[i])[0]
         return bool(s >= self.int_thresholds[i])
+
+    def raw_exits(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every exit's raw output (int8 scores of int8 graphs), every segment run: `leaves` decides on them."""
+        seg, out = self._first(x), []
+        for i in range(len(self.segments)):
+            out.append(seg.get(self.exits[i]).copy())
+            if i + 1 < len(self.segments):
+                seg = self._next(i)
+        return out
+
+    def exit_of(self, raws: list[np.ndarray]) -> int:
+        """The exit (0 .. k) a sample with these raw outputs (`raw_exits`) leaves at."""
+        return next((i for i, t in enumerate(self.thresholds) if self.leaves(i, raws[i], t)), len(self.thresholds))
 
     def all_exits(self, x: np.ndarray) -> list[np.ndarray]:
         """Every exit's probabilities, every segment run: for evaluation and threshold sweeps."""

@@ -18,6 +18,7 @@ import numpy as np
 from .. import files
 from ..console import quiet
 from ..errors import ModelFileError, TrecxError
+from ..evaluation import monitor as field_monitor
 from ..evaluation import signals
 from .export import TFLiteRunner
 from .runtime import MultiExitRuntime
@@ -41,6 +42,7 @@ class Spec:
     arena_bytes: int
     ops: list[str]  # the MicroMutableOpResolver calls the graphs need
     signal: str = "max_softmax"  # the exit signal (`evaluation.signals`): else per early exit an ExitSignal
+    monitor: dict | None = None  # the field monitor's MonitorSpec (`evaluation.monitor`), as compared on the board
 
 
 def check_segments(segments: list[bytes], names: list[str] | None = None) -> list[TFLiteRunner]:
@@ -100,18 +102,21 @@ def _exit(r: TFLiteRunner) -> str:
 
 
 def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: int | None = None,
-         names: list[str] | None = None, signal: signals.Signal | None = None) -> Spec:
+         names: list[str] | None = None, signal: signals.Signal | None = None,
+         monitor: field_monitor.Monitor | None = None) -> Spec:
     """The sources' contents for `segments` and one threshold per early exit (None: that exit never fires).
     The thresholds and hand-overs are the Python runtime's own (`MultiExitRuntime`), so the firmware exits
     exactly where it does. `arena_bytes`: the one arena's size; by default every segment's `arena_bound`,
     summed, plus a margin (a firmware run reports what it really uses). `signal`: another exit signal than max
-    softmax; each early exit then carries its integer tables and threshold (`signal` in its row)."""
+    softmax; each early exit then carries its integer tables and threshold (`signal` in its row). `monitor`: the
+    field monitor (with its level), its factors, alarm and fallback thresholds as the runtime compares them."""
     runners = check_segments(segments, names)
     rhos = list(rhos or [])
     if len(rhos) != len(segments) - 1:
         raise TrecxError(f"{len(segments)} graphs have {len(segments) - 1} early exits but {len(rhos)} thresholds "
                          f"were given ({rhos})")
-    rt = MultiExitRuntime(segments, [float("inf") if r is None else float(r) for r in rhos], signal=signal)
+    rt = MultiExitRuntime(segments, [float("inf") if r is None else float(r) for r in rhos], signal=signal,
+                          monitor=monitor)
     out, handover = [], 0
     for i, r in enumerate(runners):
         row = {"exit_output": r.output_order.index(_exit(r)), "features_output": -1, "feature_bytes": 0,
@@ -135,7 +140,40 @@ def spec(segments: list[bytes], rhos: list[float | None] | None, arena_bytes: in
     first = runners[0]
     return Spec(out, int(np.prod(first.outputs[_exit(first)]["shape"])), int(np.prod(first.input["shape"])),
                 handover, int(arena_bytes), resolver_calls(segments),
-                "max_softmax" if rt.signal is None else rt.signal.name)
+                "max_softmax" if rt.signal is None else rt.signal.name, _monitor(rt))
+
+
+def _monitor(rt: MultiExitRuntime) -> dict | None:
+    """The runtime's monitor as the MonitorSpec's fields (the fallback: None for the full network)."""
+    if rt.monitor is None:
+        return None
+    m, watch = rt.monitor.spec, rt.monitor
+    units, ints = rt.fallback()
+    return {"seed": m.seed, "audit_cut": m.audit_cut, "up": [u for u, _ in watch.up_down],
+            "down": [d for _, d in watch.up_down], "alarm_at": watch.threshold,
+            "fallback": None if m.fallback is None else [float(u) for u in units],
+            "fallback_signal": None if m.fallback is None or ints is None else [int(v) for v in ints],
+            "settings": m.describe()}
+
+
+def _monitor_c(g: dict) -> list[str]:
+    """The MonitorSpec and its arrays, as C++ (doubles written so that they read back to the same bits)."""
+    def doubles(v):
+        return ", ".join(repr(float(x)) for x in v)
+
+    lines = [f"// the field monitor: {g['settings']}",
+             f"const double kMonitorUp[{len(g['up'])}] = {{{doubles(g['up'])}}};",
+             f"const double kMonitorDown[{len(g['down'])}] = {{{doubles(g['down'])}}};"]
+    refs = ["nullptr", "nullptr"]
+    if g["fallback"] is not None:
+        lines.append(f"const double kMonitorFallback[{len(g['fallback'])}] = {{{doubles(g['fallback'])}}};")
+        refs[0] = "kMonitorFallback"
+    if g["fallback_signal"] is not None:
+        vals = ", ".join(f"{v}LL" for v in g["fallback_signal"])
+        lines.append(f"const int64_t kMonitorFallbackSignal[{len(g['fallback_signal'])}] = {{{vals}}};")
+        refs[1] = "kMonitorFallbackSignal"
+    return [*lines, f"const trecx::MonitorSpec kMonitor = {{{g['seed']}u, {g['audit_cut']}ULL, {len(g['up'])}, "
+            f"kMonitorUp, kMonitorDown, {g['alarm_at']!r}, {refs[0]}, {refs[1]}}};", ""]
 
 
 def _c_array(name: str, data: bytes) -> str:
@@ -165,10 +203,10 @@ def _signal_c(i: int, g: dict) -> list[str]:
 
 def write(segments: list[bytes], rhos: list[float | None] | None, out: Path, arena_bytes: int | None = None,
           namespace: str = "trecx_model", names: list[str] | None = None, note: str = "",
-          signal: signals.Signal | None = None) -> Spec:
+          signal: signals.Signal | None = None, monitor: field_monitor.Monitor | None = None) -> Spec:
     """Write trecx_model.h/.cc (namespace `namespace`) and the runner into `out`; returns what they hold.
     Every file is written whole (a failed export leaves no half file)."""
-    s = spec(segments, rhos, arena_bytes, names, signal)
+    s = spec(segments, rhos, arena_bytes, names, signal, monitor)
     if not namespace.isidentifier():
         raise TrecxError(f"--namespace must be a C++ identifier, got '{namespace}'")
     header = [f"// Generated by trecx (common/edge/sources.py): do not edit. {note}".rstrip(), "#pragma once", "",
@@ -184,6 +222,8 @@ def write(segments: list[bytes], rhos: list[float | None] | None, out: Path, are
     for i, r in enumerate(s.segments):
         if "signal" in r:
             body += [f"// exit {i}'s {s.signal} signal", *_signal_c(i, r["signal"])]
+    if s.monitor is not None:
+        body += _monitor_c(s.monitor)
     body += ["void AddOps(trecx::OpResolver& r) {", *(f"  r.{c}();" for c in s.ops), "}", "",
              "// graph, exit output, features output, feature bytes, threshold (int8 units), requantize,",
              "// scale_out, scale_in, zero_out, zero_in, exit signal",
@@ -194,7 +234,8 @@ def write(segments: list[bytes], rhos: list[float | None] | None, out: Path, are
                     f"{_f32(r['scale_in'])}, {r['zero_out']}, {r['zero_in']}, "
                     f"{'&kSignal' + str(i) if 'signal' in r else 'nullptr'}}},")
     body += ["};", "", "}  // namespace", "",
-             "const trecx::ModelSpec kModel = {kSegments, kSegmentList, kClasses, kInputBytes, AddOps};", "",
+             "const trecx::ModelSpec kModel = {kSegments, kSegmentList, kClasses, kInputBytes, AddOps"
+             f"{', &kMonitor' if s.monitor is not None else ''}}};", "",
              f"}}  // namespace {namespace}", ""]
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("trecx_model.h", "\n".join(header)), ("trecx_model.cc", "\n".join(body))):

@@ -278,6 +278,12 @@ def emulate(elf: Path, cpu: str, timeout: float = 1800) -> dict:
                                    "segments": [int(t) * per_tick for t in f[4:]]})
         elif f[0] == "H":  # the FNV-1a hash of the sample's output bytes (firmware/bench.cc)
             out["samples"][int(f[1])]["bytes_fnv1a"] = f[2]
+        elif f[0] == "M":  # the field monitor's status, audit and statistic (hex of the double's bits)
+            out["samples"][int(f[1])] |= {"status": int(f[2]), "audited": bool(int(f[3])), "statistic": f[4],
+                                          "monitor": int(f[5]) * per_tick}
+        elif f[0] == "C":
+            out["monitor"] = dict(zip(("samples", "audits", "audited_early", "disagreements", "alarm_sample",
+                                       "state_bytes"), map(int, f[1:]), strict=True))
         elif f[0] == "P":
             out["ops"].setdefault(int(f[1]), []).append({"index": int(f[2]), "op": f[3],
                                                          "instructions": int(f[4]) * per_tick})

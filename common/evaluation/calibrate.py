@@ -35,6 +35,7 @@ from . import sweep
 from .pvalues import p_values
 
 OUTPUTS_FLOAT, OUTPUTS_INT8 = "float Keras outputs", "int8 graph outputs"  # Calibration.outputs
+LABEL_FREE = "binomial (label-free)"  # the method of `calibrate_label_free`
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,7 @@ def calibrate_label_free(probs: list[np.ndarray], costs: list[float], max_disagr
     rho, certified = fixed_sequence(p, rhos, mflops, delta)
     tested = np.argsort(-rhos, kind="stable")[: len(certified) + 1]
     return Calibration(rho, tuple(certified), {float(rhos[k]): float(p[k]) for k in tested}, max_disagreement,
-                       delta, "binomial (label-free)", samples=f"{n} unlabelled samples")
+                       delta, LABEL_FREE, samples=f"{n} unlabelled samples")
 
 
 def naive_rho(probs: list[np.ndarray], labels: np.ndarray, costs: list[float], base_right: np.ndarray,

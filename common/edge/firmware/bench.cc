@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "trecx_model.h"
 #include "trecx_runner.h"
@@ -119,6 +120,19 @@ int main() {
     printf("S %d %d %d", s, r.exit, r.label);
     for (int i = 0; i < segments; ++i) printf(" %lu", static_cast<unsigned long>(g_net.segment_ticks(i)));
     printf("\nH %d %08lx\n", s, static_cast<unsigned long>(g_hash));
+    if (trecx_model::kModel.monitor != nullptr) {  // the monitor's status and statistic, to the bit
+      uint64_t bits;
+      const double statistic = g_net.monitor().statistic;
+      memcpy(&bits, &statistic, sizeof(bits));
+      printf("M %d %d %d %08lx%08lx %lu\n", s, r.status, r.audited ? 1 : 0, static_cast<unsigned long>(bits >> 32),
+             static_cast<unsigned long>(bits & 0xFFFFFFFFu), static_cast<unsigned long>(g_net.monitor_ticks()));
+    }
+  }
+  if (trecx_model::kModel.monitor != nullptr) {
+    const trecx::MonitorState& m = g_net.monitor();
+    printf("C %lu %lu %lu %lu %ld %lu\n", static_cast<unsigned long>(m.samples), static_cast<unsigned long>(m.audits),
+           static_cast<unsigned long>(m.audited_early), static_cast<unsigned long>(m.disagreements),
+           static_cast<long>(m.alarm_sample), static_cast<unsigned long>(sizeof(trecx::MonitorState)));
   }
 #if TRECX_PROFILE
   for (int i = 0; i < segments; ++i) g_profilers[i].Print(i);

@@ -50,6 +50,13 @@ TfLiteStatus EarlyExit::Init(uint8_t* arena, size_t arena_bytes, tflite::MicroPr
   spec_.add_ops(resolver_);
   allocator_ = tflite::MicroAllocator::Create(arena, arena_bytes);
   if (allocator_ == nullptr) return kTfLiteError;
+  if (spec_.monitor != nullptr) {
+    const MonitorSpec& m = *spec_.monitor;
+    if (m.bets < 1 || m.bets > kMaxBets || m.seed == 0) return kTfLiteError;
+    state_.rng = m.seed;
+    state_.alarm_sample = -1;
+    state_.statistic = 1.0;
+  }
   for (int i = 0; i < spec_.segments; ++i) {
     interpreters_[i] = new (storage_[i]) tflite::MicroInterpreter(
         tflite::GetModel(spec_.segment[i].graph), resolver_, allocator_, nullptr,
@@ -94,9 +101,63 @@ int64_t ExitScore(const ExitSignal& g, const int8_t* q, int n) {
 
 size_t EarlyExit::arena_used_bytes() const { return interpreters_[0]->arena_used_bytes(); }
 
+// Whether a sample leaves at early exit i: its largest score (or its signal's integer score) reaches the threshold
+// in force (the fallback's after an alarm).
+bool EarlyExit::Leaves(int i, const int8_t* scores, int score) const {
+  const Segment& s = spec_.segment[i];
+  const MonitorSpec* m = spec_.monitor;
+  const bool fallen = m != nullptr && state_.alarm_sample >= 0;
+  if (s.signal) {
+    if (fallen && m->fallback_signal == nullptr) return false;
+    return ExitScore(*s.signal, scores, spec_.classes) >= (fallen ? m->fallback_signal[i] : s.signal->threshold);
+  }
+  if (fallen && m->fallback == nullptr) return false;
+  return static_cast<double>(score) >= (fallen ? m->fallback[i] : s.threshold);
+}
+
+// One audit's outcome into the monitor's statistic (the Python runtime's evaluation.monitor.Watch.observe, in the
+// same order of the same double operations); whether the alarm is raised.
+bool EarlyExit::Observe(bool early, bool disagree) {
+  const MonitorSpec& m = *spec_.monitor;
+  const bool d = early && disagree;
+  state_.audits += 1;
+  state_.audited_early += early ? 1 : 0;
+  state_.disagreements += d ? 1 : 0;
+  const double t = static_cast<double>(state_.audits);
+  const double w = 1.0 / (t * (t + 1.0));
+  double total = 0.0;
+  for (int j = 0; j < m.bets; ++j) {
+    state_.wealth[j] = (state_.wealth[j] + w) * (d ? m.up[j] : m.down[j]);
+    total = total + state_.wealth[j];
+  }
+  state_.statistic = total / static_cast<double>(m.bets) + 1.0 / (t + 1.0);
+  if (state_.statistic >= m.alarm_at) {
+    state_.alarm_sample = static_cast<int32_t>(state_.samples) - 1;
+    return true;
+  }
+  return false;
+}
+
 Result EarlyExit::Run(const int8_t* input) {
-  Result r = {0, 0, 0};
+  Result r = {0, 0, 0, kUnmonitored, false};
   const int8_t* features = nullptr;
+  bool audit = false;
+  monitor_ticks_ = 0;
+  if (spec_.monitor != nullptr) {
+    const uint32_t start = clock_ ? clock_() : 0;
+    state_.samples += 1;
+    if (state_.alarm_sample < 0) {
+      uint32_t x = state_.rng;
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      state_.rng = x;
+      audit = static_cast<uint64_t>(x) < spec_.monitor->audit_cut;
+    }
+    if (clock_) monitor_ticks_ = clock_() - start;
+  }
+  bool left = false;
+  int final_label = 0, final_score = 0;
   for (int i = 0; i < spec_.segments; ++i) ticks_[i] = 0;
   for (int i = 0; i < spec_.segments; ++i) {
     const uint32_t start = clock_ ? clock_() : 0;
@@ -113,17 +174,27 @@ Result EarlyExit::Run(const int8_t* input) {
       return r;
     }
     const int8_t* scores = it.output(s.exit_output)->data.int8;
-    ArgMax(scores, spec_.classes, &r.label, &r.score);
-    r.exit = i;
     const bool last = i + 1 == spec_.segments;
-    const bool leave = last || (s.signal ? ExitScore(*s.signal, scores, spec_.classes) >= s.signal->threshold
-                                         : static_cast<double>(r.score) >= s.threshold);
-    // the map stays put: nothing writes the arena until HandOver
-    features = leave ? nullptr : it.output(s.features_output)->data.int8;
+    ArgMax(scores, spec_.classes, &final_label, &final_score);
+    if (!left && (last || Leaves(i, scores, final_score))) {
+      left = true;
+      r.label = final_label;
+      r.score = final_score;
+      r.exit = i;
+    }
+    // an audited sample runs on past its exit; the map stays put: nothing writes the arena until HandOver
+    const bool goes_on = !last && (!left || audit);
+    features = goes_on ? it.output(s.features_output)->data.int8 : nullptr;
     if (clock_) ticks_[i] = clock_() - start;
-    if (observer_) observer_(i, scores, spec_.classes, features, leave ? 0 : s.feature_bytes);
-    if (leave) return r;
+    if (observer_) observer_(i, scores, spec_.classes, features, goes_on ? s.feature_bytes : 0);
+    if (!goes_on) break;
   }
+  if (spec_.monitor == nullptr) return r;
+  r.audited = audit;
+  const uint32_t start = clock_ ? clock_() : 0;
+  const bool raised = audit && Observe(r.exit + 1 < spec_.segments, r.label != final_label);
+  if (clock_) monitor_ticks_ += clock_() - start;
+  r.status = raised ? kAlarm : (state_.alarm_sample >= 0 ? kFallback : kWatching);
   return r;
 }
 

@@ -15,7 +15,8 @@
 // early exit needs no copy buffer: its arena is the segments' persistent data plus the largest activations.
 // A sample leaves at the first exit whose largest int8 score reaches that exit's threshold, the threshold the
 // toolkit certified (rho in the int8 output's units: rho / scale + zero), or, under another exit signal
-// (ExitSignal), whose integer score reaches its integer threshold.
+// (ExitSignal), whose integer score reaches its integer threshold. A field monitor (MonitorSpec) may audit samples
+// and fall back after an alarm.
 #pragma once
 
 #include <cstddef>
@@ -46,6 +47,37 @@ struct ExitSignal {
 };
 int64_t ExitScore(const ExitSignal& signal, const int8_t* scores, int classes);
 
+// The field monitor (docs/field.md; the Python runtime's evaluation.monitor, computed alike to the bit): a seeded
+// xorshift32 draw per sample audits a fraction of the samples; an audited sample that left early runs on to the
+// final exit, and the monitor bets, per audit, against "the early class differs from the final one no more often
+// than the certified level": wealth_j = (wealth_j + 1 / (t (t + 1))) * (disagree ? up_j : down_j),
+// statistic = sum_j wealth_j / bets + 1 / (t + 1), in IEEE-754 double. At statistic >= alarm_at (1 / alpha) the
+// alarm latches: from the next sample on the fallback thresholds apply (nullptr: the full network) and no sample
+// is audited.
+constexpr int kMaxBets = 8;
+struct MonitorSpec {
+  uint32_t seed;                    // the xorshift32 state at the start (nonzero)
+  uint64_t audit_cut;               // a sample is audited when its draw < audit_cut (2^32: every sample)
+  int bets;
+  const double* up;                 // per bet: the wealth factor on a disagreement
+  const double* down;               // ... and on an agreement
+  double alarm_at;                  // 1 / alpha
+  const double* fallback;           // per early exit: the int8 threshold after an alarm; nullptr: the full network
+  const int64_t* fallback_signal;   // per early exit under an ExitSignal: its integer threshold after an alarm
+};
+// What the user's firmware reads (EarlyExit::monitor()).
+struct MonitorState {
+  uint32_t rng;
+  uint32_t samples;        // samples seen
+  uint32_t audits;         // samples audited
+  uint32_t audited_early;  // audited samples that had left early (each ran the rest of the network)
+  uint32_t disagreements;  // audits whose early class was not the final exit's
+  int32_t alarm_sample;    // the sample (0-based) the alarm came at; -1: none
+  double statistic;        // the evidence against the certified level (1 at the start)
+  double wealth[kMaxBets];
+};
+enum Status { kUnmonitored = 0, kWatching = 1, kAlarm = 2, kFallback = 3 };
+
 // One segment: graph i maps the previous segment's feature map (the input, for the first) to its exit's scores
 // and, except for the last, the feature map the next segment reads.
 struct Segment {
@@ -66,6 +98,7 @@ struct ModelSpec {
   int classes;
   int input_bytes;         // int8 input of segment 0
   void (*add_ops)(OpResolver&);  // registers the builtin operators the graphs use
+  const MonitorSpec* monitor = nullptr;  // the field monitor; nullptr: none
 };
 
 // Called after segment i ran, outside its ticks: its exit's int8 scores and, when the sample goes on, the feature map
@@ -76,6 +109,8 @@ struct Result {
   int label;  // the predicted class
   int exit;   // 0 .. k-1: that early exit; k: the final exit
   int score;  // the largest int8 score of that exit
+  int status;    // Status: kUnmonitored, or kWatching, kAlarm (raised at this sample), kFallback (after it)
+  bool audited;  // the monitor audited this sample (when it left early, the rest of the network ran too)
 };
 
 class EarlyExit {
@@ -93,6 +128,9 @@ class EarlyExit {
   void SetClock(uint32_t (*clock)()) { clock_ = clock; }
   uint32_t segment_ticks(int i) const { return ticks_[i]; }
   void SetObserver(Observer observer) { observer_ = observer; }
+  const MonitorState& monitor() const { return state_; }
+  // With a clock: what the monitor's own work (the audit draw, the statistic) took in the last Run.
+  uint32_t monitor_ticks() const { return monitor_ticks_; }
 
  private:
   const ModelSpec& spec_;
@@ -103,6 +141,10 @@ class EarlyExit {
   uint32_t (*clock_)() = nullptr;
   Observer observer_ = nullptr;
   uint32_t ticks_[kMaxSegments] = {};
+  MonitorState state_ = {};
+  uint32_t monitor_ticks_ = 0;
+  bool Leaves(int i, const int8_t* scores, int score) const;
+  bool Observe(bool early, bool disagree);
 };
 
 }  // namespace trecx
