@@ -97,8 +97,9 @@ def study(cfg: FieldConfig, task: tasks.Task, fd: tasks.FieldData, x_cal: np.nda
     `firmware_samples`, the monitor on the board; written to `out`/field.json (with config.json beside it)."""
     name = folder.name
     d = field.deployed(folder)
-    if d is None:
-        log.info("%s certified nothing: left out", name)
+    if d is None or len(set(d.rhos)) != 1:
+        log.info("%s: %s: left out", name, "certified nothing" if d is None else
+                 "a threshold per exit (the monitor's level is certified for one shared threshold)")
         return None
     q = field.level(d, x_cal, cfg.delta)
     if q is None:

@@ -90,8 +90,10 @@ def targets(task: str, shift_rows: list[dict], stream_rows: list[dict], boards: 
                        f"{ind[name]['audited_early_share']:.4f} audited early exits per sample x {per_audit:.0f} "
                        f"instructions + {b['monitor_instructions_per_sample']:.0f} of the monitor's own per sample; "
                        f"board stream bit-exact: {b['bit_exact']}", deployment=name))
-        out.append(row(f"{name}: the monitor on the board alarms at the host's sample", task,
-                       b["alarm_sample_board"], b["alarm_sample_host"],
+        alarm = (f"the alarm at sample {b['alarm_sample_host']}" if b["alarm_sample_host"] >= 0
+                 else "no alarm in this stream on either")
+        out.append(row(f"{name}: the monitor on the board as on the host (every sample's status, audit and statistic "
+                       "to the bit; the alarm's sample)", task, b["alarm_sample_board"], b["alarm_sample_host"],
                        b["bit_exact"] and b["alarm_sample_board"] == b["alarm_sample_host"],
-                       f"{b['samples']} samples, {b['stream']}", deployment=name))
+                       f"{b['samples']} samples, {b['stream']}; {alarm}", deployment=name))
     return out

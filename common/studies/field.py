@@ -160,4 +160,4 @@ def shift_row(o: Outcomes, d: Deployed) -> dict:
 def level(d: Deployed, x_cal: np.ndarray, delta: float) -> float | None:
     """The certified disagreement level of `d`'s shared threshold on the calibration split's int8 outputs on TFLM
     (`monitor.certified_level`: label-free, whichever certificate chose the threshold)."""
-    return board.monitor_level(d.segments, x_cal, d.rhos[0] if len(set(d.rhos)) == 1 else d.rhos, delta, d.signal)
+    return board.monitor_level(d.segments, x_cal, d.rhos, delta, d.signal)
