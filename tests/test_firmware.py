@@ -352,6 +352,17 @@ def test_a_monitor_needs_a_level_and_marks_every_prediction(graphs_and_data):
     assert s.audits == sum(p.audited for p in got) and s.samples == len(stream) and s.disagreements >= 1
 
 
+def test_a_label_free_calibration_gives_the_monitor_its_level(graphs_and_data):
+    from common.evaluation.calibrate import LABEL_FREE, OUTPUTS_INT8, Calibration
+
+    segments, _, _, _ = graphs_and_data
+    free = Calibration(0.5, (0.5,), {}, 0.2, 0.05, LABEL_FREE, outputs=OUTPUTS_INT8)
+    assert api.runtime(segments, free, monitor=api.Monitor()).monitor.spec.level == 0.2
+    labelled = Calibration(0.5, (0.5,), {}, 0.2, 0.05, "wsr", outputs=OUTPUTS_INT8)
+    with pytest.raises(ValueError, match="needs a certified level"):
+        api.runtime(segments, labelled, monitor=api.Monitor())
+
+
 def test_the_monitor_level_and_sources_come_from_the_api(graphs_and_data, tmp_path: Path):
     from common.evaluation.monitor import LEVELS
 
