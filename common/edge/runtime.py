@@ -57,15 +57,15 @@ class MultiExitRuntime:
         self.tables, self.int_thresholds, self.zeros, self.scored = [], [], [], []  # scored: (classes, scale)
         if self.signal is not None:
             signal.check_exits(len(self.rhos))
-            for k, (seg, name, rho) in enumerate(zip(self.segments, self.exits, self.rhos, strict=False)):
+            for k, (seg, name) in enumerate(zip(self.segments, self.exits[:-1], strict=False)):
                 scale, zero = seg.outputs[name]["quantization"]
                 if not scale:
                     raise ValueError(f"the {signal.name} signal runs on int8 graphs; exit {name} outputs floats")
                 classes = int(np.prod(seg.outputs[name]["shape"]))
                 self.tables.append(signal.tables(k, classes, scale, zero))
                 self.scored.append((classes, scale))
-                self.int_thresholds.append(signal.int_threshold(rho, k, classes, scale))
                 self.zeros.append(int(zero))
+            self.int_thresholds = self._int_units(self.rhos)
         self.requantize = []  # per hand-over: whether the next segment requantizes the map
         for a, b in zip(self.segments, self.segments[1:], strict=False):
             (s_out, z_out), (s_in, z_in) = a.outputs["features"]["quantization"], b.input["quantization"]
@@ -128,9 +128,12 @@ class MultiExitRuntime:
             return None
         rhos = self.monitor.spec.fallback
         rhos = [float("inf")] * len(self.rhos) if rhos is None else list(rhos)
-        ints = None if self.signal is None else [self.signal.int_threshold(r, k, c, sc) for k, (r, (c, sc)) in
-                                                  enumerate(zip(rhos, self.scored, strict=True))]
-        return self._units(rhos), ints
+        return self._units(rhos), None if self.signal is None else self._int_units(rhos)
+
+    def _int_units(self, rhos: list[float]) -> list[int]:
+        """Under another exit signal: each early exit's rho as the integer score it must reach."""
+        return [self.signal.int_threshold(r, k, c, sc) for k, (r, (c, sc)) in
+                enumerate(zip(rhos, self.scored, strict=True))]
 
     def _fall_back(self) -> None:
         self.thresholds, ints = self.fallback()
@@ -160,12 +163,8 @@ class MultiExitRuntime:
 
     def all_exits(self, x: np.ndarray) -> list[np.ndarray]:
         """Every exit's probabilities, every segment run: for evaluation and threshold sweeps."""
-        seg, out = self._first(x), []
-        for i in range(len(self.segments)):
-            out.append(seg.dequantize(self.exits[i], seg.get(self.exits[i])))
-            if i + 1 < len(self.segments):
-                seg = self._next(i)
-        return out
+        return [seg.dequantize(name, raw) for seg, name, raw in zip(self.segments, self.exits, self.raw_exits(x),
+                                                                    strict=True)]
 
     def outputs(self, rows) -> list[np.ndarray]:
         """`all_exits` over `rows` (an array, or any iterable of rows such as a progress bar over one): each

@@ -23,7 +23,7 @@ double additions, multiplications and divisions in the same order in numpy-free 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,8 +48,7 @@ class Monitor:
 
     def checked(self, level: float | None = None) -> Monitor:
         """These settings with `level` filled in where none was given, or a one-line ValueError."""
-        m = self if self.level is not None or level is None else Monitor(level, self.alpha, self.audit, self.seed,
-                                                                          self.bets, self.fallback)
+        m = self if self.level is not None or level is None else replace(self, level=level)
         if m.level is None:
             raise ValueError("a monitor needs a certified level: give Monitor(level=...) from "
                              "monitor.certified_level, or a label-free Calibration (whose budget is the level)")

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 
 from ..evaluation.monitor import Monitor, Watch
 from .field import Deployed, Outcomes
+from .resplit import clopper_pearson
 
 
 @dataclass
@@ -56,13 +56,6 @@ def switching(rng, clean: int, moved: int, switch: int, after: int) -> np.ndarra
     return np.concatenate([rng.integers(0, clean, switch), clean + rng.integers(0, moved, after)])
 
 
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> list[float]:
-    a = (1 - level) / 2
-    lo = stats.beta.ppf(a, k, n - k + 1) if k else 0.0
-    hi = stats.beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0
-    return [float(lo), float(hi)]
-
-
 def in_distribution(o: Outcomes, d: Deployed, spec: Monitor, streams: int, length: int, seed: int = 0) -> dict:
     """False alarms over `streams` in-distribution streams of `length` samples (each its own draw of samples and
     its own audit seed), and what the audits cost."""
@@ -75,7 +68,7 @@ def in_distribution(o: Outcomes, d: Deployed, spec: Monitor, streams: int, lengt
         early_share.append(r.audited_early / length)
         cost.append(r.cost.mean())
     return {"streams": streams, "stream_length": length, "false_alarms": alarms,
-            "false_alarm_rate": alarms / streams, "false_alarm_rate_ci95": clopper_pearson(alarms, streams),
+            "false_alarm_rate": alarms / streams, "false_alarm_rate_ci95": list(clopper_pearson(alarms, streams)),
             "audited_share": float(np.mean(audit_share)), "audited_early_share": float(np.mean(early_share)),
             "mflops_per_sample": float(np.mean(cost))}
 
